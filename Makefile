@@ -1,0 +1,36 @@
+# `make demo` and `make test` work on a fresh machine: they create (or reuse) .venv and
+# install what they need from this project's own files.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The exact torch build the project is tested with (a CPU wheel); the package's own
+# `torch` extra keeps a lenient lower bound.
+TORCH := torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test typecheck venv proto clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet -e ".[dev,examples]" "$(TORCH)"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m fedlab.demo
+
+test: $(STAMP)
+	$(PY) -m mypy
+	$(PY) -m pytest -q
+
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
+proto: $(STAMP)
+	$(PY) scripts/generate_proto.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info
