@@ -1,0 +1,139 @@
+"""`FedAvg`: federated averaging weighted by the number of examples (McMahan et al., 2017)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+from fedlab.errors import StrategyError
+from fedlab.message import Message, MessageType
+from fedlab.records import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
+from fedlab.server.grid import Grid
+from fedlab.strategy._aggregate import (
+    reply_weight,
+    single_record,
+    weighted_average_arrays,
+    weighted_average_metrics,
+)
+from fedlab.strategy.strategy import Strategy
+
+__all__ = ["FedAvg", "MetricsAggregationFn"]
+
+#: Combines the replies' contents into one MetricRecord: ``fn(contents, weighted_by_key)``.
+MetricsAggregationFn = Callable[[Sequence[RecordDict], str], MetricRecord]
+
+
+class FedAvg(Strategy):
+    """Federated averaging: the new global arrays are the replies' mean weighted by examples.
+
+    For replies with arrays :math:`w_k` and example counts :math:`n_k`, the aggregate is
+    :math:`\\sum_k n_k w_k / \\sum_k n_k`, accumulated in float64 in reply order.
+
+    Parameters
+    ----------
+    fraction_train, fraction_evaluate
+        Share of available nodes sampled for training / evaluation each round
+        (``fraction_evaluate=0`` turns client evaluation off).
+    min_train_nodes, min_evaluate_nodes
+        Least nodes sampled, and least successful replies needed to aggregate.
+    min_available_nodes
+        Least nodes that must be connected before a round starts.
+    weighted_by_key
+        The metric each reply uses to report its weight.
+    arrayrecord_key, configrecord_key
+        Names of the records sent to clients.
+    train_metrics_aggr_fn, evaluate_metrics_aggr_fn
+        Replace the default weighted average of the replies' metrics.
+    """
+
+    def __init__(
+        self,
+        *,
+        fraction_train: float = 1.0,
+        fraction_evaluate: float = 1.0,
+        min_train_nodes: int = 2,
+        min_evaluate_nodes: int = 2,
+        min_available_nodes: int = 2,
+        weighted_by_key: str = "num-examples",
+        arrayrecord_key: str = "arrays",
+        configrecord_key: str = "config",
+        train_metrics_aggr_fn: MetricsAggregationFn | None = None,
+        evaluate_metrics_aggr_fn: MetricsAggregationFn | None = None,
+    ) -> None:
+        super().__init__()
+        for name, value in (("fraction_train", fraction_train), ("fraction_evaluate", fraction_evaluate)):
+            if not 0.0 <= value <= 1.0:
+                raise StrategyError(f"{name} must be between 0 and 1, got {value!r}.")
+        for name, count in (
+            ("min_train_nodes", min_train_nodes),
+            ("min_evaluate_nodes", min_evaluate_nodes),
+            ("min_available_nodes", min_available_nodes),
+        ):
+            if not isinstance(count, int) or count < 0:
+                raise StrategyError(f"{name} must be a non-negative int, got {count!r}.")
+        self.fraction_train = fraction_train
+        self.fraction_evaluate = fraction_evaluate
+        self.min_train_nodes = min_train_nodes
+        self.min_evaluate_nodes = min_evaluate_nodes
+        self.min_available_nodes = min_available_nodes
+        self.weighted_by_key = weighted_by_key
+        self.arrayrecord_key = arrayrecord_key
+        self.configrecord_key = configrecord_key
+        self.train_metrics_aggr_fn = train_metrics_aggr_fn or weighted_average_metrics
+        self.evaluate_metrics_aggr_fn = evaluate_metrics_aggr_fn or weighted_average_metrics
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        """Send the global arrays and the config to a sample of nodes."""
+        nodes = self.sample_nodes(grid, self.fraction_train, self.min_train_nodes, self.min_available_nodes)
+        return self._instructions(grid, nodes, arrays, config, MessageType.TRAIN, server_round)
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        """Average the successful replies' arrays weighted by ``weighted_by_key``.
+
+        Returns ``(None, None)`` when fewer than ``min_train_nodes`` replies succeeded.
+        """
+        ok = [r for r in replies if not r.has_error()]
+        if not ok or len(ok) < self.min_train_nodes:
+            return None, None
+        weighted = (
+            (r.metadata.src_node_id, single_record(r, ArrayRecord)[1], reply_weight(r, self.weighted_by_key))
+            for r in ok
+        )
+        arrays = weighted_average_arrays(weighted)
+        metrics = self.train_metrics_aggr_fn([r.content for r in ok], self.weighted_by_key)
+        return arrays, metrics
+
+    def configure_evaluate(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        """Send the global arrays to a sample of nodes for evaluation."""
+        nodes = self.sample_nodes(
+            grid, self.fraction_evaluate, self.min_evaluate_nodes, self.min_available_nodes
+        )
+        return self._instructions(grid, nodes, arrays, config, MessageType.EVALUATE, server_round)
+
+    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
+        """Average the successful replies' metrics weighted by ``weighted_by_key``."""
+        ok = [r for r in replies if not r.has_error()]
+        if not ok or len(ok) < self.min_evaluate_nodes:
+            return None
+        return self.evaluate_metrics_aggr_fn([r.content for r in ok], self.weighted_by_key)
+
+    def _instructions(
+        self,
+        grid: Grid,
+        nodes: Sequence[int],
+        arrays: ArrayRecord,
+        config: ConfigRecord,
+        message_type: str,
+        server_round: int,
+    ) -> list[Message]:
+        # One RecordDict for everyone: the simulation hands each client its own copy.
+        content = RecordDict({self.arrayrecord_key: arrays, self.configrecord_key: config})
+        return [
+            grid.create_message(content, message_type, node_id, group_id=str(server_round))
+            for node_id in nodes
+        ]

@@ -1,0 +1,278 @@
+"""`Strategy`: what to send to which nodes each round, and how to combine the replies."""
+
+from __future__ import annotations
+
+import random
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from fedlab.errors import StrategyError
+from fedlab.events import Evaluated, EventBus, RoundAggregated, RoundStarted, StrategyReport
+from fedlab.message import Message
+from fedlab.records import ArrayRecord, ConfigRecord, MetricRecord
+from fedlab.server.grid import Grid
+from fedlab.server.result import Result
+
+__all__ = ["ConfigSource", "EvaluateFn", "Strategy"]
+
+#: Server-side evaluation: ``evaluate_fn(round, arrays) -> MetricRecord | None``.
+EvaluateFn = Callable[[int, ArrayRecord], "MetricRecord | Mapping[str, Any] | None"]
+#: A round's config: fixed, or computed from the round number.
+ConfigSource = ConfigRecord | Mapping[str, Any] | Callable[[int], "ConfigRecord | Mapping[str, Any]"]
+
+
+class Strategy(ABC):
+    """Base of every strategy: four hooks and the :meth:`start` loop that drives them.
+
+    Subclasses implement ``configure_train``, ``aggregate_train``, ``configure_evaluate``
+    and ``aggregate_evaluate``. They talk only to a :class:`~fedlab.server.Grid`, so the
+    same strategy runs in simulation and in deployment. They never print: they report
+    through events (:meth:`report`).
+    """
+
+    def __init__(self) -> None:
+        self.rng = random.Random()
+        self._events: EventBus | None = None
+        self._run_id = 0
+
+    # -- the four hooks -----------------------------------------------------------------
+
+    @abstractmethod
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        """Return the training instructions for this round."""
+
+    @abstractmethod
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        """Combine training replies (failed ones included) into new arrays and metrics.
+
+        Return ``None`` arrays to keep the current global arrays for this round.
+        """
+
+    @abstractmethod
+    def configure_evaluate(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        """Return the evaluation instructions for this round (may be empty)."""
+
+    @abstractmethod
+    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
+        """Combine evaluation replies into metrics."""
+
+    # -- helpers for subclasses ---------------------------------------------------------
+
+    def report(self, server_round: int, **info: Any) -> None:
+        """Tell observers what the strategy did this round (a StrategyReport event)."""
+        if self._events is not None:
+            self._events.emit(
+                StrategyReport(
+                    run_id=self._run_id, round=server_round, strategy=type(self).__name__, info=info
+                )
+            )
+
+    def sample_nodes(
+        self, grid: Grid, fraction: float, min_nodes: int, min_available: int, timeout: float = 60.0
+    ) -> list[int]:
+        """Sample ``max(int(fraction * available), min_nodes)`` nodes with :attr:`rng`.
+
+        Node ids are sorted before sampling so the choice depends only on the seed.
+        """
+        if fraction <= 0.0:
+            return []
+        available = sorted(grid.wait_for_nodes(max(min_available, min_nodes), timeout))
+        count = max(int(len(available) * fraction), min_nodes)
+        if count > len(available):
+            raise StrategyError(
+                f"{type(self).__name__} needs {count} nodes this round but only {len(available)} are "
+                "available; lower min_train_nodes/min_evaluate_nodes or add clients."
+            )
+        return self.rng.sample(available, count)
+
+    def summary(self) -> str:
+        """One line describing this strategy and its settings."""
+        settings = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_") and k != "rng")
+        return f"{type(self).__name__}({settings})"
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def start(
+        self,
+        grid: Grid,
+        initial_arrays: ArrayRecord,
+        num_rounds: int = 3,
+        *,
+        timeout: float | None = 3600.0,
+        train_config: ConfigSource | None = None,
+        evaluate_config: ConfigSource | None = None,
+        evaluate_fn: EvaluateFn | None = None,
+        seed: int | None = None,
+    ) -> Result:
+        """Run ``num_rounds`` rounds of training (and evaluation) on ``grid``.
+
+        Each round: sample nodes and send them the global arrays and the round's config
+        (with ``server-round`` added), wait at most ``timeout`` seconds for replies,
+        aggregate them, evaluate with the clients if the strategy asks for it, and call
+        ``evaluate_fn(round, arrays)`` on the server (also once before round 1, as round 0).
+        The loop stops early, after a complete round, when ``grid.request_stop()`` is called.
+
+        Parameters
+        ----------
+        grid
+            Where the nodes are.
+        initial_arrays
+            The global model before round 1.
+        num_rounds
+            How many rounds to run.
+        timeout
+            Seconds to wait for each phase's replies; late nodes count as failed.
+        train_config, evaluate_config
+            Sent to clients in the ``config`` record: a ConfigRecord, a dict, or a function of
+            the round number returning one.
+        evaluate_fn
+            Server-side evaluation after every round.
+        seed
+            Seeds node sampling; the same seed gives the same choices.
+        """
+        if not isinstance(initial_arrays, ArrayRecord):
+            raise StrategyError(
+                f"initial_arrays must be an ArrayRecord, got {type(initial_arrays).__name__}; "
+                "wrap your model's parameters, e.g. ArrayRecord(model.state_dict())."
+            )
+        if not isinstance(num_rounds, int) or num_rounds < 0:
+            raise StrategyError(f"num_rounds must be a non-negative int, got {num_rounds!r}.")
+        if seed is not None:
+            self.rng.seed(seed)
+        self._events, self._run_id = grid.events, grid.run_id
+        arrays = initial_arrays
+        result: dict[str, dict[int, MetricRecord]] = {"train": {}, "evaluate": {}, "server": {}}
+        self._evaluate_on_server(evaluate_fn, 0, arrays, result["server"])
+        completed = 0
+        for rnd in range(1, num_rounds + 1):
+            if grid.stop_requested:
+                break
+            arrays = self._train_round(grid, rnd, arrays, train_config, timeout, result["train"])
+            self._evaluate_round(grid, rnd, arrays, evaluate_config, timeout, result["evaluate"])
+            self._evaluate_on_server(evaluate_fn, rnd, arrays, result["server"])
+            completed = rnd
+        return Result(
+            arrays=arrays,
+            train_metrics_clientapp=result["train"],
+            evaluate_metrics_clientapp=result["evaluate"],
+            evaluate_metrics_serverapp=result["server"],
+            rounds_completed=completed,
+            stopped_early=completed < num_rounds,
+        )
+
+    def _train_round(
+        self,
+        grid: Grid,
+        rnd: int,
+        arrays: ArrayRecord,
+        config: ConfigSource | None,
+        timeout: float | None,
+        metrics_by_round: dict[int, MetricRecord],
+    ) -> ArrayRecord:
+        started = time.perf_counter()
+        messages = list(self.configure_train(rnd, arrays, round_config(config, rnd), grid))
+        grid.events.emit(
+            RoundStarted(run_id=grid.run_id, round=rnd, phase="train", node_ids=_destinations(messages))
+        )
+        replies = grid.send_and_receive(messages, timeout=timeout) if messages else []
+        trained = time.perf_counter()
+        new_arrays, metrics = self.aggregate_train(rnd, replies)
+        failures = sum(r.has_error() for r in replies)
+        if metrics is not None:
+            metrics_by_round[rnd] = metrics
+        grid.events.emit(
+            RoundAggregated(
+                run_id=grid.run_id,
+                round=rnd,
+                metrics=dict(metrics or {}),
+                num_replies=len(replies) - failures,
+                num_failures=failures,
+                train_duration_s=trained - started,
+                aggregate_duration_s=time.perf_counter() - trained,
+                aggregated=new_arrays is not None,
+                reason="" if new_arrays is not None else (
+                    f"{len(replies) - failures} of {len(replies)} replies succeeded, too few to "
+                    "aggregate; the global arrays are unchanged this round"
+                ),
+            )
+        )
+        return new_arrays if new_arrays is not None else arrays
+
+    def _evaluate_round(
+        self,
+        grid: Grid,
+        rnd: int,
+        arrays: ArrayRecord,
+        config: ConfigSource | None,
+        timeout: float | None,
+        metrics_by_round: dict[int, MetricRecord],
+    ) -> None:
+        started = time.perf_counter()
+        messages = list(self.configure_evaluate(rnd, arrays, round_config(config, rnd), grid))
+        if not messages:
+            return
+        grid.events.emit(
+            RoundStarted(run_id=grid.run_id, round=rnd, phase="evaluate", node_ids=_destinations(messages))
+        )
+        replies = grid.send_and_receive(messages, timeout=timeout)
+        metrics = self.aggregate_evaluate(rnd, replies)
+        failures = sum(r.has_error() for r in replies)
+        if metrics is not None:
+            metrics_by_round[rnd] = metrics
+        grid.events.emit(
+            Evaluated(
+                run_id=grid.run_id,
+                round=rnd,
+                source="clients",
+                metrics=dict(metrics or {}),
+                duration_s=time.perf_counter() - started,
+                num_replies=len(replies) - failures,
+                num_failures=failures,
+            )
+        )
+
+    def _evaluate_on_server(
+        self,
+        evaluate_fn: EvaluateFn | None,
+        rnd: int,
+        arrays: ArrayRecord,
+        metrics_by_round: dict[int, MetricRecord],
+    ) -> None:
+        if evaluate_fn is None:
+            return
+        started = time.perf_counter()
+        raw = evaluate_fn(rnd, arrays)
+        if raw is None:
+            return
+        metrics = raw if isinstance(raw, MetricRecord) else MetricRecord(dict(raw))
+        metrics_by_round[rnd] = metrics
+        if self._events is not None:
+            self._events.emit(
+                Evaluated(
+                    run_id=self._run_id,
+                    round=rnd,
+                    source="server",
+                    metrics=dict(metrics),
+                    duration_s=time.perf_counter() - started,
+                )
+            )
+
+
+def round_config(source: ConfigSource | None, server_round: int) -> ConfigRecord:
+    """Return a fresh ConfigRecord for ``server_round`` with ``server-round`` set."""
+    raw = source(server_round) if callable(source) else source
+    config = ConfigRecord(dict(raw) if raw is not None else None)
+    config["server-round"] = server_round
+    return config
+
+
+def _destinations(messages: Iterable[Message]) -> tuple[int, ...]:
+    return tuple(m.metadata.dst_node_id for m in messages)
