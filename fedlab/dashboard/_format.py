@@ -1,0 +1,147 @@
+"""How numbers, metrics, durations and errors read in text: one place for every display.
+
+The terminal consoles and :meth:`fedlab.history.History.summary` share these helpers so a
+metric reads the same wherever it appears.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from fedlab.message import ErrorCode
+
+__all__ = [
+    "describe_error",
+    "format_metrics",
+    "format_number",
+    "format_seconds",
+    "pick_metrics",
+]
+
+#: How many metrics a one-line display shows before it gets too wide to read.
+MAX_METRICS = 4
+
+
+def format_number(value: Any) -> str:
+    """Format a metric value: ints as ints, floats with 4 decimals, lists shortened.
+
+    Very small or very large floats switch to 4 significant digits so they do not
+    print as ``0.0000`` or as a wall of digits.
+
+    Examples
+    --------
+    >>> format_number(72), format_number(0.912), format_number(1.5e-06), format_number(2.0e9)
+    ('72', '0.9120', '1.5e-06', '2e+09')
+    >>> format_number(float("nan")), format_number([0.5, 1, 2.25, 3])
+    ('nan', '[0.5000, 1, 2.2500, …]')
+    """
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return str(value)
+        if value == 0.0 or 1e-3 <= abs(value) < 1e6:
+            return f"{value:.4f}"
+        return f"{value:.4g}"
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        items = [format_number(v) for v in value[:3]]
+        return "[" + ", ".join(items) + (", …]" if len(value) > 3 else "]")
+    return str(value)
+
+
+def _preference(key: str) -> int:
+    # Loss and accuracy are what people watch; counters such as num-examples matter least.
+    lowered = key.lower()
+    if "loss" in lowered:
+        return 0
+    if "acc" in lowered:
+        return 1
+    if lowered.startswith("num"):
+        return 3
+    return 2
+
+
+def pick_metrics(
+    sections: Iterable[tuple[str, Mapping[str, Any]]], limit: int = MAX_METRICS
+) -> list[tuple[str, list[str]]]:
+    """Choose which metric keys to show: at most ``limit``, loss and accuracy first.
+
+    Sections take turns, so each one (train, evaluate, server) shows its most telling
+    metric before any shows its second. Empty sections are left out.
+
+    Examples
+    --------
+    >>> pick_metrics([("train", {"num-examples": 10, "loss": 0.3, "acc": 0.9}),
+    ...               ("server", {"accuracy": 0.8})], limit=3)
+    [('train', ['loss', 'acc']), ('server', ['accuracy'])]
+    """
+    ranked = [(name, sorted(metrics, key=_preference)) for name, metrics in sections if metrics]
+    chosen: dict[str, list[str]] = {name: [] for name, _ in ranked}
+    count, depth = 0, 0
+    while count < limit and any(depth < len(keys) for _, keys in ranked):
+        for name, keys in ranked:
+            if depth < len(keys) and count < limit:
+                chosen[name].append(keys[depth])
+                count += 1
+        depth += 1
+    # Keep each section's keys in preference order, as ranked.
+    return [(name, [k for k in keys if k in chosen[name]]) for name, keys in ranked]
+
+
+def format_metrics(
+    sections: Iterable[tuple[str, Mapping[str, Any]]], limit: int = MAX_METRICS
+) -> str:
+    """Render sections of metrics as ``train loss=0.4312  server accuracy=0.9120``.
+
+    Examples
+    --------
+    >>> format_metrics([("train", {"loss": 0.43123}), ("evaluate", {}),
+    ...                 ("server", {"accuracy": 0.912})])
+    'train loss=0.4312  server accuracy=0.9120'
+    """
+    sections = list(sections)
+    lookup = dict(sections)
+    parts = []
+    for name, keys in pick_metrics(sections, limit):
+        shown = " ".join(f"{key}={format_number(lookup[name][key])}" for key in keys)
+        parts.append(f"{name} {shown}")
+    return "  ".join(parts)
+
+
+def format_seconds(seconds: float) -> str:
+    """Render a duration: ``1.23s`` below ten seconds, ``12.3s`` below ten minutes, else ``12m 05s``.
+
+    Examples
+    --------
+    >>> format_seconds(1.234), format_seconds(12.34), format_seconds(725.0)
+    ('1.23s', '12.3s', '12m 05s')
+    """
+    if seconds < 10:
+        return f"{seconds:.2f}s"
+    if seconds < 600:
+        return f"{seconds:.1f}s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}m {rest:02d}s"
+
+
+def describe_error(code: int | None, reason: str | None) -> str:
+    """One line about a failed reply: the first line of its reason, else its code's name.
+
+    Examples
+    --------
+    >>> describe_error(2, "ValueError: bad shape\\nTraceback (most recent call last): ...")
+    'ValueError: bad shape'
+    >>> describe_error(7, ""), describe_error(99, None)
+    ('TIMEOUT', 'error code 99')
+    """
+    for line in (reason or "").splitlines():
+        if line.strip():
+            return line.strip()
+    try:
+        return ErrorCode(code).name if code is not None else "unknown error"
+    except ValueError:
+        return f"error code {code}"

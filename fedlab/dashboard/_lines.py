@@ -1,0 +1,66 @@
+"""The text lines a terminal display writes: run start, each round, each failure, run end."""
+
+from __future__ import annotations
+
+from fedlab.dashboard._format import describe_error, format_metrics, format_seconds
+from fedlab.dashboard._tracker import RoundState, RunTracker
+from fedlab.events import ClientReplied, RunFinished, RunStarted
+
+__all__ = ["failure_line", "finished_line", "round_line", "started_line"]
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
+def started_line(event: RunStarted) -> str:
+    """``run started: FedAvg, 10 rounds, 20 nodes`` (run ids are long random numbers)."""
+    rounds = _count(event.num_rounds, "round")
+    if event.start_round != 1:
+        rounds += f" from round {event.start_round}"
+    strategy = f"{event.strategy}, " if event.strategy else ""
+    return f"run started: {strategy}{rounds}, {_count(len(event.node_ids), 'node')}"
+
+
+def round_line(tracker: RunTracker, state: RoundState) -> str | None:
+    """``round 3/10  clients 20/20 (0 failed)  train loss=0.4312  1.23s``; None if empty."""
+    sections = state.sections()
+    if not state.sampled and state.aggregated is None and not any(m for _, m in sections):
+        return None  # only a strategy report or a straggler opened it: nothing to show
+    total = f"/{tracker.last_round}" if tracker.num_rounds else ""
+    parts = [f"round {state.round}{total}"]
+    if "train" in state.sampled or "train" in state.replied:
+        ok, bad = state.replied.get("train", 0), state.failed.get("train", 0)
+        parts.append(f"clients {ok}/{state.sampled.get('train', ok + bad)} ({bad} failed)")
+    if state.aggregated is False:
+        parts.append(f"not aggregated: {state.reason}" if state.reason else "not aggregated")
+    metrics = format_metrics(sections)
+    if metrics:
+        parts.append(metrics)
+    parts.append(format_seconds(state.duration_s))
+    return "  ".join(parts)
+
+
+def failure_line(event: ClientReplied) -> str:
+    """``client 17 failed in round 3 (train): ValueError: boom``."""
+    error = event.error
+    reason = describe_error(error.code, error.reason) if error else "no error"
+    return f"client {event.node_id} failed in round {event.round} ({event.phase}): {reason}"
+
+
+def finished_line(tracker: RunTracker, event: RunFinished) -> str:
+    """``run finished: 10 rounds in 12.3s, no client failures`` (or why it stopped)."""
+    done = event.rounds_completed
+    partial = event.error is not None or event.stopped_early
+    if partial and tracker.num_rounds:
+        rounds = f"{done} of {_count(tracker.num_rounds, 'round')}"
+    else:
+        rounds = _count(done, "round")
+    failures = (
+        _count(tracker.failures, "client failure") if tracker.failures else "no client failures"
+    )
+    head = "failed" if event.error else "stopped early" if event.stopped_early else "finished"
+    line = f"run {head}: {rounds} in {format_seconds(event.duration_s)}, {failures}"
+    if event.error:
+        line += f"; error: {describe_error(None, event.error)}"
+    return line

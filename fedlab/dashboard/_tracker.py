@@ -1,0 +1,122 @@
+"""Follow a run's events and tell a display when a round is complete.
+
+A round is complete once an event of a later round arrives, or the run finishes: until
+then an evaluation may still follow its aggregation. Not thread-safe on its own; each
+display feeds it under its own lock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fedlab.events import (
+    ClientReplied,
+    Evaluated,
+    Event,
+    RoundAggregated,
+    RoundStarted,
+    RunFinished,
+    RunStarted,
+)
+
+__all__ = ["RoundState", "RunTracker"]
+
+
+@dataclass
+class RoundState:
+    """What a display needs to know about one round."""
+
+    round: int
+    sampled: dict[str, int] = field(default_factory=dict)
+    replied: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    evaluate: dict[str, Any] = field(default_factory=dict)
+    server: dict[str, Any] = field(default_factory=dict)
+    duration_s: float = 0.0
+    aggregated: bool | None = None
+    reason: str = ""
+
+    def sections(self) -> list[tuple[str, dict[str, Any]]]:
+        """The round's metrics as (source, metrics) pairs, in display order."""
+        return [("train", self.train), ("evaluate", self.evaluate), ("server", self.server)]
+
+
+@dataclass
+class RunTracker:
+    """The state of the run a display follows: run facts plus the rounds still open."""
+
+    run_id: int | None = None
+    strategy: str = ""
+    num_rounds: int = 0
+    start_round: int = 1
+    num_nodes: int = 0
+    failures: int = 0
+    rounds_aggregated: int = 0
+    open: dict[int, RoundState] = field(default_factory=dict)
+    closed_upto: int = -1
+    latest: RoundState | None = None
+
+    @property
+    def last_round(self) -> int:
+        """The number of the run's last round (``num_rounds`` counts from ``start_round``)."""
+        return self.start_round + self.num_rounds - 1
+
+    @classmethod
+    def from_start(cls, event: RunStarted) -> RunTracker:
+        """A tracker for the run that ``event`` starts."""
+        return cls(
+            run_id=event.run_id,
+            strategy=event.strategy,
+            num_rounds=event.num_rounds,
+            start_round=event.start_round,
+            num_nodes=len(event.node_ids),
+        )
+
+    def feed(self, event: Event) -> list[RoundState]:
+        """Take in ``event`` (any but :class:`RunStarted`); return the rounds it completed."""
+        if isinstance(event, RunFinished):
+            return self._close(below=None)
+        number = getattr(event, "round", None)
+        if not isinstance(number, int):
+            return []
+        if isinstance(event, ClientReplied) and event.error is not None:
+            self.failures += 1
+        if number <= self.closed_upto:
+            return []  # a straggler of a round already shown
+        done = self._close(below=number)
+        state = self.open.setdefault(number, RoundState(number))
+        self._update(state, event)
+        return done
+
+    def _close(self, below: int | None) -> list[RoundState]:
+        numbers = sorted(r for r in self.open if below is None or r < below)
+        if numbers:
+            self.closed_upto = max(self.closed_upto, numbers[-1])
+        return [self.open.pop(r) for r in numbers]
+
+    def _update(self, state: RoundState, event: Event) -> None:
+        if isinstance(event, RoundStarted):
+            state.sampled[event.phase] = len(event.node_ids)
+            state.replied.setdefault(event.phase, 0)
+            state.failed.setdefault(event.phase, 0)
+        elif isinstance(event, ClientReplied):
+            counts = state.replied if event.error is None else state.failed
+            counts[event.phase] = counts.get(event.phase, 0) + 1
+        elif isinstance(event, RoundAggregated):
+            state.train = dict(event.metrics)
+            state.replied["train"], state.failed["train"] = event.num_replies, event.num_failures
+            state.duration_s += event.train_duration_s + event.aggregate_duration_s
+            state.aggregated, state.reason = event.aggregated, event.reason
+            self.rounds_aggregated += 1
+            self.latest = state
+        elif isinstance(event, Evaluated):
+            if event.source == "server":
+                state.server = dict(event.metrics)
+            else:
+                state.evaluate = dict(event.metrics)
+                state.replied["evaluate"] = event.num_replies
+                state.failed["evaluate"] = event.num_failures
+            state.duration_s += event.duration_s
+            self.latest = state

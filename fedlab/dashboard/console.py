@@ -1,0 +1,274 @@
+"""Terminal displays of a run: plain lines for logs and pipes, a rich live view for a TTY.
+
+Both are event-bus subscribers and may receive events from any thread.
+:func:`select_console` picks the right one for where the code runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from typing import TYPE_CHECKING, TextIO
+
+from fedlab.dashboard._format import format_metrics
+from fedlab.dashboard._lines import failure_line, finished_line, round_line, started_line
+from fedlab.dashboard._tracker import RunTracker
+from fedlab.errors import FederationError
+from fedlab.events import ClientReplied, Event, RoundStarted, RunFinished, RunStarted, Subscriber
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+    from rich.live import Live
+    from rich.progress import Progress, TaskID
+    from rich.text import Text
+
+__all__ = ["DISPLAYS", "PlainConsole", "RichConsole", "select_console"]
+
+#: The values ``FEDLAB_DISPLAY`` accepts.
+DISPLAYS = ("widget", "static", "rich", "plain", "none")
+
+
+class PlainConsole:
+    """One plain line per round: for logs, pipes, CI and notebooks.
+
+    A round's line is written once the round is complete (the next round began or the run
+    ended), so it holds the evaluation too. Failed client replies get a line each, at once.
+
+    Parameters
+    ----------
+    stream
+        Where to write; None means whatever ``sys.stdout`` is at the time of writing.
+
+    Examples
+    --------
+    >>> from fedlab.events import RoundAggregated, RunFinished, RunStarted
+    >>> console = PlainConsole()
+    >>> console(RunStarted(run_id=1, num_rounds=1, node_ids=(1, 2), strategy="FedAvg"))
+    run started: FedAvg, 1 round, 2 nodes
+    >>> console(RoundAggregated(run_id=1, round=1, metrics={"loss": 0.25}, num_replies=2,
+    ...                         num_failures=0, train_duration_s=1.5, aggregate_duration_s=0.1))
+    >>> console(RunFinished(run_id=1, rounds_completed=1, duration_s=1.7))
+    round 1/1  clients 2/2 (0 failed)  train loss=0.2500  1.60s
+    run finished: 1 round in 1.70s, no client failures
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+        self._tracker = RunTracker()
+
+    def __call__(self, event: Event) -> None:
+        """Write what ``event`` completes; safe to call from any thread."""
+        with self._lock:
+            if isinstance(event, RunStarted):
+                self._tracker = RunTracker.from_start(event)
+                self._write(started_line(event))
+                return
+            if isinstance(event, ClientReplied) and event.error is not None:
+                self._write(failure_line(event))
+            for state in self._tracker.feed(event):
+                line = round_line(self._tracker, state)
+                if line is not None:
+                    self._write(line)
+            if isinstance(event, RunFinished):
+                self._write(finished_line(self._tracker, event))
+
+    def _write(self, line: str) -> None:
+        stream = self._stream if self._stream is not None else sys.stdout
+        stream.write(line + "\n")
+        stream.flush()
+
+
+class RichConsole:
+    """A live terminal view: round and client progress bars with ETA, and the last metrics.
+
+    The live display starts on :class:`RunStarted` and always stops on :class:`RunFinished`,
+    also when the run failed; completed rounds and failures are printed above it, so the
+    terminal keeps a log. Never use it inside a notebook (:func:`select_console` does not).
+
+    Parameters
+    ----------
+    console
+        The rich console to draw on; None makes one on standard output.
+    refresh_per_second
+        How often the live view redraws.
+    """
+
+    def __init__(self, console: Console | None = None, *, refresh_per_second: float = 4) -> None:
+        from rich.console import Console
+        from rich.text import Text
+
+        self.console = console if console is not None else Console()
+        self._refresh_per_second = refresh_per_second
+        self._lock = threading.Lock()
+        self._tracker = RunTracker()
+        self._live: Live | None = None
+        self._progress: Progress | None = None
+        self._rounds_task: TaskID | None = None
+        self._clients_task: TaskID | None = None
+        self._phase: tuple[int, str] | None = None  # the (round, phase) the clients bar shows
+        self._metrics: Text = Text()
+
+    @property
+    def is_live(self) -> bool:
+        """True while the live display is running."""
+        return self._live is not None
+
+    def __call__(self, event: Event) -> None:
+        """Update the view with ``event``; safe to call from any thread."""
+        with self._lock:
+            if isinstance(event, RunStarted):
+                self._start(event)
+            elif isinstance(event, RunFinished):
+                try:
+                    self._print_rounds(event)
+                finally:
+                    self._stop()
+                self._print(finished_line(self._tracker, event))
+            else:
+                self._update(event)
+
+    def close(self) -> None:
+        """Stop the live display if it runs (e.g. when a run died without RunFinished)."""
+        with self._lock:
+            self._stop()
+
+    def _renderable(self) -> RenderableType:
+        # Called by rich's refresh thread: read attributes only, never take our lock.
+        from rich.console import Group
+
+        progress = self._progress
+        return Group(progress, self._metrics) if progress is not None else self._metrics
+
+    def _start(self, event: RunStarted) -> None:
+        from rich.live import Live
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.text import Text
+
+        self._stop()
+        self._tracker = RunTracker.from_start(event)
+        self._print(started_line(event))
+        self._progress = Progress(
+            TextColumn("{task.description:>8}"),
+            BarColumn(),
+            TextColumn("{task.fields[counter]}"),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+            auto_refresh=False,
+            speed_estimate_period=24 * 3600,  # ETA from the mean speed: rounds may take minutes
+        )
+        before = f"round {event.start_round - 1}/{self._tracker.last_round}"  # none done yet
+        self._rounds_task = self._progress.add_task(
+            "rounds", total=max(event.num_rounds, 1), counter=before
+        )
+        self._clients_task = self._progress.add_task("clients", total=None, counter="")
+        self._metrics = Text()
+        self._live = Live(
+            console=self.console,
+            get_renderable=self._renderable,
+            refresh_per_second=self._refresh_per_second,
+        )
+        self._live.start(refresh=True)
+
+    def _stop(self) -> None:
+        live, self._live = self._live, None
+        if live is not None:
+            live.stop()
+
+    def _update(self, event: Event) -> None:
+        from rich.text import Text
+
+        if isinstance(event, ClientReplied) and event.error is not None:
+            self._print(failure_line(event), style="red")
+        self._print_rounds(event)
+        progress, tracker = self._progress, self._tracker
+        if progress is None or self._rounds_task is None or self._clients_task is None:
+            return
+        state = tracker.open.get(getattr(event, "round", -1))
+        if isinstance(event, RoundStarted) and state is not None:
+            self._phase = (event.round, event.phase)
+            if event.phase == "train":
+                counter = f"round {event.round}/{tracker.last_round}"
+                progress.update(self._rounds_task, counter=counter)
+            progress.reset(self._clients_task, total=len(event.node_ids), description=event.phase)
+        elif isinstance(event, ClientReplied) and state is not None:
+            if self._phase != (state.round, event.phase):
+                return  # a straggler of an earlier phase: the bar shows the current one
+            ok, bad = state.replied.get(event.phase, 0), state.failed.get(event.phase, 0)
+            failed = f" ({bad} failed)" if bad else ""
+            counter = f"clients {ok + bad}/{state.sampled.get(event.phase, ok + bad)}{failed}"
+            progress.update(self._clients_task, completed=ok + bad, counter=counter)
+        elif tracker.latest is not None:
+            progress.update(self._rounds_task, completed=tracker.rounds_aggregated)
+            metrics = format_metrics(tracker.latest.sections())
+            self._metrics = Text(f"round {tracker.latest.round}  {metrics}", style="bold")
+
+    def _print_rounds(self, event: Event) -> None:
+        for state in self._tracker.feed(event):
+            line = round_line(self._tracker, state)
+            if line is not None:
+                self._print(line, style="dim")
+
+    def _print(self, line: str, style: str = "") -> None:
+        # Our lines hold user text (strategy names, error reasons): never read it as markup.
+        self.console.print(line, style=style, markup=False, highlight=False)
+
+
+def _in_notebook() -> bool:
+    """True inside a Jupyter kernel, Colab or Databricks, without importing IPython."""
+    if os.environ.get("DATABRICKS_RUNTIME_VERSION"):
+        return True
+    get_ipython = getattr(sys.modules.get("IPython"), "get_ipython", None)
+    if not callable(get_ipython):
+        return False
+    shell = get_ipython()
+    if shell is None:
+        return False
+    kind = type(shell)
+    if "google.colab" in kind.__module__:
+        return True
+    # Subclasses count (Spyder's kernel); TerminalInteractiveShell is a terminal.
+    return any(cls.__name__ == "ZMQInteractiveShell" for cls in kind.__mro__)
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed file
+        return False
+
+
+def select_console(stream: TextIO | None = None) -> Subscriber | None:
+    """Return the terminal display that suits where the code runs, or None for no display.
+
+    Order: the ``FEDLAB_DISPLAY`` environment variable (one of :data:`DISPLAYS`) wins;
+    then a notebook kernel (Jupyter, Colab) gets :class:`PlainConsole`, because rich's
+    live view breaks there; then a terminal (``stream.isatty()``) gets
+    :class:`RichConsole` and anything else (pipe, file, CI log) :class:`PlainConsole`.
+    ``widget`` and ``static`` give :class:`PlainConsole` until the notebook view exists.
+
+    Parameters
+    ----------
+    stream
+        Where to draw; None means standard output.
+
+    Raises
+    ------
+    FederationError
+        If ``FEDLAB_DISPLAY`` holds an unknown value.
+    """
+    choice = os.environ.get("FEDLAB_DISPLAY", "").strip().lower()
+    if choice and choice not in DISPLAYS:
+        raise FederationError(
+            f"FEDLAB_DISPLAY={os.environ['FEDLAB_DISPLAY']!r} is not a display; "
+            f"set it to one of {', '.join(DISPLAYS)} or unset it to choose automatically."
+        )
+    if choice == "none":
+        return None
+    if choice == "rich" or (not choice and not _in_notebook() and _isatty(stream or sys.stdout)):
+        from rich.console import Console
+
+        return RichConsole(Console(file=stream) if stream is not None else None)
+    return PlainConsole(stream)

@@ -1,0 +1,452 @@
+"""`History`: every metric of a run, as it arrives on the event bus.
+
+A History is a subscriber. It keeps one row per round (aggregated training metrics, the
+clients' aggregated evaluation, the server's evaluation, reply counts, timings) and one row
+per client reply (round, phase, node, metrics, duration, error). Rows are plain dicts with
+nested metric dicts; :meth:`History.to_pandas` flattens them into ``train.loss``-style
+columns, and :meth:`History.to_json` / :meth:`History.from_json` store them losslessly.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from fedlab.dashboard._format import format_metrics, format_seconds
+from fedlab.errors import HistoryError, MissingDependencyError
+from fedlab.events import (
+    ClientReplied,
+    Evaluated,
+    Event,
+    EventBus,
+    RoundAggregated,
+    RoundStarted,
+    RunFinished,
+    RunStarted,
+    StrategyReport,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["History"]
+
+_FORMAT = "fedlab.history"
+_VERSION = 1
+_SOURCES = ("train", "evaluate", "server")
+# Everything that depends on the clock; to_json(include_timings=False) drops exactly these.
+_RUN_TIMINGS = ("started_at", "finished_at", "duration_s")
+_ROUND_TIMINGS = (
+    "started_at",
+    "train_duration_s",
+    "aggregate_duration_s",
+    "evaluate_duration_s",
+    "server_duration_s",
+)
+_CLIENT_TIMINGS = ("duration_s", "timestamp")
+_COUNTS = tuple(
+    f"{p}_{n}" for p in ("train", "evaluate") for n in ("sampled", "replies", "failures")
+)
+_CLIENT_COLUMNS = (
+    "round",
+    "phase",
+    "node_id",
+    "partition_id",
+    "metrics",
+    *_CLIENT_TIMINGS,
+    "error_code",
+    "error_reason",
+)
+
+
+def _plain(value: Any) -> Any:
+    """Return ``value`` as JSON-ready Python data, so that storing never fails later."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    item = getattr(value, "item", None)  # numpy scalars
+    if callable(item):
+        return _plain(item())
+    return repr(value)
+
+
+def _copy(value: Any) -> Any:
+    # Rows only nest dicts and lists, so this is a cheaper deepcopy.
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+# The empty rows below fix the key order of the JSON and of the to_pandas() columns.
+def _new_round(number: int) -> dict[str, Any]:
+    metrics: dict[str, Any] = {"round": number, "train": {}, "evaluate": {}, "server": {}}
+    outcome = {"aggregated": None, "reason": ""}
+    return {**metrics, **dict.fromkeys(_COUNTS, 0), **outcome, **dict.fromkeys(_ROUND_TIMINGS)}
+
+
+def _new_run() -> dict[str, Any]:
+    facts: dict[str, Any] = {"run_id": None, "strategy": "", "num_rounds": 0, "start_round": 1}
+    outcome = {"finished": False, "rounds_completed": None, "stopped_early": False, "error": None}
+    return {**facts, "node_ids": [], "config": {}, **outcome, **dict.fromkeys(_RUN_TIMINGS)}
+
+
+class History:
+    """The metrics store of one run: a thread-safe subscriber of the event bus.
+
+    The run is the one named by the first event received; events of other runs (on a
+    shared bus) are ignored. Accessors return copies, so they are safe to keep and change.
+
+    Examples
+    --------
+    >>> from fedlab.events import EventBus, RoundAggregated, RunStarted
+    >>> bus, history = EventBus(), History()
+    >>> detach = history.attach(bus)
+    >>> bus.emit(RunStarted(run_id=7, num_rounds=2, node_ids=(1, 2), strategy="FedAvg"))
+    >>> bus.emit(RoundAggregated(run_id=7, round=1, metrics={"loss": 0.5}, num_replies=2,
+    ...                          num_failures=0, train_duration_s=1.0, aggregate_duration_s=0.1))
+    >>> history.metric("loss")
+    {1: 0.5}
+    >>> History.from_json(history.to_json()) == history
+    True
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._run = _new_run()
+        self._rounds: dict[int, dict[str, Any]] = {}
+        self._clients: list[dict[str, Any]] = []
+        self._reports: list[dict[str, Any]] = []
+
+    # -- receiving events ------------------------------------------------------------
+
+    def attach(self, bus: EventBus) -> Callable[[], None]:
+        """Subscribe to ``bus``; return the function that unsubscribes again."""
+        return bus.subscribe(self)
+
+    def __call__(self, event: Event) -> None:
+        """Record ``event`` (the subscriber protocol); safe to call from any thread."""
+        with self._lock:
+            if self._run["run_id"] is None:
+                self._run["run_id"] = event.run_id
+            elif event.run_id != self._run["run_id"]:
+                return
+            self._record(event)
+
+    def _row(self, number: int) -> dict[str, Any]:
+        if number not in self._rounds:
+            self._rounds[number] = _new_round(number)
+        return self._rounds[number]
+
+    def _record(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self._run.update(
+                strategy=event.strategy,
+                num_rounds=event.num_rounds,
+                start_round=event.start_round,
+                node_ids=list(event.node_ids),
+                config=_plain(event.config),
+                started_at=event.timestamp,
+            )
+        elif isinstance(event, RoundStarted):
+            row = self._row(event.round)
+            if event.phase in ("train", "evaluate"):
+                row[f"{event.phase}_sampled"] = len(event.node_ids)
+            if event.phase == "train":
+                row["started_at"] = event.timestamp
+        elif isinstance(event, ClientReplied):
+            error = event.error
+            self._clients.append(
+                {
+                    "round": event.round,
+                    "phase": event.phase,
+                    "node_id": event.node_id,
+                    "partition_id": event.partition_id,
+                    "metrics": _plain(event.metrics),
+                    "duration_s": event.duration_s,
+                    "timestamp": event.timestamp,
+                    "error_code": None if error is None else int(error.code),
+                    "error_reason": None if error is None else error.reason,
+                }
+            )
+        elif isinstance(event, RoundAggregated):
+            self._row(event.round).update(
+                train=_plain(event.metrics),
+                train_replies=event.num_replies,
+                train_failures=event.num_failures,
+                aggregated=event.aggregated,
+                reason=event.reason,
+                train_duration_s=event.train_duration_s,
+                aggregate_duration_s=event.aggregate_duration_s,
+            )
+        elif isinstance(event, Evaluated):
+            row = self._row(event.round)
+            if event.source == "server":
+                row.update(server=_plain(event.metrics), server_duration_s=event.duration_s)
+            else:
+                row.update(
+                    evaluate=_plain(event.metrics),
+                    evaluate_replies=event.num_replies,
+                    evaluate_failures=event.num_failures,
+                    evaluate_duration_s=event.duration_s,
+                )
+        elif isinstance(event, StrategyReport):
+            self._reports.append(
+                {"round": event.round, "strategy": event.strategy, "info": _plain(event.info)}
+            )
+        elif isinstance(event, RunFinished):
+            self._run.update(
+                finished=True,
+                rounds_completed=event.rounds_completed,
+                stopped_early=event.stopped_early,
+                error=event.error,
+                finished_at=event.timestamp,
+                duration_s=event.duration_s,
+            )
+
+    # -- reading -------------------------------------------------------------------
+
+    @property
+    def run_id(self) -> int | None:
+        """The id of the recorded run, or None before the first event."""
+        with self._lock:
+            run_id: int | None = self._run["run_id"]
+            return run_id
+
+    @property
+    def rounds(self) -> list[dict[str, Any]]:
+        """One dict per round, in round order; round 0 holds the initial server evaluation.
+
+        Keys: ``round``; the metric dicts ``train`` (aggregated training metrics),
+        ``evaluate`` (the clients' aggregated evaluation) and ``server`` (server-side
+        evaluation); ``train_sampled``/``train_replies``/``train_failures`` and the same for
+        ``evaluate``; ``aggregated`` (None when the round had no aggregation) and ``reason``;
+        ``started_at`` (Unix time) and ``train_duration_s``, ``aggregate_duration_s``,
+        ``evaluate_duration_s``, ``server_duration_s`` (None when the phase did not run).
+        """
+        with self._lock:
+            return [_copy(self._rounds[r]) for r in sorted(self._rounds)]
+
+    @property
+    def clients(self) -> list[dict[str, Any]]:
+        """One dict per client reply, in arrival order.
+
+        Keys: ``round``, ``phase``, ``node_id``, ``partition_id``, ``metrics`` (dict),
+        ``error_code`` and ``error_reason`` (None unless the reply failed), ``timestamp``
+        (Unix time of the reply) and ``duration_s``.
+        """
+        with self._lock:
+            rows: list[dict[str, Any]] = _copy(self._clients)
+        return rows
+
+    @property
+    def strategy_reports(self) -> list[dict[str, Any]]:
+        """What the strategy reported, in order: dicts with ``round``, ``strategy``, ``info``."""
+        with self._lock:
+            reports: list[dict[str, Any]] = _copy(self._reports)
+        return reports
+
+    @property
+    def run(self) -> dict[str, Any]:
+        """Facts about the run, as a dict.
+
+        Keys: ``run_id``, ``strategy``, ``num_rounds``, ``start_round``, ``node_ids``,
+        ``config``, ``finished``, ``rounds_completed``, ``stopped_early``, ``error`` (None
+        unless the run failed), ``started_at``, ``finished_at`` (Unix times), ``duration_s``.
+        """
+        with self._lock:
+            run: dict[str, Any] = _copy(self._run)
+        return run
+
+    @property
+    def rounds_completed(self) -> int:
+        """Rounds the run completed: as reported at the end, else rounds aggregated so far."""
+        with self._lock:
+            if self._run["rounds_completed"] is not None:
+                return int(self._run["rounds_completed"])
+            return sum(1 for row in self._rounds.values() if row["aggregated"] is not None)
+
+    def metric(
+        self, name: str, source: Literal["train", "evaluate", "server"] = "train"
+    ) -> dict[int, Any]:
+        """Return ``{round: value}`` of one aggregated metric; rounds without it are absent.
+
+        ``source`` is ``"train"`` (aggregated training replies), ``"evaluate"`` (aggregated
+        client evaluation) or ``"server"`` (server-side evaluation, with round 0 if the
+        initial model was evaluated). Values are ints, floats or lists, as reported.
+        """
+        if source not in _SOURCES:
+            raise HistoryError(
+                f"History.metric() got source={source!r}; use one of {', '.join(_SOURCES)}."
+            )
+        with self._lock:
+            return {
+                r: _copy(self._rounds[r][source][name])
+                for r in sorted(self._rounds)
+                if name in self._rounds[r][source]
+            }
+
+    def client_metric(self, name: str, phase: str = "train") -> dict[int, dict[int, Any]]:
+        """Return ``{node_id: {round: value}}`` of one metric the clients reported in ``phase``."""
+        result: dict[int, dict[int, Any]] = {}
+        with self._lock:
+            for row in self._clients:
+                if row["phase"] == phase and name in row["metrics"]:
+                    result.setdefault(row["node_id"], {})[row["round"]] = _copy(
+                        row["metrics"][name]
+                    )
+        return result
+
+    def failures(self) -> list[dict[str, Any]]:
+        """Return the client rows (see :attr:`clients`) of replies that failed."""
+        with self._lock:
+            return [_copy(row) for row in self._clients if row["error_code"] is not None]
+
+    # -- export --------------------------------------------------------------------
+
+    def to_pandas(self, kind: Literal["rounds", "clients"] = "rounds") -> pd.DataFrame:
+        """Return the rows as a DataFrame, metrics flattened into columns.
+
+        ``kind="rounds"``: one row per round, with ``train.<name>``, ``evaluate.<name>`` and
+        ``server.<name>`` columns, then counts and timings. ``kind="clients"``: one row per
+        reply with ``metric.<name>`` columns, then timings and errors. A metric missing in
+        a row is NaN.
+
+        Raises
+        ------
+        MissingDependencyError
+            If pandas is not installed.
+        """
+        if kind not in ("rounds", "clients"):
+            raise HistoryError(f"History.to_pandas() got kind={kind!r}; use 'rounds' or 'clients'.")
+        try:
+            import pandas as pd
+        except ImportError:
+            raise MissingDependencyError("pandas", "datasets", "History.to_pandas()") from None
+        if kind == "rounds":
+            rows, groups, columns = self.rounds, {s: s for s in _SOURCES}, list(_new_round(0))
+        else:
+            rows, groups, columns = self.clients, {"metrics": "metric"}, list(_CLIENT_COLUMNS)
+        found: dict[str, None] = {}  # metric columns, an ordered set
+        records = []
+        for row in rows:
+            record = {k: v for k, v in row.items() if k not in groups}
+            for key, prefix in groups.items():
+                for name, value in row[key].items():
+                    record[f"{prefix}.{name}"] = value
+                    found[f"{prefix}.{name}"] = None
+            records.append(record)
+        order = list(groups.values())
+        at = columns.index(next(iter(groups)))  # metrics go where their dicts were
+        columns = [c for c in columns if c not in groups]
+        columns[at:at] = sorted(found, key=lambda c: order.index(c.split(".")[0]))
+        frame: pd.DataFrame = pd.DataFrame(records, columns=columns)
+        return frame
+
+    def _state(self, include_timings: bool) -> dict[str, Any]:
+        with self._lock:
+            run, rounds = _copy(self._run), [_copy(self._rounds[r]) for r in sorted(self._rounds)]
+            clients, reports = _copy(self._clients), _copy(self._reports)
+        if not include_timings:
+            for rows, keys in (
+                ([run], _RUN_TIMINGS),
+                (rounds, _ROUND_TIMINGS),
+                (clients, _CLIENT_TIMINGS),
+            ):
+                for row in rows:
+                    for key in keys:
+                        del row[key]
+            # Arrival order is itself a timing: threads finish in any order.
+            clients.sort(key=lambda c: (c["round"], c["phase"], c["node_id"]))
+        state = {"format": _FORMAT, "version": _VERSION, "run": run, "rounds": rounds}
+        return {**state, "clients": clients, "strategy_reports": reports}
+
+    def to_json(self, *, include_timings: bool = True) -> str:
+        """Serialise everything recorded to JSON text; :meth:`from_json` restores it exactly.
+
+        With ``include_timings=False`` every duration and timestamp is left out and client
+        rows are sorted by (round, phase, node), so two runs with the same seed give
+        identical text. NaN and infinite metrics are written as ``NaN``/``Infinity``, as
+        Python's json module does; other JSON readers may need to be told to accept them.
+        """
+        return json.dumps(self._state(include_timings))
+
+    @classmethod
+    def from_json(cls, text: str) -> History:
+        """Rebuild a History from :meth:`to_json` text; left-out timings come back as None.
+
+        Raises
+        ------
+        HistoryError
+            If ``text`` is not JSON written by :meth:`to_json`.
+        """
+        try:
+            state = json.loads(text)
+        except ValueError as exc:
+            raise HistoryError(f"History.from_json() got text that is not JSON: {exc}.") from None
+        header = (state.get("format"), state.get("version")) if isinstance(state, dict) else None
+        if header != (_FORMAT, _VERSION):
+            raise HistoryError(
+                f"History.from_json() reads text from History.to_json() ({_FORMAT!r} version "
+                f"{_VERSION}); this JSON has format and version {header}."
+            )
+        history = cls()
+        try:  # merging into empty rows restores left-out timings as None, in the usual order
+            history._run = {**_new_run(), **state["run"]}
+            history._rounds = {row["round"]: {**_new_round(0), **row} for row in state["rounds"]}
+            history._clients = [{**dict.fromkeys(_CLIENT_COLUMNS), **c} for c in state["clients"]]
+            history._reports = list(state["strategy_reports"])
+        except (KeyError, TypeError) as exc:
+            raise HistoryError(f"History.from_json() got a damaged history ({exc!r}).") from None
+        return history
+
+    def __eq__(self, other: object) -> bool:
+        # Compared as JSON text so that NaN metrics equal themselves after a round trip.
+        if not isinstance(other, History):
+            return NotImplemented
+        return self.to_json() == other.to_json()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable: not hashable
+
+    # -- text ----------------------------------------------------------------------
+
+    def summary(self) -> str:
+        """Return a few lines: rounds done, failures, timing and the last metrics of each kind."""
+        with self._lock:
+            run = _copy(self._run)
+            newest_first = [self._rounds[r] for r in sorted(self._rounds, reverse=True)]
+            last: dict[str, dict[str, Any]] = {
+                s: next((_copy(row[s]) for row in newest_first if row[s]), {}) for s in _SOURCES
+            }
+            failed = sum(1 for row in self._clients if row["error_code"] is not None)
+        head = f"run {run['run_id']}" + (f" ({run['strategy']})" if run["strategy"] else "")
+        done = self.rounds_completed
+        status = f"{done}/{run['num_rounds']} rounds" if run["num_rounds"] else f"{done} rounds"
+        if run["duration_s"] is not None:
+            status += f" in {format_seconds(run['duration_s'])}"
+        plural = "" if failed == 1 else "s"
+        lines = [f"{head}: {status}, {failed} client failure{plural}"]
+        if not run["finished"] and run["run_id"] is not None:
+            lines[0] += " (running)"
+        if run["error"]:
+            lines.append(f"  error: {str(run['error']).splitlines()[0]}")
+        for source in _SOURCES:
+            if last[source]:
+                lines.append("  last " + format_metrics([(source, last[source])], limit=6))
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        with self._lock:
+            run_id, rows, replies = self._run["run_id"], len(self._rounds), len(self._clients)
+        return (
+            f"History(run_id={run_id}, rounds_completed={self.rounds_completed}, "
+            f"rounds={rows}, client_rows={replies})"
+        )
