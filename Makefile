@@ -14,9 +14,9 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e ".[dev,examples]" "$(TORCH)"
+	$(PY) -m pip install -qq --upgrade pip
+	$(PY) -m pip install -qq "$(TORCH)"
+	$(PY) -m pip install -qq -e ".[dev,examples]" "$(TORCH)"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -11,9 +11,23 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
+from fedlab._history_rows import (
+    CLIENT_COLUMNS,
+    CLIENT_TIMINGS,
+    FORMAT,
+    ROUND_TIMINGS,
+    RUN_TIMINGS,
+    SOURCES,
+    VERSION,
+    copy_rows,
+    flatten_rows,
+    new_round,
+    new_run,
+    plain,
+)
 from fedlab.dashboard._format import format_metrics, format_seconds
 from fedlab.errors import HistoryError, MissingDependencyError
 from fedlab.events import (
@@ -32,72 +46,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["History"]
-
-_FORMAT = "fedlab.history"
-_VERSION = 1
-_SOURCES = ("train", "evaluate", "server")
-# Everything that depends on the clock; to_json(include_timings=False) drops exactly these.
-_RUN_TIMINGS = ("started_at", "finished_at", "duration_s")
-_ROUND_TIMINGS = (
-    "started_at",
-    "train_duration_s",
-    "aggregate_duration_s",
-    "evaluate_duration_s",
-    "server_duration_s",
-)
-_CLIENT_TIMINGS = ("duration_s", "timestamp")
-_COUNTS = tuple(
-    f"{p}_{n}" for p in ("train", "evaluate") for n in ("sampled", "replies", "failures")
-)
-_CLIENT_COLUMNS = (
-    "round",
-    "phase",
-    "node_id",
-    "partition_id",
-    "metrics",
-    *_CLIENT_TIMINGS,
-    "error_code",
-    "error_reason",
-)
-
-
-def _plain(value: Any) -> Any:
-    """Return ``value`` as JSON-ready Python data, so that storing never fails later."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, bytes):
-        return f"<{len(value)} bytes>"
-    item = getattr(value, "item", None)  # numpy scalars
-    if callable(item):
-        return _plain(item())
-    return repr(value)
-
-
-def _copy(value: Any) -> Any:
-    # Rows only nest dicts and lists, so this is a cheaper deepcopy.
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
-
-
-# The empty rows below fix the key order of the JSON and of the to_pandas() columns.
-def _new_round(number: int) -> dict[str, Any]:
-    metrics: dict[str, Any] = {"round": number, "train": {}, "evaluate": {}, "server": {}}
-    outcome = {"aggregated": None, "reason": ""}
-    return {**metrics, **dict.fromkeys(_COUNTS, 0), **outcome, **dict.fromkeys(_ROUND_TIMINGS)}
-
-
-def _new_run() -> dict[str, Any]:
-    facts: dict[str, Any] = {"run_id": None, "strategy": "", "num_rounds": 0, "start_round": 1}
-    outcome = {"finished": False, "rounds_completed": None, "stopped_early": False, "error": None}
-    return {**facts, "node_ids": [], "config": {}, **outcome, **dict.fromkeys(_RUN_TIMINGS)}
-
 
 class History:
     """The metrics store of one run: a thread-safe subscriber of the event bus.
@@ -121,7 +69,7 @@ class History:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._run = _new_run()
+        self._run = new_run()
         self._rounds: dict[int, dict[str, Any]] = {}
         self._clients: list[dict[str, Any]] = []
         self._reports: list[dict[str, Any]] = []
@@ -143,7 +91,7 @@ class History:
 
     def _row(self, number: int) -> dict[str, Any]:
         if number not in self._rounds:
-            self._rounds[number] = _new_round(number)
+            self._rounds[number] = new_round(number)
         return self._rounds[number]
 
     def _record(self, event: Event) -> None:
@@ -153,7 +101,7 @@ class History:
                 num_rounds=event.num_rounds,
                 start_round=event.start_round,
                 node_ids=list(event.node_ids),
-                config=_plain(event.config),
+                config=plain(event.config),
                 started_at=event.timestamp,
             )
         elif isinstance(event, RoundStarted):
@@ -170,7 +118,7 @@ class History:
                     "phase": event.phase,
                     "node_id": event.node_id,
                     "partition_id": event.partition_id,
-                    "metrics": _plain(event.metrics),
+                    "metrics": plain(event.metrics),
                     "duration_s": event.duration_s,
                     "timestamp": event.timestamp,
                     "error_code": None if error is None else int(error.code),
@@ -179,7 +127,7 @@ class History:
             )
         elif isinstance(event, RoundAggregated):
             self._row(event.round).update(
-                train=_plain(event.metrics),
+                train=plain(event.metrics),
                 train_replies=event.num_replies,
                 train_failures=event.num_failures,
                 aggregated=event.aggregated,
@@ -190,17 +138,17 @@ class History:
         elif isinstance(event, Evaluated):
             row = self._row(event.round)
             if event.source == "server":
-                row.update(server=_plain(event.metrics), server_duration_s=event.duration_s)
+                row.update(server=plain(event.metrics), server_duration_s=event.duration_s)
             else:
                 row.update(
-                    evaluate=_plain(event.metrics),
+                    evaluate=plain(event.metrics),
                     evaluate_replies=event.num_replies,
                     evaluate_failures=event.num_failures,
                     evaluate_duration_s=event.duration_s,
                 )
         elif isinstance(event, StrategyReport):
             self._reports.append(
-                {"round": event.round, "strategy": event.strategy, "info": _plain(event.info)}
+                {"round": event.round, "strategy": event.strategy, "info": plain(event.info)}
             )
         elif isinstance(event, RunFinished):
             self._run.update(
@@ -233,7 +181,7 @@ class History:
         ``evaluate_duration_s``, ``server_duration_s`` (None when the phase did not run).
         """
         with self._lock:
-            return [_copy(self._rounds[r]) for r in sorted(self._rounds)]
+            return [copy_rows(self._rounds[r]) for r in sorted(self._rounds)]
 
     @property
     def clients(self) -> list[dict[str, Any]]:
@@ -244,14 +192,14 @@ class History:
         (Unix time of the reply) and ``duration_s``.
         """
         with self._lock:
-            rows: list[dict[str, Any]] = _copy(self._clients)
+            rows: list[dict[str, Any]] = copy_rows(self._clients)
         return rows
 
     @property
     def strategy_reports(self) -> list[dict[str, Any]]:
         """What the strategy reported, in order: dicts with ``round``, ``strategy``, ``info``."""
         with self._lock:
-            reports: list[dict[str, Any]] = _copy(self._reports)
+            reports: list[dict[str, Any]] = copy_rows(self._reports)
         return reports
 
     @property
@@ -263,7 +211,7 @@ class History:
         unless the run failed), ``started_at``, ``finished_at`` (Unix times), ``duration_s``.
         """
         with self._lock:
-            run: dict[str, Any] = _copy(self._run)
+            run: dict[str, Any] = copy_rows(self._run)
         return run
 
     @property
@@ -283,13 +231,13 @@ class History:
         client evaluation) or ``"server"`` (server-side evaluation, with round 0 if the
         initial model was evaluated). Values are ints, floats or lists, as reported.
         """
-        if source not in _SOURCES:
+        if source not in SOURCES:
             raise HistoryError(
-                f"History.metric() got source={source!r}; use one of {', '.join(_SOURCES)}."
+                f"History.metric() got source={source!r}; use one of {', '.join(SOURCES)}."
             )
         with self._lock:
             return {
-                r: _copy(self._rounds[r][source][name])
+                r: copy_rows(self._rounds[r][source][name])
                 for r in sorted(self._rounds)
                 if name in self._rounds[r][source]
             }
@@ -300,7 +248,7 @@ class History:
         with self._lock:
             for row in self._clients:
                 if row["phase"] == phase and name in row["metrics"]:
-                    result.setdefault(row["node_id"], {})[row["round"]] = _copy(
+                    result.setdefault(row["node_id"], {})[row["round"]] = copy_rows(
                         row["metrics"][name]
                     )
         return result
@@ -308,7 +256,7 @@ class History:
     def failures(self) -> list[dict[str, Any]]:
         """Return the client rows (see :attr:`clients`) of replies that failed."""
         with self._lock:
-            return [_copy(row) for row in self._clients if row["error_code"] is not None]
+            return [copy_rows(row) for row in self._clients if row["error_code"] is not None]
 
     # -- export --------------------------------------------------------------------
 
@@ -331,42 +279,27 @@ class History:
             import pandas as pd
         except ImportError:
             raise MissingDependencyError("pandas", "datasets", "History.to_pandas()") from None
-        if kind == "rounds":
-            rows, groups, columns = self.rounds, {s: s for s in _SOURCES}, list(_new_round(0))
-        else:
-            rows, groups, columns = self.clients, {"metrics": "metric"}, list(_CLIENT_COLUMNS)
-        found: dict[str, None] = {}  # metric columns, an ordered set
-        records = []
-        for row in rows:
-            record = {k: v for k, v in row.items() if k not in groups}
-            for key, prefix in groups.items():
-                for name, value in row[key].items():
-                    record[f"{prefix}.{name}"] = value
-                    found[f"{prefix}.{name}"] = None
-            records.append(record)
-        order = list(groups.values())
-        at = columns.index(next(iter(groups)))  # metrics go where their dicts were
-        columns = [c for c in columns if c not in groups]
-        columns[at:at] = sorted(found, key=lambda c: order.index(c.split(".")[0]))
+        rows = self.rounds if kind == "rounds" else self.clients
+        records, columns = flatten_rows(rows, kind)
         frame: pd.DataFrame = pd.DataFrame(records, columns=columns)
         return frame
 
     def _state(self, include_timings: bool) -> dict[str, Any]:
         with self._lock:
-            run, rounds = _copy(self._run), [_copy(self._rounds[r]) for r in sorted(self._rounds)]
-            clients, reports = _copy(self._clients), _copy(self._reports)
+            run, rounds = copy_rows(self._run), [copy_rows(self._rounds[r]) for r in sorted(self._rounds)]
+            clients, reports = copy_rows(self._clients), copy_rows(self._reports)
         if not include_timings:
             for rows, keys in (
-                ([run], _RUN_TIMINGS),
-                (rounds, _ROUND_TIMINGS),
-                (clients, _CLIENT_TIMINGS),
+                ([run], RUN_TIMINGS),
+                (rounds, ROUND_TIMINGS),
+                (clients, CLIENT_TIMINGS),
             ):
                 for row in rows:
                     for key in keys:
                         del row[key]
             # Arrival order is itself a timing: threads finish in any order.
             clients.sort(key=lambda c: (c["round"], c["phase"], c["node_id"]))
-        state = {"format": _FORMAT, "version": _VERSION, "run": run, "rounds": rounds}
+        state = {"format": FORMAT, "version": VERSION, "run": run, "rounds": rounds}
         return {**state, "clients": clients, "strategy_reports": reports}
 
     def to_json(self, *, include_timings: bool = True) -> str:
@@ -393,16 +326,16 @@ class History:
         except ValueError as exc:
             raise HistoryError(f"History.from_json() got text that is not JSON: {exc}.") from None
         header = (state.get("format"), state.get("version")) if isinstance(state, dict) else None
-        if header != (_FORMAT, _VERSION):
+        if header != (FORMAT, VERSION):
             raise HistoryError(
-                f"History.from_json() reads text from History.to_json() ({_FORMAT!r} version "
-                f"{_VERSION}); this JSON has format and version {header}."
+                f"History.from_json() reads text from History.to_json() ({FORMAT!r} version "
+                f"{VERSION}); this JSON has format and version {header}."
             )
         history = cls()
         try:  # merging into empty rows restores left-out timings as None, in the usual order
-            history._run = {**_new_run(), **state["run"]}
-            history._rounds = {row["round"]: {**_new_round(0), **row} for row in state["rounds"]}
-            history._clients = [{**dict.fromkeys(_CLIENT_COLUMNS), **c} for c in state["clients"]]
+            history._run = {**new_run(), **state["run"]}
+            history._rounds = {row["round"]: {**new_round(0), **row} for row in state["rounds"]}
+            history._clients = [{**dict.fromkeys(CLIENT_COLUMNS), **c} for c in state["clients"]]
             history._reports = list(state["strategy_reports"])
         except (KeyError, TypeError) as exc:
             raise HistoryError(f"History.from_json() got a damaged history ({exc!r}).") from None
@@ -421,10 +354,10 @@ class History:
     def summary(self) -> str:
         """Return a few lines: rounds done, failures, timing and the last metrics of each kind."""
         with self._lock:
-            run = _copy(self._run)
+            run = copy_rows(self._run)
             newest_first = [self._rounds[r] for r in sorted(self._rounds, reverse=True)]
             last: dict[str, dict[str, Any]] = {
-                s: next((_copy(row[s]) for row in newest_first if row[s]), {}) for s in _SOURCES
+                s: next((copy_rows(row[s]) for row in newest_first if row[s]), {}) for s in SOURCES
             }
             failed = sum(1 for row in self._clients if row["error_code"] is not None)
         head = f"run {run['run_id']}" + (f" ({run['strategy']})" if run["strategy"] else "")
@@ -438,7 +371,7 @@ class History:
             lines[0] += " (running)"
         if run["error"]:
             lines.append(f"  error: {str(run['error']).splitlines()[0]}")
-        for source in _SOURCES:
+        for source in SOURCES:
             if last[source]:
                 lines.append("  last " + format_metrics([(source, last[source])], limit=6))
         return "\n".join(lines)

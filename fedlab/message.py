@@ -137,8 +137,15 @@ class Message:
     ) -> None:
         if not isinstance(content, RecordDict):
             raise MessageError(f"Message content must be a RecordDict, got {type(content).__name__}.")
-        if not isinstance(dst_node_id, int) or isinstance(dst_node_id, bool):
-            raise MessageError(f"dst_node_id must be an int node id, got {dst_node_id!r}.")
+        if (
+            not isinstance(dst_node_id, int)
+            or isinstance(dst_node_id, bool)
+            or not 0 <= dst_node_id < 2**64
+        ):
+            raise MessageError(
+                f"dst_node_id must be a node id (an int from 0 to 2**64-1), got {dst_node_id!r}; "
+                "use an id from grid.get_node_ids()."
+            )
         if not ttl > 0:
             raise MessageError(f"ttl must be a positive number of seconds, got {ttl!r}.")
         self._metadata = Metadata(

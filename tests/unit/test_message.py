@@ -273,3 +273,9 @@ def test_metadata_is_a_value_compared_by_fields() -> None:
     md = _instruction().metadata
 
     assert md == Metadata(**dataclasses.asdict(md))
+
+
+def test_a_message_to_a_negative_or_oversized_node_id_is_refused() -> None:
+    for bad in (-5, 2**64, True, "3"):
+        with pytest.raises(MessageError, match="grid.get_node_ids"):
+            Message(RecordDict(), dst_node_id=bad, message_type="train")  # type: ignore[arg-type]

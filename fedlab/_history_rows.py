@@ -1,0 +1,95 @@
+"""The row schema of History and its flattening into table columns (private)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+FORMAT = "fedlab.history"
+VERSION = 1
+SOURCES = ("train", "evaluate", "server")
+# Everything that depends on the clock; to_json(include_timings=False) drops exactly these.
+RUN_TIMINGS = ("started_at", "finished_at", "duration_s")
+ROUND_TIMINGS = (
+    "started_at",
+    "train_duration_s",
+    "aggregate_duration_s",
+    "evaluate_duration_s",
+    "server_duration_s",
+)
+CLIENT_TIMINGS = ("duration_s", "timestamp")
+COUNTS = tuple(
+    f"{p}_{n}" for p in ("train", "evaluate") for n in ("sampled", "replies", "failures")
+)
+CLIENT_COLUMNS = (
+    "round",
+    "phase",
+    "node_id",
+    "partition_id",
+    "metrics",
+    *CLIENT_TIMINGS,
+    "error_code",
+    "error_reason",
+)
+
+
+def plain(value: Any) -> Any:
+    """Return ``value`` as JSON-ready Python data, so that storing never fails later."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    item = getattr(value, "item", None)  # numpy scalars
+    if callable(item):
+        return plain(item())
+    return repr(value)
+
+
+def copy_rows(value: Any) -> Any:
+    # Rows only nest dicts and lists, so this is a cheaper deepcopy.
+    if isinstance(value, dict):
+        return {k: copy_rows(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [copy_rows(v) for v in value]
+    return value
+
+
+# The empty rows below fix the key order of the JSON and of the to_pandas() columns.
+def new_round(number: int) -> dict[str, Any]:
+    metrics: dict[str, Any] = {"round": number, "train": {}, "evaluate": {}, "server": {}}
+    outcome = {"aggregated": None, "reason": ""}
+    return {**metrics, **dict.fromkeys(COUNTS, 0), **outcome, **dict.fromkeys(ROUND_TIMINGS)}
+
+
+def new_run() -> dict[str, Any]:
+    facts: dict[str, Any] = {"run_id": None, "strategy": "", "num_rounds": 0, "start_round": 1}
+    outcome = {"finished": False, "rounds_completed": None, "stopped_early": False, "error": None}
+    return {**facts, "node_ids": [], "config": {}, **outcome, **dict.fromkeys(RUN_TIMINGS)}
+
+
+def flatten_rows(
+    rows: list[dict[str, Any]], kind: Literal["rounds", "clients"]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Flatten nested metric dicts into ``<prefix>.<name>`` columns; return records and columns."""
+    if kind == "rounds":
+        groups, columns = {s: s for s in SOURCES}, list(new_round(0))
+    else:
+        groups, columns = {"metrics": "metric"}, list(CLIENT_COLUMNS)
+    found: dict[str, None] = {}  # metric columns, an ordered set
+    records = []
+    for row in rows:
+        record = {k: v for k, v in row.items() if k not in groups}
+        for key, prefix in groups.items():
+            for name, value in row[key].items():
+                record[f"{prefix}.{name}"] = value
+                found[f"{prefix}.{name}"] = None
+        records.append(record)
+    order = list(groups.values())
+    at = columns.index(next(iter(groups)))  # metrics go where their dicts were
+    columns = [c for c in columns if c not in groups]
+    columns[at:at] = sorted(found, key=lambda c: order.index(c.split(".")[0]))
+    return records, columns
