@@ -240,6 +240,16 @@ class Message:
             return Message.from_parts(metadata, error=content)
         return Message.from_parts(metadata, content=content)
 
+    def with_content(self, content: RecordDict) -> Message:
+        """Return this message carrying ``content`` instead, same metadata (for Mods).
+
+        A Mod that rewrites what the handler sees, or what the server gets back, uses this:
+        the message keeps its id, so the handler's ``msg.reply(...)`` still answers it.
+        """
+        if not isinstance(content, RecordDict):
+            raise MessageError(f"with_content() takes a RecordDict, got {type(content).__name__}.")
+        return Message.from_parts(self._metadata, content=content)
+
     def with_metadata(self, **changes: object) -> Message:
         """Return this message with some metadata fields replaced (content is shared)."""
         metadata = dataclasses.replace(self._metadata, **changes)  # type: ignore[arg-type]

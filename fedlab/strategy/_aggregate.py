@@ -160,3 +160,10 @@ def _check_same_layout(reference: tuple[int, ArrayRecord], node_id: int, record:
                 f"Array {name!r} has shape {array.shape} from node {node_id} but "
                 f"{ref[name].shape} from node {ref_node}. Every client must return the same model."
             )
+        if array.dtype != ref[name].dtype:
+            # Averaging would silently take the dtype of whichever reply came first.
+            raise AggregationError(
+                f"Array {name!r} has dtype {array.dtype} from node {node_id} but "
+                f"{ref[name].dtype} from node {ref_node}. Cast it back before replying, "
+                f"e.g. arr.astype({ref[name].dtype!r})."
+            )

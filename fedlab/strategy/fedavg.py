@@ -68,7 +68,7 @@ class FedAvg(Strategy):
             ("min_evaluate_nodes", min_evaluate_nodes),
             ("min_available_nodes", min_available_nodes),
         ):
-            if not isinstance(count, int) or count < 0:
+            if not isinstance(count, int) or isinstance(count, bool) or count < 0:
                 raise StrategyError(f"{name} must be a non-negative int, got {count!r}.")
         self.fraction_train = fraction_train
         self.fraction_evaluate = fraction_evaluate
@@ -80,6 +80,15 @@ class FedAvg(Strategy):
         self.configrecord_key = configrecord_key
         self.train_metrics_aggr_fn = train_metrics_aggr_fn or weighted_average_metrics
         self.evaluate_metrics_aggr_fn = evaluate_metrics_aggr_fn or weighted_average_metrics
+
+    def required_nodes(self) -> int:
+        """The most of the minimums that apply (evaluation ones only if clients evaluate)."""
+        needed = [self.min_available_nodes]
+        if self.fraction_train > 0:
+            needed.append(self.min_train_nodes)
+        if self.fraction_evaluate > 0:
+            needed.append(self.min_evaluate_nodes)
+        return max(needed)
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid

@@ -93,6 +93,10 @@ class Strategy(ABC):
             )
         return self.rng.sample(available, count)
 
+    def required_nodes(self) -> int:
+        """The number of nodes the strategy needs before round 1 (checked by :meth:`start`)."""
+        return 0
+
     def summary(self) -> str:
         """One line describing this strategy and its settings."""
         settings = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_") and k != "rng")
@@ -143,10 +147,12 @@ class Strategy(ABC):
                 f"initial_arrays must be an ArrayRecord, got {type(initial_arrays).__name__}; "
                 "wrap your model's parameters, e.g. ArrayRecord(model.state_dict())."
             )
-        if not isinstance(num_rounds, int) or num_rounds < 0:
+        if not isinstance(num_rounds, int) or isinstance(num_rounds, bool) or num_rounds < 0:
             raise StrategyError(f"num_rounds must be a non-negative int, got {num_rounds!r}.")
         if seed is not None:
             self.rng.seed(seed)
+        # Fail before any client trains if the federation can never satisfy the minimums.
+        grid.wait_for_nodes(self.required_nodes(), timeout if timeout is not None else 3600.0)
         self._events, self._run_id = grid.events, grid.run_id
         arrays = initial_arrays
         result: dict[str, dict[int, MetricRecord]] = {"train": {}, "evaluate": {}, "server": {}}

@@ -279,3 +279,12 @@ def test_a_message_to_a_negative_or_oversized_node_id_is_refused() -> None:
     for bad in (-5, 2**64, True, "3"):
         with pytest.raises(MessageError, match="grid.get_node_ids"):
             Message(RecordDict(), dst_node_id=bad, message_type="train")  # type: ignore[arg-type]
+
+
+def test_with_content_keeps_the_message_id_so_the_reply_still_matches() -> None:
+    msg = Message(RecordDict(), dst_node_id=3, message_type="train")
+    swapped = msg.with_content(RecordDict({"metrics": MetricRecord({"x": 1})}))
+    assert swapped.metadata == msg.metadata and list(swapped.content) == ["metrics"]
+    assert swapped.reply(RecordDict()).metadata.reply_to_message_id == msg.metadata.message_id
+    with pytest.raises(MessageError, match="RecordDict"):
+        msg.with_content({"x": 1})  # type: ignore[arg-type]

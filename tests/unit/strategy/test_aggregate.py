@@ -377,3 +377,16 @@ def test_a_negative_weight_is_refused() -> None:
         AggregationError, match=r"Node 42 reported num-examples=-3; weights must be >= 0"
     ):
         reply_weight(reply, "num-examples")
+
+
+def test_replies_with_a_different_dtype_are_refused_naming_both_nodes() -> None:
+    from fedlab.errors import AggregationError
+    from fedlab.records import ArrayRecord
+    from fedlab.strategy._aggregate import weighted_average_arrays
+
+    items = [
+        (11, ArrayRecord({"w": np.zeros(2, np.float32)}), 1.0),
+        (22, ArrayRecord({"w": np.zeros(2, np.float64)}), 1.0),
+    ]
+    with pytest.raises(AggregationError, match=r"'w' has dtype float64 from node 22 but float32 from node 11"):
+        weighted_average_arrays(items)

@@ -333,7 +333,7 @@ def test_a_client_that_raises_is_reported_and_the_round_aggregates_the_others() 
 
 @pytest.mark.parametrize(
     ("setting", "required"),
-    [({"min_available_nodes": 5}, 5), ({"min_train_nodes": 4}, 4)],
+    [({"min_available_nodes": 5}, 5), ({"min_train_nodes": 4}, 4), ({"min_evaluate_nodes": 6}, 6)],
 )
 def test_minimums_above_the_simulated_node_count_fail_at_once_saying_what_to_change(
     setting: dict[str, int], required: int, monkeypatch: pytest.MonkeyPatch
