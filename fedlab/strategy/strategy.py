@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from fedlab.errors import StrategyError
-from fedlab.events import Evaluated, EventBus, RoundAggregated, RoundStarted, StrategyReport
+from fedlab.events import Evaluated, EventBus, Phase, RoundAggregated, RoundStarted, StrategyReport
 from fedlab.message import Message
 from fedlab.records import ArrayRecord, ConfigRecord, MetricRecord
 from fedlab.server.grid import Grid
@@ -185,13 +185,9 @@ class Strategy(ABC):
     ) -> ArrayRecord:
         started = time.perf_counter()
         messages = list(self.configure_train(rnd, arrays, round_config(config, rnd), grid))
-        grid.events.emit(
-            RoundStarted(run_id=grid.run_id, round=rnd, phase="train", node_ids=_destinations(messages))
-        )
-        replies = grid.send_and_receive(messages, timeout=timeout) if messages else []
+        replies, failures = _exchange(grid, rnd, "train", messages, timeout)
         trained = time.perf_counter()
         new_arrays, metrics = self.aggregate_train(rnd, replies)
-        failures = sum(r.has_error() for r in replies)
         if metrics is not None:
             metrics_by_round[rnd] = metrics
         grid.events.emit(
@@ -225,12 +221,8 @@ class Strategy(ABC):
         messages = list(self.configure_evaluate(rnd, arrays, round_config(config, rnd), grid))
         if not messages:
             return
-        grid.events.emit(
-            RoundStarted(run_id=grid.run_id, round=rnd, phase="evaluate", node_ids=_destinations(messages))
-        )
-        replies = grid.send_and_receive(messages, timeout=timeout)
+        replies, failures = _exchange(grid, rnd, "evaluate", messages, timeout)
         metrics = self.aggregate_evaluate(rnd, replies)
-        failures = sum(r.has_error() for r in replies)
         if metrics is not None:
             metrics_by_round[rnd] = metrics
         grid.events.emit(
@@ -280,5 +272,11 @@ def round_config(source: ConfigSource | None, server_round: int) -> ConfigRecord
     return config
 
 
-def _destinations(messages: Iterable[Message]) -> tuple[int, ...]:
-    return tuple(m.metadata.dst_node_id for m in messages)
+def _exchange(
+    grid: Grid, rnd: int, phase: Phase, messages: list[Message], timeout: float | None
+) -> tuple[list[Message], int]:
+    """Announce the phase, send its messages, and return the replies and how many failed."""
+    node_ids = tuple(m.metadata.dst_node_id for m in messages)
+    grid.events.emit(RoundStarted(run_id=grid.run_id, round=rnd, phase=phase, node_ids=node_ids))
+    replies = grid.send_and_receive(messages, timeout=timeout) if messages else []
+    return replies, sum(r.has_error() for r in replies)
