@@ -7,6 +7,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 
+from fedlab.context import UserConfig
 from fedlab.errors import GridError
 from fedlab.events import ClientReplied, EventBus, Phase
 from fedlab.message import DEFAULT_TTL, Error, ErrorCode, Message
@@ -39,6 +40,13 @@ class Grid(ABC):
     @abstractmethod
     def get_node_ids(self) -> list[int]:
         """Return the ids of the nodes currently connected."""
+
+    @abstractmethod
+    def get_node_config(self, node_id: int) -> UserConfig:
+        """Return the settings ``node_id`` declared (e.g. ``region``); empty if unknown.
+
+        Strategies use it to select nodes by a predicate over their config.
+        """
 
     @abstractmethod
     def push_messages(self, messages: Iterable[Message]) -> list[str]:

@@ -115,6 +115,11 @@ class SimulationGrid(Grid):
         """Return the simulated node ids (fixed for the grid's lifetime)."""
         return list(self._node_ids)
 
+    def get_node_config(self, node_id: int) -> UserConfig:
+        """Return a copy of ``node_id``'s node_config (empty for an unknown node)."""
+        context = self._contexts.get(node_id)
+        return dict(context.node_config) if context is not None else {}
+
     def partition_id(self, node_id: int) -> int | None:
         """Return the partition index of ``node_id``."""
         return self._partitions.get(node_id)

@@ -1,6 +1,6 @@
 """Strategies: how the server samples nodes and combines their replies."""
 
 from fedlab.strategy.fedavg import FedAvg, MetricsAggregationFn
-from fedlab.strategy.strategy import ConfigSource, EvaluateFn, Strategy
+from fedlab.strategy.strategy import ConfigSource, EvaluateFn, Strategy, StrategyState
 
-__all__ = ["ConfigSource", "EvaluateFn", "FedAvg", "MetricsAggregationFn", "Strategy"]
+__all__ = ["ConfigSource", "EvaluateFn", "FedAvg", "MetricsAggregationFn", "Strategy", "StrategyState"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import time
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -15,12 +16,20 @@ from fedlab.records import ArrayRecord, ConfigRecord, MetricRecord
 from fedlab.server.grid import Grid
 from fedlab.server.result import Result
 
-__all__ = ["ConfigSource", "EvaluateFn", "Strategy"]
+__all__ = ["ConfigSource", "EvaluateFn", "Strategy", "StrategyState"]
 
 #: Server-side evaluation: ``evaluate_fn(round, arrays) -> MetricRecord | None``.
 EvaluateFn = Callable[[int, ArrayRecord], "MetricRecord | Mapping[str, Any] | None"]
 #: A round's config: fixed, or computed from the round number.
 ConfigSource = ConfigRecord | Mapping[str, Any] | Callable[[int], "ConfigRecord | Mapping[str, Any]"]
+
+
+@dataclass
+class StrategyState:
+    """A strategy's memory between rounds: named ArrayRecords and JSON-able values."""
+
+    arrays: dict[str, ArrayRecord] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
 
 
 class Strategy(ABC):
@@ -92,6 +101,24 @@ class Strategy(ABC):
                 "available; lower min_train_nodes/min_evaluate_nodes or add clients."
             )
         return self.rng.sample(available, count)
+
+    def state_dict(self) -> StrategyState:
+        """Return what a resumed run needs to continue exactly where this one stopped.
+
+        A strategy with memory (momentum, optimiser moments, control variates) extends this:
+        call ``super().state_dict()`` and add its arrays and JSON-able values. The base
+        saves the sampling RNG. Nothing here is pickled: arrays are ArrayRecords and values
+        must survive ``json.dumps``.
+        """
+        version, internal, gauss = self.rng.getstate()
+        return StrategyState(arrays={}, values={"rng": [version, list(internal), gauss]})
+
+    def load_state_dict(self, state: StrategyState) -> None:
+        """Restore what :meth:`state_dict` returned (subclasses call super() first)."""
+        rng = state.values.get("rng")
+        if rng is not None:
+            version, internal, gauss = rng
+            self.rng.setstate((version, tuple(internal), gauss))
 
     def required_nodes(self) -> int:
         """The number of nodes the strategy needs before round 1 (checked by :meth:`start`)."""

@@ -181,3 +181,8 @@ class GridContract:
         assert not grid.stop_requested
         grid.request_stop()
         assert grid.stop_requested
+
+    def test_node_configs_are_dicts_for_known_nodes_and_empty_for_unknown_ones(self, grid: Grid) -> None:
+        for node in grid.get_node_ids():
+            assert isinstance(grid.get_node_config(node), dict)
+        assert grid.get_node_config(max(grid.get_node_ids()) + 1) == {}

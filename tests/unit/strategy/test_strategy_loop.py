@@ -389,3 +389,17 @@ def test_the_threads_backend_gives_the_same_result_as_the_inline_backend() -> No
     assert threads.arrays == inline.arrays
     assert threads.train_metrics_clientapp == inline.train_metrics_clientapp
     assert threads.evaluate_metrics_clientapp == inline.evaluate_metrics_clientapp
+
+
+def test_the_sampling_rng_survives_a_state_round_trip_through_json() -> None:
+    import json
+
+    from fedlab.strategy import StrategyState
+
+    first = _fedavg()
+    first.rng.seed(5)
+    first.rng.random()
+    saved = first.state_dict()
+    restored = _fedavg()
+    restored.load_state_dict(StrategyState(saved.arrays, json.loads(json.dumps(saved.values))))
+    assert [restored.rng.random() for _ in range(3)] == [first.rng.random() for _ in range(3)]
