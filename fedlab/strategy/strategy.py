@@ -212,6 +212,8 @@ class Strategy(ABC):
     ) -> ArrayRecord:
         started = time.perf_counter()
         messages = list(self.configure_train(rnd, arrays, round_config(config, rnd), grid))
+        if not messages:  # e.g. federated evaluation only: nothing trained, nothing failed
+            return arrays
         replies, failures = _exchange(grid, rnd, "train", messages, timeout)
         trained = time.perf_counter()
         new_arrays, metrics = self.aggregate_train(rnd, replies)

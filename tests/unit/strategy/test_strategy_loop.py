@@ -403,3 +403,13 @@ def test_the_sampling_rng_survives_a_state_round_trip_through_json() -> None:
     restored = _fedavg()
     restored.load_state_dict(StrategyState(saved.arrays, json.loads(json.dumps(saved.values))))
     assert [restored.rng.random() for _ in range(3)] == [first.rng.random() for _ in range(3)]
+
+
+def test_an_evaluation_only_run_reports_no_training_and_no_failures() -> None:
+    fed = _federation()
+    strategy = _fedavg(fraction_train=0.0)
+    result = strategy.start(fed.grid(3), _initial(), num_rounds=2)
+    assert fed.of(RoundAggregated) == []
+    assert [e.phase for e in fed.of(RoundStarted)] == ["evaluate", "evaluate"]
+    assert result.arrays == _initial() and result.rounds_completed == 2
+    assert sorted(result.evaluate_metrics_clientapp) == [1, 2]
