@@ -129,7 +129,7 @@ def measure(args: list[str], backend: str) -> dict[str, object]:
     wall = time.perf_counter() - started
     if status != 0:
         raise SystemExit(f"benchmark {args} failed with status {status}")
-    result: dict[str, object] = json.loads(output.strip().splitlines()[-1])
+    result: dict[str, object] = json.loads(output.strip().splitlines()[-1].removeprefix("RESULT "))
     result["wall_s"] = round(wall, 2)
     result["peak_rss_mb"] = round(usage.ru_maxrss / 1024)
     return result
@@ -145,7 +145,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one, args.clients, args.rounds, args.params, args.backend)))
+        # The "RESULT " prefix is what ../shared/bench/flower/measure.py collects.
+        print("RESULT " + json.dumps(run_one(args.one, args.clients, args.rounds, args.params, args.backend)))
         return
     print(f"backend={args.backend}, {args.repeat} runs each, median (Flower 1.42 median in brackets)\n")
     print("| workload | wall s | steady round s | round 1 s | peak RSS MB | result |")
