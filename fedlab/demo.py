@@ -1,7 +1,10 @@
 """The demo: a torch MLP trained on scikit-learn's digits by 20 federated clients.
 
 Run it with ``make demo``, ``fedlab demo`` or ``python -m fedlab.demo``. It needs the
-``torch`` and ``examples`` extras (``pip install "fedlab-sdk[torch,examples]"``).
+``torch``, ``datasets`` and ``examples`` extras
+(``pip install "fedlab-sdk[torch,datasets,examples]"``). The data comes from
+:mod:`fedlab.datasets`: digits, divided 80/20 into train and test, with the training
+split partitioned IID among the clients.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy.typing as npt
 
 from fedlab.client import ClientApp
 from fedlab.context import Context
+from fedlab.datasets import FederatedDataset, IidPartitioner, divide_split, load_partition
 from fedlab.errors import MissingDependencyError
 from fedlab.federation import Federation
 from fedlab.message import Message
@@ -24,7 +28,7 @@ from fedlab.records import ArrayRecord, MetricRecord, RecordDict
 from fedlab.server import Result
 from fedlab.strategy import FedAvg
 
-__all__ = ["DigitsData", "build_federation", "load_digits_data", "main", "make_model"]
+__all__ = ["DigitsData", "build_federation", "federated_digits", "load_digits_data", "main", "make_model"]
 
 #: The accuracy the demo promises on the held-out split.
 TARGET_ACCURACY = 0.90
@@ -32,26 +36,29 @@ TARGET_ACCURACY = 0.90
 DigitsData = tuple[npt.NDArray[np.float32], npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.int64]]
 
 
+@functools.lru_cache(maxsize=8)
+def federated_digits(num_partitions: int = 20, seed: int = 0) -> FederatedDataset:
+    """The demo's data: digits, 80/20 stratified train/test, train split IID among partitions."""
+    return FederatedDataset.from_sklearn(
+        "digits",
+        partitioners={"train": IidPartitioner(num_partitions, seed=seed)},
+        preprocessor=divide_split("train", {"train": 0.8, "test": 0.2}, seed=seed, stratify_by="label"),
+        seed=seed,
+    )
+
+
 @functools.lru_cache(maxsize=4)
 def load_digits_data(seed: int = 0) -> DigitsData:
     """Return digits scaled to [0, 1] as (x_train, y_train, x_test, y_test), 80/20 stratified."""
-    try:
-        from sklearn.datasets import load_digits
-        from sklearn.model_selection import train_test_split
-    except ImportError:
-        raise MissingDependencyError("scikit-learn", "examples", "The digits demo") from None
-    x, y = load_digits(return_X_y=True)
-    x_train, x_test, y_train, y_test = train_test_split(
-        (x / 16.0).astype(np.float32), y.astype(np.int64), test_size=0.2, stratify=y, random_state=seed
-    )
-    return x_train, y_train, x_test, y_test
+    fds = federated_digits(seed=seed)
+    return (*_arrays(fds.load_split("train")), *_arrays(fds.load_split("test")))
 
 
-def partition(num_partitions: int, partition_id: int, seed: int = 0) -> npt.NDArray[np.intp]:
+def partition(num_partitions: int, partition_id: int, seed: int = 0) -> npt.NDArray[np.int64]:
     """Return the training-row indices of one IID partition."""
-    x_train = load_digits_data(seed)[0]
-    order = np.random.default_rng(seed).permutation(len(x_train))
-    return np.array_split(order, num_partitions)[partition_id]
+    partitioner = federated_digits(num_partitions, seed).partitioner("train")
+    assert isinstance(partitioner, IidPartitioner)  # built so by federated_digits
+    return partitioner.partition_indices(partition_id)
 
 
 def make_model() -> Any:
@@ -79,9 +86,7 @@ def train(msg: Message, ctx: Context) -> Message:
     torch = _torch()
     config = msg.content.config_record("config")
     seed = int(ctx.run_config.get("seed", 0))
-    x_train, y_train, _, _ = load_digits_data(seed)
-    rows = partition(int(ctx.node_config["num-partitions"]), int(ctx.node_config["partition-id"]), seed)
-    x, y = torch.from_numpy(x_train[rows]), torch.from_numpy(y_train[rows])
+    x, y = (torch.from_numpy(a) for a in _arrays(load_partition(ctx, "train")))
     model = make_model()
     model.load_state_dict(msg.content.array_record("arrays").to_torch_state_dict())
     optimizer = torch.optim.SGD(model.parameters(), lr=_number(config["lr"]), momentum=0.9)
@@ -113,7 +118,8 @@ def build_federation(
     """The demo federation: FedAvg over ``num_clients`` IID clients, evaluated centrally."""
     torch = _torch()
     torch.manual_seed(seed)
-    _, _, x_test, y_test = load_digits_data(seed)
+    fds = federated_digits(num_clients, seed)
+    x_test, y_test = _arrays(fds.load_split("test"))
 
     def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
         return MetricRecord({"accuracy": accuracy(arrays, x_test, y_test)})
@@ -121,6 +127,7 @@ def build_federation(
     return Federation(
         client,
         strategy=FedAvg(fraction_train=1.0, fraction_evaluate=0.0),
+        dataset=fds,
         num_clients=num_clients,
         initial_arrays=ArrayRecord(make_model().state_dict()),
         config={"lr": 0.1, "local-epochs": 2, "batch-size": 16, "seed": seed},
@@ -146,6 +153,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     final = result.evaluate_metrics_serverapp[result.rounds_completed]["accuracy"]
     print(f"final held-out accuracy: {final:.4f} (target {TARGET_ACCURACY:.2f})")
     return 0
+
+
+@functools.lru_cache(maxsize=256)
+def _arrays(dataset: Any) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    # Cached per Dataset object (FederatedDataset hands out the same one every round), so a
+    # client converts its partition to arrays once, not every round.
+    columns = dataset.with_format("numpy")[:]
+    return (columns["features"] / np.float32(16.0)).astype(np.float32), columns["label"].astype(np.int64)
 
 
 def _number(value: object) -> float:
