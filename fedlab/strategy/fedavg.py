@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
 from fedlab.errors import StrategyError
 from fedlab.message import Message, MessageType
-from fedlab.records import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
+from fedlab.records import ArrayRecord, ConfigRecord, MetricRecord, Record, RecordDict
 from fedlab.server.grid import Grid
 from fedlab.strategy._aggregate import (
     reply_weight,
@@ -14,6 +14,7 @@ from fedlab.strategy._aggregate import (
     weighted_average_arrays,
     weighted_average_metrics,
 )
+from fedlab.strategy._selection import NodeFilter
 from fedlab.strategy.strategy import Strategy
 
 __all__ = ["FedAvg", "MetricsAggregationFn"]
@@ -43,6 +44,24 @@ class FedAvg(Strategy):
         Names of the records sent to clients.
     train_metrics_aggr_fn, evaluate_metrics_aggr_fn
         Replace the default weighted average of the replies' metrics.
+    node_ids
+        Sample only among these nodes (default: every node).
+    node_filter
+        Sample only nodes whose ``node_config`` it accepts, e.g.
+        ``lambda cfg: cfg.get("region") == "eu"`` (default: every node).
+
+    Notes
+    -----
+    Subclasses usually override only :meth:`aggregate_arrays` (how the successful
+    replies become the new global arrays) and, to send more, :meth:`configure_train`.
+    Node selection applies to training and evaluation alike; sampling is reproducible
+    with the seed given to :meth:`start`.
+
+    Examples
+    --------
+    Train only on the nodes declared in the EU, a third of them each round:
+
+    >>> strategy = FedAvg(fraction_train=0.3, node_filter=lambda cfg: cfg.get("region") == "eu")
     """
 
     def __init__(
@@ -58,8 +77,10 @@ class FedAvg(Strategy):
         configrecord_key: str = "config",
         train_metrics_aggr_fn: MetricsAggregationFn | None = None,
         evaluate_metrics_aggr_fn: MetricsAggregationFn | None = None,
+        node_ids: Collection[int] | None = None,
+        node_filter: NodeFilter | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(node_ids=node_ids, node_filter=node_filter)
         for name, value in (("fraction_train", fraction_train), ("fraction_evaluate", fraction_evaluate)):
             if not 0.0 <= value <= 1.0:
                 raise StrategyError(f"{name} must be between 0 and 1, got {value!r}.")
@@ -80,6 +101,12 @@ class FedAvg(Strategy):
         self.configrecord_key = configrecord_key
         self.train_metrics_aggr_fn = train_metrics_aggr_fn or weighted_average_metrics
         self.evaluate_metrics_aggr_fn = evaluate_metrics_aggr_fn or weighted_average_metrics
+        self._current_arrays: ArrayRecord | None = None
+
+    @property
+    def current_arrays(self) -> ArrayRecord | None:
+        """The global arrays sent by the latest :meth:`configure_train` (None before it)."""
+        return self._current_arrays
 
     def required_nodes(self) -> int:
         """The most of the minimums that apply (evaluation ones only if clients evaluate)."""
@@ -94,26 +121,40 @@ class FedAvg(Strategy):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         """Send the global arrays and the config to a sample of nodes."""
+        self._current_arrays = arrays
         nodes = self.sample_nodes(grid, self.fraction_train, self.min_train_nodes, self.min_available_nodes)
         return self._instructions(grid, nodes, arrays, config, MessageType.TRAIN, server_round)
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        """Average the successful replies' arrays weighted by ``weighted_by_key``.
+        """Combine the successful replies with :meth:`aggregate_arrays` and their metrics.
 
         Returns ``(None, None)`` when fewer than ``min_train_nodes`` replies succeeded.
         """
         ok = [r for r in replies if not r.has_error()]
         if not ok or len(ok) < self.min_train_nodes:
             return None, None
-        weighted = (
-            (r.metadata.src_node_id, single_record(r, ArrayRecord)[1], reply_weight(r, self.weighted_by_key))
-            for r in ok
-        )
-        arrays = weighted_average_arrays(weighted)
+        arrays = self.aggregate_arrays(server_round, ok)
         metrics = self.train_metrics_aggr_fn([r.content for r in ok], self.weighted_by_key)
         return arrays, metrics
+
+    def aggregate_arrays(self, server_round: int, replies: Sequence[Message]) -> ArrayRecord:
+        """Return the new global arrays from the successful ``replies`` (at least one).
+
+        FedAvg: their mean weighted by ``weighted_by_key``. Subclasses override this.
+        """
+        arrays, total = self._weighted_average(replies)
+        self.report(server_round, aggregated=len(replies), total_weight=total)
+        return arrays
+
+    def _weighted_average(self, replies: Sequence[Message]) -> tuple[ArrayRecord, float]:
+        weights = [reply_weight(r, self.weighted_by_key) for r in replies]
+        weighted = (
+            (r.metadata.src_node_id, single_record(r, ArrayRecord)[1], w)
+            for r, w in zip(replies, weights, strict=True)
+        )
+        return weighted_average_arrays(weighted), sum(weights)
 
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
@@ -139,9 +180,10 @@ class FedAvg(Strategy):
         config: ConfigRecord,
         message_type: str,
         server_round: int,
+        extra: Mapping[str, Record] | None = None,
     ) -> list[Message]:
         # One RecordDict for everyone: the simulation hands each client its own copy.
-        content = RecordDict({self.arrayrecord_key: arrays, self.configrecord_key: config})
+        content = RecordDict({self.arrayrecord_key: arrays, **(extra or {}), self.configrecord_key: config})
         return [
             grid.create_message(content, message_type, node_id, group_id=str(server_round))
             for node_id in nodes

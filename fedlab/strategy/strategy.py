@@ -6,7 +6,7 @@ import random
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from fedlab.errors import StrategyError
@@ -15,6 +15,7 @@ from fedlab.message import Message
 from fedlab.records import ArrayRecord, ConfigRecord, MetricRecord
 from fedlab.server.grid import Grid
 from fedlab.server.result import Result
+from fedlab.strategy._selection import NodeFilter, eligible_nodes, sample_eligible
 
 __all__ = ["ConfigSource", "EvaluateFn", "Strategy", "StrategyState"]
 
@@ -41,8 +42,14 @@ class Strategy(ABC):
     through events (:meth:`report`).
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, node_ids: Collection[int] | None = None, node_filter: NodeFilter | None = None
+    ) -> None:
         self.rng = random.Random()
+        #: Only these nodes are ever sampled (None: every node).
+        self.node_ids = None if node_ids is None else tuple(sorted(set(node_ids)))
+        #: Only nodes whose ``node_config`` this predicate accepts are sampled (None: every node).
+        self.node_filter = node_filter
         self._events: EventBus | None = None
         self._run_id = 0
 
@@ -87,20 +94,25 @@ class Strategy(ABC):
     def sample_nodes(
         self, grid: Grid, fraction: float, min_nodes: int, min_available: int, timeout: float = 60.0
     ) -> list[int]:
-        """Sample ``max(int(fraction * available), min_nodes)`` nodes with :attr:`rng`.
+        """Sample ``max(int(fraction * eligible), min_nodes)`` eligible nodes with :attr:`rng`.
 
-        Node ids are sorted before sampling so the choice depends only on the seed.
+        Eligible nodes are the available ones admitted by :attr:`node_ids` and
+        :attr:`node_filter` (:meth:`eligible_nodes`). Their ids are sorted before sampling
+        so the choice depends only on the seed.
         """
         if fraction <= 0.0:
             return []
-        available = sorted(grid.wait_for_nodes(max(min_available, min_nodes), timeout))
-        count = max(int(len(available) * fraction), min_nodes)
-        if count > len(available):
-            raise StrategyError(
-                f"{type(self).__name__} needs {count} nodes this round but only {len(available)} are "
-                "available; lower min_train_nodes/min_evaluate_nodes or add clients."
-            )
-        return self.rng.sample(available, count)
+        available = grid.wait_for_nodes(max(min_available, min_nodes), timeout)
+        eligible = self.eligible_nodes(grid, available)
+        restricted = self.node_ids is not None or self.node_filter is not None
+        return sample_eligible(
+            self.rng, eligible, len(available), fraction, min_nodes, type(self).__name__, restricted
+        )
+
+    def eligible_nodes(self, grid: Grid, available: Iterable[int] | None = None) -> list[int]:
+        """Return, sorted, the available nodes this strategy's node selection admits."""
+        nodes = grid.get_node_ids() if available is None else available
+        return eligible_nodes(grid, nodes, self.node_ids, self.node_filter)
 
     def state_dict(self) -> StrategyState:
         """Return what a resumed run needs to continue exactly where this one stopped.
@@ -142,6 +154,8 @@ class Strategy(ABC):
         evaluate_config: ConfigSource | None = None,
         evaluate_fn: EvaluateFn | None = None,
         seed: int | None = None,
+        start_round: int = 1,
+        on_round_end: Callable[[Result], None] | None = None,
     ) -> Result:
         """Run ``num_rounds`` rounds of training (and evaluation) on ``grid``.
 
@@ -168,6 +182,13 @@ class Strategy(ABC):
             Server-side evaluation after every round.
         seed
             Seeds node sampling; the same seed gives the same choices.
+        start_round
+            The first round to run; above 1, the run continues one that completed rounds
+            ``1 .. start_round - 1``: ``initial_arrays`` are that run's global arrays, its
+            state was restored with :meth:`load_state_dict` (so ``seed`` is not applied
+            again) and there is no round-0 evaluation. ``num_rounds`` is the last round.
+        on_round_end
+            Called after every completed round with the Result so far (used to checkpoint).
         """
         if not isinstance(initial_arrays, ArrayRecord):
             raise StrategyError(
@@ -176,22 +197,29 @@ class Strategy(ABC):
             )
         if not isinstance(num_rounds, int) or isinstance(num_rounds, bool) or num_rounds < 0:
             raise StrategyError(f"num_rounds must be a non-negative int, got {num_rounds!r}.")
-        if seed is not None:
+        if not isinstance(start_round, int) or isinstance(start_round, bool) or start_round < 1:
+            raise StrategyError(f"start_round must be an int >= 1, got {start_round!r}.")
+        if seed is not None and start_round == 1:  # a resumed run's RNG was restored instead
             self.rng.seed(seed)
         # Fail before any client trains if the federation can never satisfy the minimums.
         grid.wait_for_nodes(self.required_nodes(), timeout if timeout is not None else 3600.0)
         self._events, self._run_id = grid.events, grid.run_id
         arrays = initial_arrays
         result: dict[str, dict[int, MetricRecord]] = {"train": {}, "evaluate": {}, "server": {}}
-        self._evaluate_on_server(evaluate_fn, 0, arrays, result["server"])
-        completed = 0
-        for rnd in range(1, num_rounds + 1):
+        if start_round == 1:
+            self._evaluate_on_server(evaluate_fn, 0, arrays, result["server"])
+        completed = start_round - 1
+        for rnd in range(start_round, num_rounds + 1):
             if grid.stop_requested:
                 break
             arrays = self._train_round(grid, rnd, arrays, train_config, timeout, result["train"])
             self._evaluate_round(grid, rnd, arrays, evaluate_config, timeout, result["evaluate"])
             self._evaluate_on_server(evaluate_fn, rnd, arrays, result["server"])
             completed = rnd
+            if on_round_end is not None:
+                on_round_end(
+                    Result(arrays, result["train"], result["evaluate"], result["server"], rnd)
+                )
         return Result(
             arrays=arrays,
             train_metrics_clientapp=result["train"],

@@ -255,7 +255,7 @@ def test_events_come_in_the_documented_order() -> None:
     expected: list[tuple[Any, ...]] = [("Evaluated", 0, "server")]
     for r in (1, 2):
         expected += [("RoundStarted", r, "train")] + [("ClientReplied", r, "train")] * 3
-        expected += [("RoundAggregated", r)]
+        expected += [("StrategyReport",), ("RoundAggregated", r)]
         expected += [("RoundStarted", r, "evaluate")] + [("ClientReplied", r, "evaluate")] * 3
         expected += [("Evaluated", r, "clients"), ("Evaluated", r, "server")]
     assert [_outline(e) for e in fed.events] == expected

@@ -1,0 +1,60 @@
+"""Which nodes a strategy may sample: all of them, a fixed list, or those a predicate accepts."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Collection, Iterable
+
+from fedlab.context import UserConfig
+from fedlab.errors import StrategyError
+from fedlab.server.grid import Grid
+
+__all__ = ["NodeFilter", "eligible_nodes", "sample_eligible"]
+
+#: A predicate over a node's ``node_config``, e.g. ``lambda cfg: cfg.get("region") == "eu"``.
+NodeFilter = Callable[[UserConfig], bool]
+
+
+def eligible_nodes(
+    grid: Grid,
+    available: Iterable[int],
+    node_ids: Collection[int] | None,
+    node_filter: NodeFilter | None,
+) -> list[int]:
+    """Return the sorted ids among ``available`` that the selection admits.
+
+    Sorting makes the later random draw depend only on the seed, never on the order in
+    which a runtime happens to list its nodes.
+    """
+    chosen = sorted(set(available))
+    if node_ids is not None:
+        allowed = set(node_ids)
+        chosen = [n for n in chosen if n in allowed]
+    if node_filter is not None:
+        chosen = [n for n in chosen if node_filter(grid.get_node_config(n))]
+    return chosen
+
+
+def sample_eligible(
+    rng: random.Random,
+    eligible: list[int],
+    num_available: int,
+    fraction: float,
+    min_nodes: int,
+    who: str,
+    restricted: bool,
+) -> list[int]:
+    """Draw ``max(int(fraction * len(eligible)), min_nodes)`` of ``eligible`` with ``rng``."""
+    count = max(int(len(eligible) * fraction), min_nodes)
+    if count <= len(eligible):
+        return rng.sample(eligible, count)
+    if restricted:
+        raise StrategyError(
+            f"{who} needs {count} nodes this round but its node selection (node_ids/node_filter) "
+            f"admits only {len(eligible)} of the {num_available} available; widen the selection "
+            "or lower min_train_nodes/min_evaluate_nodes."
+        )
+    raise StrategyError(
+        f"{who} needs {count} nodes this round but only {len(eligible)} are available; "
+        "lower min_train_nodes/min_evaluate_nodes or add clients."
+    )
