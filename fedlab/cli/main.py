@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from fedlab.cli._command import dispatch, register_commands
 from fedlab.errors import FedlabError
 
 __all__ = ["main"]
@@ -18,6 +19,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser(
         "demo", help="train a torch MLP on digits across 20 simulated clients", add_help=False
+    )
+    register_commands(commands)
+    commands.add_parser(
+        "datasets", help="write the partitions of a dataset to disk as parquet", add_help=False
     )
     args, rest = parser.parse_known_args(argv)
     if args.version:
@@ -33,6 +38,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         except FedlabError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
+    if args.command == "datasets":
+        from fedlab.cli.datasets import main as datasets_main
+
+        return datasets_main(rest)
+    status = dispatch(parser, args, rest)
+    if status is not None:
+        return status
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     parser.print_help()

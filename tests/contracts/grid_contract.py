@@ -186,3 +186,16 @@ class GridContract:
         for node in grid.get_node_ids():
             assert isinstance(grid.get_node_config(node), dict)
         assert grid.get_node_config(max(grid.get_node_ids()) + 1) == {}
+
+    def test_pull_any_hands_out_every_reply_once_as_replies_arrive(self, grid: Grid) -> None:
+        nodes = grid.get_node_ids()
+        sleeps = [0.0] * (len(nodes) - 1) + [0.3]
+        ids = grid.push_messages([self.instruction(grid, n, sleep=s) for n, s in zip(nodes, sleeps)])
+        received: list[str] = []
+        while len(received) < len(ids):
+            batch = grid.pull_any([i for i in ids if i not in received], timeout=30)
+            assert batch, "pull_any returned nothing although replies were still due"
+            received += [r.metadata.reply_to_message_id for r in batch]
+        assert sorted(received) == sorted(ids)
+        assert grid.pull_any(ids, timeout=0.05) == []
+        assert grid.pull_any([], timeout=None) == []

@@ -1,0 +1,204 @@
+"""``fedlab run``: run an app project in a local simulation or on a SuperLink."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+from fedlab.cli._follow import follow_run
+from fedlab.cli._output import Output, add_format_option
+from fedlab.cli._project import FederationSpec, Project, load_project, parse_overrides
+from fedlab.context import UserConfig
+from fedlab.errors import FederationError
+from fedlab.server import Result
+
+__all__ = ["register", "run_command"]
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``fedlab run`` to the CLI."""
+    parser = commands.add_parser(
+        "run",
+        help="run an app project in a simulation or on a SuperLink",
+        description="Run the app project in APP (default: here) on FEDERATION, one of the "
+        "[tool.fedlab.federations] in its pyproject.toml (default: its default-federation). "
+        "A simulation runs in this process; a federation with an address is sent to that "
+        "SuperLink as a signed-or-unsigned app bundle and followed until it finishes.",
+    )
+    parser.add_argument("app", nargs="?", default=".", help="app project directory (default: .)")
+    parser.add_argument("federation", nargs="?", help="federation name (default: the project's)")
+    parser.add_argument(
+        "--run-config",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override [tool.fedlab.config] values, e.g. --run-config num-server-rounds=5 lr=0.05",
+    )
+    parser.add_argument(
+        "--detach", action="store_true", help="on a SuperLink: print the run id and return at once"
+    )
+    parser.add_argument(
+        "--signing-key",
+        metavar="PEM",
+        help="sign the app bundle with this Ed25519 private key file",
+    )
+    add_format_option(parser)
+    parser.set_defaults(handler=run_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the project; 0 when the run completed, 1 when it failed."""
+    out = Output(args.format)
+    project = load_project(args.app)
+    federation = project.federation(args.federation)
+    config = {**project.config, **parse_overrides(args.run_config)}
+    if federation.is_simulation:
+        return _simulate(project, federation, config, out)
+    return _submit(project, federation, config, args, out)
+
+
+def _simulate(project: Project, federation: FederationSpec, config: UserConfig, out: Output) -> int:
+    from fedlab.federation import Federation
+
+    if project.serverapp is None:
+        raise FederationError(
+            'A simulation needs the project\'s ServerApp: add serverapp = "package.server_app:app" '
+            "to [tool.fedlab] in pyproject.toml."
+        )
+    client_app, server_app = (
+        _import(project, path) for path in (project.clientapp, project.serverapp)
+    )
+    rounds = int(config.get("num-server-rounds", 3))
+    fed = Federation(
+        client_app,  # type: ignore[arg-type]
+        server_app=server_app,  # type: ignore[arg-type]
+        num_clients=federation.num_clients,
+        run_config=config,
+        seed=federation.options.get("seed"),
+        display="none" if out.json else "auto",
+    )
+    out.say(
+        f"Simulating [bold]{project.directory.name}[/] on [bold]{federation.name}[/] "
+        f"({federation.num_clients} clients)"
+    )
+    result = fed.run(rounds=rounds)
+    out.document(
+        {"success": True, "federation": federation.name, "mode": "simulation", **_summary(result)}
+    )
+    out.say(f"Finished {result.rounds_completed} round(s).")
+    return 0
+
+
+def _submit(
+    project: Project,
+    federation: FederationSpec,
+    config: UserConfig,
+    args: argparse.Namespace,
+    out: Output,
+) -> int:
+    from fedlab.deploy.bundle import build_bundle
+    from fedlab.deploy.control import ControlClient
+
+    assert federation.address is not None
+    if not federation.insecure:
+        raise FederationError(
+            f"Federation {federation.name!r} needs TLS, which this version does not support yet; "
+            "add insecure = true to its table in pyproject.toml (only on a network you trust)."
+        )
+    if project.serverapp is None:
+        raise FederationError(
+            "Running on a SuperLink needs the project's ServerApp: add serverapp = "
+            '"package.server_app:app" to [tool.fedlab] in pyproject.toml.'
+        )
+    key_path = args.signing_key or federation.options.get("signing-key")
+    key = _signing_key(project.directory / str(key_path)) if key_path else None
+    bundle = build_bundle(
+        project.clientapp,
+        project.serverapp,
+        run_config=config,
+        signing_key=key,
+        project_dir=project.directory,
+    )
+    with ControlClient(federation.address) as control:
+        run_id = control.create_run(bundle, config, attached=False)
+        if args.detach:
+            out.document({"success": True, "run-id": run_id, "federation": federation.name})
+            out.say(
+                f"Started run [bold]{run_id}[/] on {federation.address}; "
+                f"follow it with `fedlab log {run_id}`."
+            )
+            return 0
+        return _follow(control, run_id, federation, out)
+
+
+def _follow(control: Any, run_id: int, federation: FederationSpec, out: Output) -> int:
+    out.say(f"Started run [bold]{run_id}[/] on {federation.address} ({federation.name}).")
+    try:
+        history, finished = follow_run(control, run_id, out, json_lines=False)
+    except KeyboardInterrupt:
+        out.say(
+            f"Stopped following; the run goes on. `fedlab log {run_id}` resumes, "
+            f"`fedlab stop {run_id}` stops it."
+        )
+        return 130
+    error = None if finished is None else finished.error
+    completed = None if finished is None else finished.rounds_completed
+    out.document(
+        {
+            "success": finished is not None and error is None,
+            "run-id": run_id,
+            "federation": federation.name,
+            "rounds_completed": completed,
+            "error": error,
+            "rounds": history.rounds_completed,
+        }
+    )
+    if error is not None:
+        return out.error(f"Run {run_id} failed: {error}")
+    out.say(f"Run {run_id} finished after {completed} round(s).")
+    return 0
+
+
+def _import(project: Project, path: str) -> object:
+    from fedlab.deploy._bundle_apps import parse_import_path
+
+    module, attr = parse_import_path(path)
+    directory = str(project.directory)
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise FederationError(f"Cannot load {path} from {project.directory}: {exc}") from exc
+
+
+def _signing_key(path: Path) -> Any:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        key = load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise FederationError(f"Cannot read the signing key {path}: {exc}") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise FederationError(
+            f"{path} holds a {type(key).__name__}; bundles are signed with Ed25519 keys."
+        )
+    return key
+
+
+def _summary(result: Result) -> dict[str, Any]:
+    def table(metrics: dict[int, Any]) -> dict[str, dict[str, Any]]:
+        return {str(r): dict(m) for r, m in sorted(metrics.items())}
+
+    return {
+        "rounds_completed": result.rounds_completed,
+        "stopped_early": result.stopped_early,
+        "train_metrics": table(result.train_metrics_clientapp),
+        "evaluate_metrics": table(result.evaluate_metrics_clientapp),
+        "server_metrics": table(result.evaluate_metrics_serverapp),
+    }

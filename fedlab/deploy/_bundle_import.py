@@ -1,0 +1,107 @@
+"""Importing a bundle's code: extract it to a private directory and import from there.
+
+The code is written to disk (not imported from memory) so that user code which reads
+files beside its modules (``Path(__file__).parent / "config.json"``) or uses
+``importlib.resources`` behaves as it does at home.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib
+import importlib.abc
+import importlib.machinery
+import os
+import shutil
+import sys
+import tempfile
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from importlib.machinery import ModuleSpec
+from pathlib import Path
+from types import ModuleType
+
+from fedlab.errors import BundleError
+
+__all__ = ["import_attribute", "write_files"]
+
+_lock = threading.Lock()
+_finders: dict[Path, _BundleFinder] = {}
+_temporary: list[Path] = []
+
+
+class _BundleFinder(importlib.abc.MetaPathFinder):
+    """Finds the bundle's top-level packages in its directory, ahead of everything else."""
+
+    def __init__(self, root: Path, names: frozenset[str]) -> None:
+        self.root = root
+        self.names = names
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        # Submodules are found through their package's __path__, which points here.
+        if fullname not in self.names:
+            return None
+        return importlib.machinery.PathFinder.find_spec(fullname, [str(self.root)])
+
+
+def write_files(files: Mapping[str, bytes], directory: Path | None) -> Path:
+    """Write ``files`` under ``directory`` (a new private temporary one if None); return it."""
+    if directory is None:
+        directory = Path(tempfile.mkdtemp(prefix="fedlab-bundle-"))
+        with _lock:
+            if not _temporary:
+                atexit.register(_remove_temporary)
+            _temporary.append(directory)
+    root = directory.resolve()
+    for relative, content in files.items():
+        target = (root / relative).resolve()
+        if root not in target.parents:  # paths were checked already; this is the last guard
+            raise BundleError(f"Refusing to write {relative!r} outside {root}.")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+    return root
+
+
+def import_attribute(root: Path | None, top_names: Iterable[str], module: str, attr: str) -> object:
+    """Import ``module`` (from ``root`` when it is one of ``top_names``) and return ``attr``."""
+    names = frozenset(top_names)
+    if root is not None and names:
+        _install_finder(root, names)
+    try:
+        loaded = importlib.import_module(module)
+    except Exception as exc:
+        raise BundleError(
+            f"Importing {module!r} from the bundle failed with {type(exc).__name__}: {exc}. "
+            "Check that every package the app imports is installed on this node."
+        ) from exc
+    try:
+        return getattr(loaded, attr)
+    except AttributeError:
+        raise BundleError(f"The bundle's module {module!r} has no attribute {attr!r}.") from None
+
+
+def _install_finder(root: Path, names: frozenset[str]) -> None:
+    with _lock:
+        if root in _finders:
+            return
+        # A module of the same name loaded earlier (another bundle, or the working
+        # directory) must not stand in for this bundle's code.
+        for name in list(sys.modules):
+            if name.partition(".")[0] in names and not _inside(sys.modules[name], root):
+                del sys.modules[name]
+        finder = _BundleFinder(root, names)
+        _finders[root] = finder
+        sys.meta_path.insert(0, finder)
+        importlib.invalidate_caches()
+
+
+def _inside(module: ModuleType | None, root: Path) -> bool:
+    origin = getattr(module, "__file__", None)
+    return origin is not None and Path(os.path.realpath(origin)).is_relative_to(root)
+
+
+def _remove_temporary() -> None:
+    for directory in _temporary:
+        shutil.rmtree(directory, ignore_errors=True)

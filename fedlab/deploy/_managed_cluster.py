@@ -1,0 +1,214 @@
+"""A SuperLink and N SuperNodes as child processes on loopback, for one managed run.
+
+Each process gets its own session (process group), so stopping it also ends whatever it
+started (a SuperLink's ServerApp process), and on Linux it ends by itself when this
+process dies (:mod:`fedlab.deploy._managed_child`). Its output goes to log files in a
+private temporary directory, whose tail is quoted when a process fails to start.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from fedlab.errors import DeployError
+
+__all__ = ["LocalCluster", "SuperLinkAddresses", "stop_processes"]
+
+_READY = re.compile(r"superlink ready fleet=(\S+) serverappio=(\S+) control=(\S+)")
+
+
+class SuperLinkAddresses:
+    """Where a SuperLink listens: its Fleet, ServerAppIo and Control APIs."""
+
+    def __init__(self, fleet: str, serverappio: str, control: str) -> None:
+        self.fleet = fleet
+        self.serverappio = serverappio
+        self.control = control
+
+    @classmethod
+    def parse(cls, line: str) -> SuperLinkAddresses | None:
+        """Read the SuperLink's ``superlink ready ...`` line; None for any other line."""
+        match = _READY.search(line)
+        return None if match is None else cls(*match.groups())
+
+
+def stop_processes(processes: Sequence[subprocess.Popen[bytes]], grace: float = 5.0) -> None:
+    """Stop ``processes`` and their process groups: SIGTERM to all, SIGKILL after ``grace`` s."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 30.0)):
+        running = [p for p in processes if p.poll() is None]
+        for process in running:
+            _signal_group(process, sig)
+        deadline = time.monotonic() + wait
+        for process in running:
+            try:
+                process.wait(max(deadline - time.monotonic(), 0.01))
+            except subprocess.TimeoutExpired:
+                continue
+    for process in processes:
+        # The leader is gone; make sure nothing it started lingers in its group.
+        _signal_group(process, signal.SIGKILL)
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        if process.poll() is None:
+            process.send_signal(sig)
+
+
+class LocalCluster:
+    """Start a SuperLink and ``num_nodes`` SuperNodes; stop them all with :meth:`stop`.
+
+    Use as a context manager; processes are also stopped at interpreter exit.
+    """
+
+    def __init__(
+        self,
+        num_nodes: int,
+        node_configs: Sequence[str],
+        *,
+        startup_timeout: float = 120.0,
+        trusted_keys: Sequence[Ed25519PublicKey] = (),
+    ) -> None:
+        self.num_nodes = num_nodes
+        self.node_configs = list(node_configs)
+        self.startup_timeout = startup_timeout
+        self.directory = Path(tempfile.mkdtemp(prefix="fedlab-local-"))
+        self.supernode_args: list[str] = []
+        for index, key in enumerate(trusted_keys):
+            path = self.directory / f"trusted-{index}.pem"
+            path.write_bytes(key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo))
+            self.supernode_args += ["--trusted-key", str(path)]
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self._logs: list[IO[bytes]] = []
+        self.addresses: SuperLinkAddresses | None = None
+        atexit.register(self.stop)
+
+    def __enter__(self) -> LocalCluster:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the SuperLink (first) and the SuperNodes."""
+        return [p.pid for p in self.processes]
+
+    def start(self) -> SuperLinkAddresses:
+        """Start the SuperLink, wait until it listens, then start the SuperNodes."""
+        addresses = self.start_superlink()
+        self.start_nodes()
+        return addresses
+
+    def start_superlink(self) -> SuperLinkAddresses:
+        """Start the SuperLink and return its addresses once it listens."""
+        superlink = self._spawn(
+            "superlink",
+            [
+                "fedlab.deploy.superlink",
+                "--fleet-address",
+                "127.0.0.1:0",
+                "--serverappio-address",
+                "127.0.0.1:0",
+                "--control-address",
+                "127.0.0.1:0",
+                "--state-dir",
+                str(self.directory / "state"),
+                "--insecure",
+            ],
+        )
+        self.addresses = self._wait_ready(superlink)
+        return self.addresses
+
+    def start_nodes(self) -> None:
+        """Start the SuperNodes (once; later calls do nothing)."""
+        assert self.addresses is not None, "start_superlink() first"
+        if len(self.processes) > 1:
+            return
+        for index, node_config in enumerate(self.node_configs):
+            self._spawn(
+                f"supernode-{index}",
+                [
+                    "fedlab.deploy.supernode",
+                    "--superlink",
+                    self.addresses.fleet,
+                    "--node-config",
+                    node_config,
+                    "--insecure",
+                    *self.supernode_args,
+                ],
+            )
+
+    def stop(self) -> None:
+        """Stop every process (SuperNodes first), close logs and remove the directory."""
+        # SuperNodes first, so none reconnects in a loop to a SuperLink that is going away.
+        stop_processes(self.processes[1:])
+        stop_processes(self.processes[:1])
+        for log in self._logs:
+            log.close()
+        self._logs.clear()
+        shutil.rmtree(self.directory, ignore_errors=True)
+        atexit.unregister(self.stop)
+
+    def log(self, name: str) -> str:
+        """The output so far of process ``name`` (``superlink``, ``supernode-0``, ...)."""
+        path = self.directory / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        log = open(self.directory / f"{name}.log", "wb")  # noqa: SIM115 - closed in stop()
+        self._logs.append(log)
+        # Temporary files of the children (extracted bundles) land in our directory, so
+        # stop() removes them even when a child is killed before it can clean up.
+        tmp = self.directory / "tmp"
+        tmp.mkdir(exist_ok=True)
+        env = dict(os.environ, PYTHONUNBUFFERED="1", TMPDIR=str(tmp))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "fedlab.deploy._managed_child", str(os.getpid()), *args],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        self.processes.append(process)
+        return process
+
+    def _wait_ready(self, superlink: subprocess.Popen[bytes]) -> SuperLinkAddresses:
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            for line in self.log("superlink").splitlines():
+                addresses = SuperLinkAddresses.parse(line)
+                if addresses is not None:
+                    return addresses
+            if superlink.poll() is not None:
+                break
+            time.sleep(0.05)
+        tail = "\n".join(self.log("superlink").splitlines()[-20:])
+        state = (
+            "exited"
+            if superlink.poll() is not None
+            else f"was not ready after {self.startup_timeout:.0f}s"
+        )
+        raise DeployError(f"The local SuperLink {state}. Its output:\n{tail}")

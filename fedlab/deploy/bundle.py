@@ -1,0 +1,265 @@
+"""App bundles: how a run's code travels from the user to the SuperNodes.
+
+A bundle is the code of a ClientApp (and optionally a ServerApp), a manifest that lists
+every file with its SHA-256, and an optional Ed25519 signature over that manifest. A
+SuperNode checks the hashes always, and with ``trusted_keys`` runs only code signed by a
+key it trusts. Nothing in a bundle is pickled: it holds source text and JSON only.
+
+Where the code comes from
+-------------------------
+* **An import path** ``"package.module:attr"`` (or an app object bound at the top level of
+  an importable module): the source files of the module's top-level package are shipped
+  (``.py`` plus small text files such as ``.json``/``.toml``/``.yaml``; never data).
+  fedlab itself and the standard library are never shipped; every node has them.
+* **A notebook or ``__main__``**: the app is *captured by value*. Its handler, Mod and
+  lifespan functions are shipped as source (via :mod:`inspect`), together with what they
+  refer to by global name, and the app is rebuilt from them on the node. What can be
+  captured:
+
+  - modules (``import numpy as np``) and functions or classes importable from an
+    installed module (``from sklearn.linear_model import SGDClassifier``) — by reference,
+    so the node must have the same packages installed;
+  - modules of your own that are not installed (a ``mylib.py`` beside the notebook) —
+    their package's source files are shipped;
+  - constants: ``None``, ``bool``, ``int``, ``float``, ``str``, ``bytes`` and tuples, lists,
+    sets and dicts of them;
+  - other functions and classes defined in the notebook — captured the same way.
+
+  Anything else — a dataset, a model instance, a tensor, a ``functools.partial``, a
+  lambda, a closure over a local variable — raises :class:`~fedlab.errors.BundleError`
+  naming the object and who refers to it. Create such objects inside the function that
+  needs them (load data in ``train``), or move the code into a module and bundle it by
+  import path. The captured module is compiled with ``from __future__ import
+  annotations``, so annotations are never evaluated on the node.
+
+Format (version 1)
+------------------
+A zip archive (deterministic: sorted entries, fixed timestamps) holding
+
+``manifest.json``
+    ``{"format": "fedlab-bundle", "version": 1, "fedlab": "<version>", "python": "3.11",
+    "client_app": {"module": "pkg.client_app", "attr": "app", "source": "import"},
+    "server_app": {...} or null, "run_config": {...},
+    "files": {"pkg/client_app.py": {"sha256": "<hex>", "size": 1234}, ...}}``;
+    ``source`` is ``"import"`` or ``"captured"``.
+``signature.json`` (only in signed bundles)
+    ``{"algorithm": "ed25519", "public_key": "<32 bytes hex>", "signature": "<64 bytes hex>"}``,
+    the signature of the exact bytes of ``manifest.json``. Since the manifest holds every
+    file's hash, it covers the code too.
+``code/<path>``
+    each file listed in the manifest; ``code/`` is put on the import path on the node.
+
+A bundle whose entries differ from the manifest, whose files do not match their hashes,
+whose paths are not plain relative paths, or that is larger than 64 MB is refused.
+
+Examples
+--------
+>>> from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+>>> key = Ed25519PrivateKey.generate()
+>>> data = build_bundle("fedlab.demo:client", signing_key=key)
+>>> bundle = load_bundle(data, trusted_keys=[key.public_key()])
+>>> bundle.manifest["client_app"]
+{'attr': 'client', 'module': 'fedlab.demo', 'source': 'import'}
+>>> type(bundle.client_app()).__name__
+'ClientApp'
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from fedlab.client import ClientApp
+from fedlab.context import UserConfig
+from fedlab.deploy._bundle_apps import app_entry, check_entry
+from fedlab.deploy._bundle_files import top_level
+from fedlab.deploy._bundle_format import read_bundle, sha256_hex, write_bundle
+from fedlab.deploy._bundle_import import import_attribute, write_files
+from fedlab.errors import BundleError
+from fedlab.server import ServerApp
+
+__all__ = ["Bundle", "build_bundle", "load_bundle"]
+
+
+class Bundle:
+    """A checked app bundle: its manifest and files, and the apps it holds.
+
+    Built by :func:`load_bundle`, which verified every hash (and the signature when asked).
+    The code is imported only when :meth:`client_app` or :meth:`server_app` is called.
+
+    Attributes
+    ----------
+    manifest
+        The parsed ``manifest.json``.
+    digest
+        SHA-256 (hex) of the bundle's bytes: a stable name to cache it by.
+    signer
+        The public key that signed the bundle, or None if it is unsigned.
+    """
+
+    def __init__(
+        self,
+        manifest: dict[str, Any],
+        files: Mapping[str, bytes],
+        digest: str,
+        signer: Ed25519PublicKey | None = None,
+    ) -> None:
+        self.manifest = manifest
+        self.digest = digest
+        self.signer = signer
+        self._files = dict(files)
+        self._root: Path | None = None
+
+    @property
+    def files(self) -> Mapping[str, bytes]:
+        """The shipped files, by path relative to the import root (read-only)."""
+        return MappingProxyType(self._files)
+
+    @property
+    def run_config(self) -> UserConfig:
+        """The run config the bundle was built with (often overridden per run)."""
+        return dict(self.manifest.get("run_config") or {})
+
+    def extract(self, directory: str | Path | None = None) -> Path:
+        """Write the code to ``directory`` (default: a private temporary directory, removed
+        at exit) and return it; later imports of the bundle's apps use it."""
+        if self._root is None or directory is not None:
+            self._root = write_files(self._files, None if directory is None else Path(directory))
+        return self._root
+
+    def client_app(self) -> ClientApp:
+        """Import and return the bundle's ClientApp (importing runs the app's module code)."""
+        app = self._load(self.manifest["client_app"])
+        if not isinstance(app, ClientApp):
+            raise BundleError(
+                f"The bundle's client_app is a {type(app).__name__}, not a ClientApp."
+            )
+        return app
+
+    def server_app(self) -> ServerApp | None:
+        """Import and return the bundle's ServerApp, or None if it carries none."""
+        entry = self.manifest.get("server_app")
+        if entry is None:
+            return None
+        app = self._load(entry)
+        if not isinstance(app, ServerApp):
+            raise BundleError(
+                f"The bundle's server_app is a {type(app).__name__}, not a ServerApp."
+            )
+        return app
+
+    def _load(self, entry: Mapping[str, Any]) -> object:
+        module, attr = check_entry(entry)
+        tops = {top_level(path.split("/")[0].removesuffix(".py")) for path in self._files}
+        shipped = top_level(module) in tops
+        root = self.extract() if shipped else None
+        return import_attribute(root, tops if shipped else (), module, attr)
+
+    def __repr__(self) -> str:
+        app = self.manifest["client_app"]
+        signed = "unsigned" if self.signer is None else "signed"
+        return (
+            f"Bundle({app.get('module')}:{app.get('attr')}, {len(self._files)} files, "
+            f"{signed}, digest={self.digest[:12]})"
+        )
+
+
+def build_bundle(
+    client_app: ClientApp | str,
+    server_app: ServerApp | str | None = None,
+    *,
+    run_config: Mapping[str, bool | int | float | str] | None = None,
+    signing_key: Ed25519PrivateKey | None = None,
+    project_dir: str | Path | None = None,
+) -> bytes:
+    """Package apps into bundle bytes (see the module docstring for what is captured).
+
+    Parameters
+    ----------
+    client_app
+        A ClientApp, or its import path ``"package.module:attr"``.
+    server_app
+        Optionally a ServerApp, or its import path, for runs whose server side runs on
+        the SuperLink's machine.
+    run_config
+        Default run config shipped with the code (str keys; bool/int/float/str values).
+    signing_key
+        An Ed25519 private key; SuperNodes that trust its public key accept the bundle.
+    project_dir
+        Directory added to the import path while resolving import paths (an app project).
+
+    Raises
+    ------
+    BundleError
+        If an app cannot be found or captured; the message names what and why.
+    """
+    config = _check_run_config(run_config)
+    added = str(Path(project_dir).resolve()) if project_dir is not None else None
+    if added is not None:
+        sys.path.insert(0, added)
+    try:
+        client_entry, files = app_entry(client_app, ClientApp, "client_app")
+        server_entry = None
+        if server_app is not None:
+            server_entry, server_files = app_entry(server_app, ServerApp, "server_app")
+            for path, content in server_files.items():
+                if files.setdefault(path, content) != content:
+                    raise BundleError(
+                        f"The client and server apps ship different versions of {path!r}."
+                    )
+    finally:
+        if added is not None and added in sys.path:
+            sys.path.remove(added)
+    from fedlab import __version__
+
+    manifest = {
+        "client_app": client_entry,
+        "server_app": server_entry,
+        "run_config": config,
+        "fedlab": __version__,
+        "python": f"{sys.version_info.major}.{sys.version_info.minor}",
+    }
+    return write_bundle(manifest, files, signing_key)
+
+
+def load_bundle(data: bytes, *, trusted_keys: Sequence[Ed25519PublicKey] | None = None) -> Bundle:
+    """Check bundle bytes and return the :class:`Bundle`; nothing is imported yet.
+
+    Parameters
+    ----------
+    data
+        What :func:`build_bundle` returned.
+    trusted_keys
+        Public keys whose signatures are accepted. None checks only the hashes (and a
+        signature if present); a list, even empty, refuses bundles not signed by one of them.
+
+    Raises
+    ------
+    BundleError
+        If the bundle is damaged, was modified after it was built or signed, or is not
+        signed by a trusted key.
+    """
+    manifest, files, signer = read_bundle(data, trusted_keys)
+    check_entry(manifest["client_app"])
+    if manifest.get("server_app") is not None:
+        check_entry(manifest["server_app"])
+    _check_run_config(manifest.get("run_config"))
+    return Bundle(manifest, files, sha256_hex(bytes(data)), signer)
+
+
+def _check_run_config(config: object) -> UserConfig:
+    if config is None:
+        return {}
+    if not isinstance(config, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, bool | int | float | str) for k, v in config.items()
+    ):
+        raise BundleError(
+            f"run_config must map str to bool/int/float/str, got {config!r}; "
+            "pass nested settings as separate keys such as 'optimizer.lr'."
+        )
+    return dict(config)

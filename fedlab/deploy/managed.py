@@ -1,0 +1,184 @@
+"""Managed runs: what ``Federation.deploy(...)`` does.
+
+``deploy(fed, local=N)`` starts a SuperLink and N SuperNodes as child processes on
+127.0.0.1 (free ports, a temporary state directory), ships the Federation's ClientApp to
+them as an app bundle, runs the strategy in this process over a
+:class:`~fedlab.deploy.grpcgrid.GrpcGrid`, and stops every process again — also when the
+run fails or is interrupted. ``deploy(fed, "host:port")`` does the same against a
+SuperLink that is already running (the address of its Control API).
+
+The run goes through the Federation's own driver, so History, the terminal console and
+the notebook dashboard receive the same events as for ``fed.run()``, and the same
+:class:`~fedlab.server.Result` comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from fedlab._driver import AsyncInbox, BlockingInbox, drive_blocking
+from fedlab.deploy._managed_cluster import LocalCluster
+from fedlab.deploy.bundle import build_bundle
+from fedlab.errors import FederationError, FedlabError
+from fedlab.events import EventBus
+from fedlab.server import Grid, Result
+
+if TYPE_CHECKING:
+    from fedlab.federation import Federation
+
+__all__ = ["deploy"]
+
+
+def deploy(
+    fed: Federation,
+    address: str | None = None,
+    *,
+    local: int | None = None,
+    rounds: int = 3,
+    insecure: bool = False,
+    serverappio_address: str | None = None,
+    signing_key: Ed25519PrivateKey | None = None,
+    startup_timeout: float = 120.0,
+) -> Result:
+    """Run ``fed`` on SuperNodes and return its Result (see the module docstring).
+
+    Parameters
+    ----------
+    fed
+        The federation; its ClientApp is shipped, its strategy (or ServerApp) runs here.
+    address
+        The Control API of a running SuperLink, ``"host:port"``. Give this or ``local``.
+    local
+        Start this many SuperNodes (and a SuperLink) on this machine for the run.
+    rounds
+        How many rounds to run.
+    insecure
+        Required with ``address`` until TLS lands: talk to the SuperLink without TLS.
+        Local runs use loopback only and need no flag.
+    serverappio_address
+        The SuperLink's ServerAppIo API; by default the SuperLink tells (same host).
+    signing_key
+        Sign the bundle with this Ed25519 key (SuperNodes that trust it accept the code).
+        A local run signs with a fresh key, the only one its SuperNodes trust.
+    startup_timeout
+        Seconds to wait for local processes to start and the SuperNodes to connect.
+
+    Raises
+    ------
+    FederationError
+        If the arguments do not describe one deployment.
+    DeployError
+        If a process fails to start or the SuperLink cannot be reached.
+    """
+    _check(fed, address, local, insecure)
+    if local is not None and signing_key is None:
+        # The local SuperNodes trust only this run's key, so they run only this run's code.
+        signing_key = Ed25519PrivateKey.generate()
+    bundle = build_bundle(fed.client_app, run_config=fed.run_config, signing_key=signing_key)
+    if local is not None:
+        assert signing_key is not None
+        cluster = LocalCluster(
+            local,
+            _node_configs(fed, local),
+            startup_timeout=startup_timeout,
+            trusted_keys=[signing_key.public_key()],
+        )
+        with cluster:
+            assert cluster.addresses is not None
+            links = cluster.addresses
+            return _attached_run(
+                fed, rounds, bundle, links.control, links.serverappio, local, startup_timeout
+            )
+    assert address is not None
+    return _attached_run(fed, rounds, bundle, address, serverappio_address, 0, startup_timeout)
+
+
+def _check(fed: Federation, address: str | None, local: int | None, insecure: bool) -> None:
+    if (address is None) == (local is None):
+        raise FederationError(
+            "Give either local=N (start N SuperNodes on this machine) or the address of a "
+            "running SuperLink, e.g. fed.deploy('superlink.example:9093', insecure=True)."
+        )
+    if local is not None and (not isinstance(local, int) or isinstance(local, bool) or local < 1):
+        raise FederationError(f"local must be a positive number of SuperNodes, got {local!r}.")
+    if address is not None and not insecure:
+        raise FederationError(
+            f"Connecting to {address} needs TLS, which this version does not support yet; pass "
+            "insecure=True to connect without encryption (only on a network you trust)."
+        )
+    if fed.checkpoint_dir is not None:
+        raise FederationError(
+            "Checkpoints are for simulations (node states live on the SuperNodes in a deployment); "
+            "create the Federation without checkpoint_dir to deploy it."
+        )
+
+
+def _node_configs(fed: Federation, local: int) -> list[str]:
+    configs = []
+    for index in range(local):
+        config: dict[str, Any] = {"partition-id": index, "num-partitions": local}
+        if fed.node_configs is not None and len(fed.node_configs) == local:
+            config.update(fed.node_configs[index])
+        configs.append(" ".join(f"{k}={_quoted(v)}" for k, v in config.items()))
+    return configs
+
+
+def _quoted(value: object) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(value).lower() if isinstance(value, bool) else repr(value)
+
+
+def _attached_run(
+    fed: Federation,
+    rounds: int,
+    bundle: bytes,
+    control_address: str,
+    serverappio_address: str | None,
+    wait_nodes: int,
+    startup_timeout: float,
+) -> Result:
+    from fedlab.deploy.control import ControlClient
+    from fedlab.deploy.grpcgrid import GrpcGrid
+
+    control = ControlClient(control_address)
+    serverappio = serverappio_address or control.serverappio_address
+    run_id = control.create_run(bundle, dict(fed.run_config), attached=True)
+
+    def make_grid(bus: EventBus) -> Grid:
+        grid = GrpcGrid(serverappio, run_id, events=bus)
+        if wait_nodes:
+            grid.wait_for_nodes(wait_nodes, startup_timeout)
+        return grid
+
+    status, error = "failed", None
+    try:
+        result = _drive(fed, rounds, make_grid)
+        status = "stopped" if result.stopped_early else "completed"
+        return result
+    except BaseException as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        try:
+            control.finish_run(run_id, status, error)
+        except FedlabError:  # the SuperLink may be gone already; the run's outcome stands
+            pass
+        control.close()
+
+
+def _drive(fed: Federation, rounds: int, make_grid: Callable[[EventBus], Grid]) -> Result:
+    # The same steps as Federation.run(): asyncio.run in a script, the blocking driver
+    # inside a running loop (a notebook kernel).
+    async def on_new_loop() -> Result:
+        return await fed._drive(rounds, AsyncInbox(), make_grid=make_grid)
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(on_new_loop())
+    return drive_blocking(fed._drive(rounds, BlockingInbox(), make_grid=make_grid))

@@ -1,0 +1,7 @@
+"""``python -m fedlab.deploy.superlink``."""
+
+import sys
+
+from fedlab.deploy.superlink.command import main
+
+sys.exit(main())

@@ -1,0 +1,169 @@
+"""What the three SuperLink services share: object transfer, run protos, refusing requests.
+
+Every refusal is a gRPC status with a message that says what to do; no Python traceback
+crosses the wire.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any, NoReturn, TypeVar
+
+import grpc
+
+from fedlab.context import UserConfig
+from fedlab.deploy import proto as pb
+from fedlab.deploy._channel import CHUNK_SIZE
+from fedlab.deploy._chunks import Chunk
+from fedlab.deploy.superlink.objects import ObjectStore
+from fedlab.deploy.superlink.runs import RunRow
+from fedlab.errors import CodecError, DeployError, TransferError
+
+__all__ = [
+    "abort",
+    "guarded",
+    "parse_config",
+    "receive_object",
+    "run_proto",
+    "send_object",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_log = logging.getLogger("fedlab.superlink")
+
+
+def abort(context: Any, code: Any, message: str) -> NoReturn:
+    """End the call with ``code`` and ``message`` (``context.abort`` raises)."""
+    context.abort(code, message)
+    raise AssertionError("unreachable")  # context.abort always raises
+
+
+def _status_for(error: Exception) -> Any:
+    if isinstance(error, TransferError):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED if "above" in str(error) else grpc.StatusCode.DATA_LOSS
+    if isinstance(error, CodecError):
+        return grpc.StatusCode.INVALID_ARGUMENT
+    return grpc.StatusCode.FAILED_PRECONDITION
+
+
+def guarded(method: F) -> F:
+    """Turn fedlab errors raised by a servicer method into gRPC statuses (also for streams)."""
+    if inspect.isgeneratorfunction(method):
+
+        @functools.wraps(method)
+        def stream(self: Any, request: Any, context: Any) -> Iterator[Any]:
+            try:
+                yield from method(self, request, context)
+            except (DeployError, CodecError) as err:
+                abort(context, _status_for(err), str(err))
+
+        return stream  # type: ignore[return-value]
+
+    @functools.wraps(method)
+    def unary(self: Any, request: Any, context: Any) -> Any:
+        try:
+            return method(self, request, context)
+        except (DeployError, CodecError) as err:
+            abort(context, _status_for(err), str(err))
+
+    return unary  # type: ignore[return-value]
+
+
+def parse_config(text: str, what: str) -> UserConfig:
+    """Parse a JSON object of bool/int/float/str values (a node or run config)."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as err:
+        raise CodecError(f"The {what} is not valid JSON ({err}).") from err
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, bool | int | float | str) for k, v in value.items()
+    ):
+        raise CodecError(f"The {what} must be a JSON object of bool, int, float and str values.")
+    return value
+
+
+def run_proto(run: RunRow) -> Any:
+    """Return the ``Run`` message for a run row."""
+    message = pb.Run(
+        run_id=run.run_id,
+        status=run.status,
+        attached=run.attached,
+        run_config_json=json.dumps(run.run_config),
+        created_at=run.created_at,
+        finished_at=run.finished_at,
+        error=run.error,
+        stop_requested=run.stop_requested,
+    )
+    if run.bundle_digest:
+        message.bundle.digest = run.bundle_digest
+        message.bundle.size = run.bundle_size
+    return message
+
+
+def receive_object(chunks: Iterator[Any], context: Any, store: ObjectStore, max_size: int) -> Any:
+    """Serve a PushObject call: store the streamed object after checking size and sha256."""
+    first = next(chunks, None)
+    if first is None or first.ref is None:
+        abort(
+            context,
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "An upload starts with a chunk carrying the object's ref.",
+        )
+    ref = first.ref
+    if ref.size > max_size:
+        abort(
+            context,
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"Object {ref.digest[:12]} is {ref.size} bytes, above this SuperLink's limit of "
+            f"{max_size}; start it with a larger --max-object-size if this is expected.",
+        )
+    try:
+        if store.has(ref.digest):  # also checks the digest's form
+            store.touch(ref.digest)
+            return pb.PushObjectResponse(ref=ref, existed=True)
+    except TransferError as err:
+        abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(err))
+    writer = store.writer(ref.digest, ref.size)
+    try:
+        writer.write(first.offset, first.data)
+        for chunk in chunks:
+            writer.write(chunk.offset, chunk.data)
+        writer.commit()
+    except TransferError as err:
+        writer.abort()
+        _log.warning("Refused an upload: %s", err)
+        abort(context, grpc.StatusCode.DATA_LOSS, str(err))
+    except BaseException:
+        writer.abort()
+        raise
+    return pb.PushObjectResponse(ref=ref, existed=False)
+
+
+def send_object(digest: str, offset: int, context: Any, store: ObjectStore) -> Iterator[Any]:
+    """Serve a PullObject or FetchBundle call: stream an object from ``offset``."""
+    try:
+        size = store.size(digest)
+    except TransferError as err:
+        abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(err))
+    if size is None:
+        abort(context, grpc.StatusCode.NOT_FOUND, f"Object {digest[:12]} is not stored here.")
+    if offset > size:
+        abort(
+            context,
+            grpc.StatusCode.OUT_OF_RANGE,
+            f"Offset {offset} is past the end of object {digest[:12]} ({size} bytes).",
+        )
+    store.touch(digest)
+    ref = pb.ObjectRef(digest=digest, size=size)
+    position = offset
+    for data in store.read(digest, offset, CHUNK_SIZE):
+        yield Chunk(offset=position, data=data, ref=ref if position == offset else None)
+        position += len(data)
+    if position == offset:  # nothing left to send: still tell the reader the ref
+        yield Chunk(offset=offset, data=b"", ref=ref)

@@ -1,0 +1,127 @@
+"""The ServerAppIo service: what a ServerApp's :class:`~fedlab.deploy.grpcgrid.GrpcGrid` calls."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+
+from fedlab.deploy import proto as pb
+from fedlab.deploy.superlink._serving import abort, guarded, receive_object, run_proto, send_object
+from fedlab.deploy.superlink.runs import RunRow
+from fedlab.deploy.superlink.state import LinkState
+from fedlab.deploy.wire import decode_header
+from fedlab.message import SERVER_NODE_ID
+
+__all__ = ["ServerAppIoServicer"]
+
+MAX_WAIT_S = 30.0
+
+
+class ServerAppIoServicer:
+    """Serves the ServerAppIo API from a :class:`LinkState`."""
+
+    def __init__(self, state: LinkState, *, max_object_size: int) -> None:
+        self.state = state
+        self.max_object_size = max_object_size
+
+    def _run(self, run_id: int, context: Any) -> RunRow:
+        run = self.state.runs.get(run_id)
+        if run is None:
+            abort(context, grpc.StatusCode.NOT_FOUND, f"There is no run {run_id} on this SuperLink.")
+        return run
+
+    @guarded
+    def GetNodes(self, request: Any, context: Any) -> Any:
+        run = self._run(request.run_id, context)
+        nodes = [
+            pb.Node(node_id=n.node_id, node_config_json=json.dumps(n.node_config), online=True,
+                    last_seen=n.last_seen)
+            for n in self.state.nodes.list()
+        ]  # fmt: skip
+        return pb.GetNodesResponse(nodes=nodes, stop_requested=run.stop_requested)
+
+    @guarded
+    def PushInstructions(self, request: Any, context: Any) -> Any:
+        run = self._run(request.run_id, context)
+        if run.finished:
+            abort(
+                context,
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"Run {run.run_id} has finished ({run.status}); start a new run to send more work.",
+            )
+        items = []
+        for wire in request.messages:
+            header = decode_header(wire)
+            md = header.metadata
+            if md.run_id != run.run_id or md.src_node_id != SERVER_NODE_ID or header.has_error():
+                abort(
+                    context,
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"Instruction {md.message_id} must belong to run {run.run_id}, come from node "
+                    f"{SERVER_NODE_ID} and carry content (it says run {md.run_id}, node "
+                    f"{md.src_node_id}).",
+                )
+            if wire.content.size > self.max_object_size or not self.state.objects.has(wire.content.digest):
+                abort(
+                    context,
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"The content object {wire.content.digest[:12]} of instruction {md.message_id} "
+                    "is not stored here; upload it first (PushObject).",
+                )
+            items.append((header, wire))
+        ids = self.state.messages.push_instructions(run.run_id, items)
+        return pb.PushInstructionsResponse(message_ids=ids)
+
+    @guarded
+    def PullReplies(self, request: Any, context: Any) -> Any:
+        run = self._run(request.run_id, context)
+        ids = list(request.message_ids)
+
+        def probe() -> list[Any]:
+            return self.state.messages.replies(run.run_id, ids) if context.is_active() else []
+
+        wait = min(max(request.wait_s, 0.0), MAX_WAIT_S)
+        rows = self.state.wait_until(probe, wait, active=context.is_active) if ids else []
+        for row in rows:
+            if row.content_digest:
+                self.state.objects.touch(row.content_digest)
+        run = self._run(request.run_id, context)
+        return pb.PullRepliesResponse(
+            messages=[row.to_wire() for row in rows], stop_requested=run.stop_requested
+        )
+
+    @guarded
+    def ForgetMessages(self, request: Any, context: Any) -> Any:
+        self.state.messages.forget(request.run_id, request.message_ids)
+        return pb.ForgetMessagesResponse()
+
+    @guarded
+    def PushEvents(self, request: Any, context: Any) -> Any:
+        self._run(request.run_id, context)
+        self.state.journal.add_events(request.run_id, list(request.events_json))
+        return pb.PushEventsResponse()
+
+    @guarded
+    def GetRun(self, request: Any, context: Any) -> Any:
+        return run_proto(self._run(request.run_id, context))
+
+    @guarded
+    def FinishRun(self, request: Any, context: Any) -> Any:
+        self._run(request.run_id, context)
+        run = self.state.finish_run(request.run_id, request.status, request.error)
+        return pb.FinishRunResponse(run=run_proto(run))
+
+    @guarded
+    def FindMissingObjects(self, request: Any, context: Any) -> Any:
+        return pb.FindMissingObjectsResponse(missing=self.state.objects.missing(request.digests))
+
+    @guarded
+    def PushObject(self, request_iterator: Iterator[Any], context: Any) -> Any:
+        return receive_object(request_iterator, context, self.state.objects, self.max_object_size)
+
+    @guarded
+    def PullObject(self, request: Any, context: Any) -> Iterator[Any]:
+        yield from send_object(request.digest, request.offset, context, self.state.objects)

@@ -1,0 +1,193 @@
+"""Which ClientApp a SuperNode runs for a run, and with which Context.
+
+Either the node was started with ``--app package.module:attr`` (it then runs that app for
+every run and never executes shipped code), or it fetches each run's bundle from the
+SuperLink the first time it gets an instruction for that run, checks it
+(:func:`fedlab.deploy.bundle.load_bundle`, with the node's trusted keys) and caches the
+app by bundle digest. Each run gets one Context per node, which persists across rounds.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shlex
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from fedlab.client import ClientApp
+from fedlab.context import Context, UserConfig, UserConfigValue
+from fedlab.deploy.control import RunInfo
+from fedlab.errors import DeployError
+
+__all__ = ["RunApps", "load_app", "parse_node_config"]
+
+#: How many runs' Contexts a node keeps (the oldest are dropped first).
+MAX_RUNS = 64
+
+
+def parse_node_config(text: str) -> UserConfig:
+    """Parse ``"partition-id=0 num-partitions=3 region=eu"`` into a config dict.
+
+    Values become ints, floats or bools (``true``/``false``) when they read as one, strings
+    otherwise; quote a value to keep spaces in it.
+
+    Examples
+    --------
+    >>> parse_node_config('partition-id=0 lr=0.5 gpu=true name="node a"')
+    {'partition-id': 0, 'lr': 0.5, 'gpu': True, 'name': 'node a'}
+    """
+    config: UserConfig = {}
+    for item in shlex.split(text):
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise DeployError(
+                f"Node config item {item!r} is not KEY=VALUE; write e.g. "
+                '--node-config "partition-id=0 num-partitions=3".'
+            )
+        config[key] = _value(raw)
+    return config
+
+
+def _value(raw: str) -> UserConfigValue:
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            pass
+    return raw
+
+
+def load_app(spec: str) -> ClientApp:
+    """Import the ClientApp ``"package.module:attr"`` (attr may be a factory returning one).
+
+    The current directory is put on the import path first, as for ``python -m``.
+
+    Raises
+    ------
+    DeployError
+        If the module or attribute is missing or is not a ClientApp.
+    """
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise DeployError(f"--app {spec!r} is not an import path; write package.module:attr.")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as err:
+        raise DeployError(f"Cannot load the ClientApp {spec!r}: {err}.") from err
+    if not isinstance(target, ClientApp) and callable(target):
+        target = target()
+    if not isinstance(target, ClientApp):
+        raise DeployError(
+            f"{spec!r} is a {type(target).__name__}, not a fedlab.ClientApp (or a function "
+            "returning one)."
+        )
+    return target
+
+
+class RunApps:
+    """The ClientApp and the Context of each run this node works for.
+
+    Parameters
+    ----------
+    get_run
+        Returns a run's :class:`RunInfo` (a Fleet ``GetRun`` call).
+    fetch_bundle
+        Returns the bytes of a run's bundle (a Fleet ``FetchBundle`` call).
+    node_config
+        The node's ``--node-config``.
+    pinned
+        The ``--app`` ClientApp, if the node was given one.
+    trusted_keys
+        Ed25519 public keys; if given, only bundles signed by one of them are run.
+    """
+
+    def __init__(
+        self,
+        get_run: Callable[[int], RunInfo],
+        fetch_bundle: Callable[[RunInfo], bytes],
+        node_config: UserConfig,
+        *,
+        pinned: ClientApp | None = None,
+        trusted_keys: Sequence[Any] | None = None,
+    ) -> None:
+        self._get_run = get_run
+        self._fetch_bundle = fetch_bundle
+        self.node_config = dict(node_config)
+        self.pinned = pinned
+        self.trusted_keys = trusted_keys
+        self._apps: dict[str, ClientApp] = {}
+        self._defaults: dict[str, UserConfig] = {}
+        self._infos: dict[int, RunInfo] = {}
+        self._contexts: dict[int, Context] = {}
+        self._lock = threading.Lock()
+
+    def _info(self, run_id: int) -> RunInfo:
+        with self._lock:
+            run = self._infos.get(run_id)
+        if run is None:
+            run = self._get_run(run_id)
+            with self._lock:
+                self._infos[run_id] = run
+                while len(self._infos) > MAX_RUNS:
+                    self._infos.pop(next(iter(self._infos)))
+        return run
+
+    def context(self, run_id: int, node_id: int) -> Context:
+        """Return the Context of ``run_id`` on this node, created on first use.
+
+        Call :meth:`app` first: a bundle's default run config is known once it is loaded.
+        """
+        with self._lock:
+            context = self._contexts.get(run_id)
+        if context is not None and context.node_id == node_id:
+            return context
+        run = self._info(run_id)
+        with self._lock:  # the bundle's defaults, overridden by what the run was given
+            run_config = {**self._defaults.get(run.bundle_digest, {}), **run.run_config}
+        context = Context(
+            run_id=run_id, node_id=node_id, node_config=dict(self.node_config), run_config=run_config
+        )
+        with self._lock:
+            self._contexts[run_id] = context
+            while len(self._contexts) > MAX_RUNS:
+                self._contexts.pop(next(iter(self._contexts)))
+        return context
+
+    def app(self, run_id: int) -> ClientApp:
+        """Return the ClientApp to run for ``run_id`` (fetching and checking its bundle once).
+
+        Raises
+        ------
+        DeployError
+            If the run ships no code and the node has no ``--app``.
+        fedlab.errors.BundleError
+            If the bundle fails its checks (tampered, or not signed by a trusted key).
+        """
+        if self.pinned is not None:
+            return self.pinned
+        run = self._info(run_id)
+        if not run.bundle_digest:
+            raise DeployError(
+                f"Run {run_id} ships no code and this SuperNode has no --app; start it with "
+                "--app package.module:attr, or submit the run with a bundle."
+            )
+        with self._lock:
+            app = self._apps.get(run.bundle_digest)
+        if app is None:
+            from fedlab.deploy.bundle import load_bundle
+
+            bundle = load_bundle(self._fetch_bundle(run), trusted_keys=self.trusted_keys)
+            app = bundle.client_app()
+            with self._lock:
+                self._apps[run.bundle_digest] = app
+                self._defaults[run.bundle_digest] = dict(bundle.run_config)
+        return app

@@ -1,0 +1,136 @@
+"""Real SuperLink and SuperNode processes on 127.0.0.1 for the deployment tests.
+
+Every wait is bounded; :meth:`Cluster.stop` ends every process it started (SIGTERM, then
+SIGKILL), and test fixtures always call it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fedlab.deploy.control import ControlClient
+
+REPO = Path(__file__).resolve().parents[3]
+_READY = re.compile(r"superlink ready fleet=(\S+) serverappio=(\S+) control=(\S+)")
+_REGISTERED = re.compile(r"supernode registered node_id=(\d+)")
+STARTUP_S = 60.0
+
+
+@dataclass
+class Proc:
+    """A process and the file holding its output."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def wait_for(self, pattern: re.Pattern[str], timeout: float = STARTUP_S) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = pattern.search(self.output())
+            if found:
+                return found
+            if self.popen.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"{self.name} never printed {pattern.pattern!r}:\n{self.output()[-3000:]}")
+
+
+@dataclass
+class Cluster:
+    """A SuperLink and its SuperNodes, started as subprocesses."""
+
+    directory: Path
+    state: str = "memory"  # or "sqlite": --state-dir DIRECTORY/state
+    patience: float = 3.0
+    procs: list[Proc] = field(default_factory=list)
+    fleet: str = ""
+    serverappio: str = ""
+    control_address: str = ""
+    _control: ControlClient | None = None
+
+    def _spawn(self, name: str, args: list[str]) -> Proc:
+        log = self.directory / f"{name}-{len(self.procs)}.log"
+        env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+        with open(log, "wb") as out:
+            popen = subprocess.Popen(
+                [sys.executable, *args], stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env,
+                stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        proc = Proc(name, popen, log)
+        self.procs.append(proc)
+        return proc
+
+    def start_superlink(self, *, ports: tuple[str, str, str] | None = None) -> Proc:
+        """Start the SuperLink (on free ports unless ``ports`` = fleet, serverappio, control)."""
+        fleet, serverappio, control = ports or (self.fleet or "127.0.0.1:0",
+                                                self.serverappio or "127.0.0.1:0",
+                                                self.control_address or "127.0.0.1:0")  # fmt: skip
+        state = ["--state", "memory"] if self.state == "memory" else ["--state-dir", str(self.directory / "state")]
+        proc = self._spawn("superlink", [
+            "-m", "fedlab.deploy.superlink", "--insecure", *state,
+            "--fleet-address", fleet, "--serverappio-address", serverappio,
+            "--control-address", control, "--heartbeat-patience", str(self.patience),
+        ])  # fmt: skip
+        ready = proc.wait_for(_READY)
+        self.fleet, self.serverappio, self.control_address = ready.groups()
+        return proc
+
+    def start_node(
+        self, node_config: str, *, app: str | None = None, heartbeat_interval: float = 2.0, extra: tuple[str, ...] = ()
+    ) -> Proc:
+        """Start a SuperNode; ``app`` pins its ClientApp (``--app``)."""
+        args = ["-m", "fedlab.deploy.supernode", "--insecure", "--superlink", self.fleet,
+                "--node-config", node_config, "--heartbeat-interval", str(heartbeat_interval),
+                "--max-backoff", "1", *extra]  # fmt: skip
+        if app is not None:
+            args += ["--app", app]
+        return self._spawn("supernode", args)
+
+    @staticmethod
+    def node_id(proc: Proc) -> int:
+        """The id the SuperNode ``proc`` registered with (waits for it)."""
+        return int(proc.wait_for(_REGISTERED).group(1))
+
+    @property
+    def control(self) -> ControlClient:
+        if self._control is None:
+            self._control = ControlClient(self.control_address)
+        return self._control
+
+    def superlink(self) -> Proc:
+        return next(p for p in reversed(self.procs) if p.name == "superlink")
+
+    def kill(self, proc: Proc, signum: int = signal.SIGKILL) -> int:
+        """Send ``signum`` to ``proc`` and return its exit status."""
+        proc.popen.send_signal(signum)
+        return proc.popen.wait(30)
+
+    def stop(self) -> None:
+        """Stop every process: SuperNodes first, then the SuperLink."""
+        if self._control is not None:
+            self._control.close()
+            self._control = None
+        for proc in reversed(self.procs):
+            if proc.popen.poll() is None:
+                proc.popen.terminate()
+        for proc in self.procs:
+            try:
+                proc.popen.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.popen.kill()
+                proc.popen.wait(15)
+
+    def logs(self) -> str:
+        """Every process's output, for assertion messages."""
+        return "\n".join(f"--- {p.name} ({p.log.name})\n{p.output()[-2000:]}" for p in self.procs)

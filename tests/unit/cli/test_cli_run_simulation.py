@@ -1,0 +1,88 @@
+"""`fedlab run` on a project's simulation federation runs its ServerApp with its run config."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fedlab.cli.main import main
+from fedlab.cli.new import create_project
+
+
+@pytest.fixture
+def isolated_imports(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Keep each project's package and path out of the other tests."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    before = set(sys.modules)
+    monkeypatch.setenv("FEDLAB_DISPLAY", "plain")
+    yield
+    for name in set(sys.modules) - before:
+        if name.startswith("cli_run_"):
+            del sys.modules[name]
+
+
+@pytest.mark.parametrize("template", ["numpy", "sklearn", "pytorch"])
+def test_a_new_project_runs_in_simulation_and_its_loss_falls(
+    template: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], isolated_imports: None
+) -> None:
+    root = create_project(f"cli-run-{template}", template, tmp_path)
+    status = main(["run", str(root), "--run-config", "num-server-rounds=2", "--format", "json"])
+    report = json.loads(capsys.readouterr().out)
+    assert status == 0 and report["success"] and report["mode"] == "simulation"
+    assert report["rounds_completed"] == 2
+    losses = [report["evaluate_metrics"][r]["loss"] for r in ("1", "2")]
+    assert losses[1] < losses[0]
+    # fraction-train 0.5 of 10 clients: 5 clients train per round, on 50 / 179-180 / 200 samples each.
+    low, high = {"numpy": (250, 250), "sklearn": (5 * 179, 5 * 180), "pytorch": (1000, 1000)}[
+        template
+    ]
+    for rnd in ("1", "2"):
+        assert low <= report["train_metrics"][rnd]["num-examples"] <= high
+
+
+def test_run_config_overrides_reach_the_clients(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], isolated_imports: None
+) -> None:
+    root = create_project("cli-run-override", "numpy", tmp_path)
+    main(["run", str(root), "--format", "json", "--run-config", "num-server-rounds=1", "lr=0.0"])
+    report = json.loads(capsys.readouterr().out)
+    # With lr=0 the weights stay zero: every client's loss is the mean of y**2 on its data.
+    import numpy as np
+
+    from fedlab.cli._project import load_project
+
+    sys.path.insert(0, str(root))
+    from cli_run_override.task import load_data
+
+    project = load_project(root)
+    num = int(project.federation(None).num_clients)
+    per_client = [
+        (np.mean(load_data(i, num)[1] ** 2), len(load_data(i, num)[1])) for i in range(num)
+    ]
+    expected = sum(l * n for l, n in per_client) / sum(n for _, n in per_client)
+    assert report["evaluate_metrics"]["1"]["loss"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_text_run_prints_one_line_per_round(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], isolated_imports: None
+) -> None:
+    root = create_project("cli-run-text", "numpy", tmp_path)
+    assert main(["run", str(root), "local-simulation", "--run-config", "num-server-rounds=2"]) == 0
+    out = capsys.readouterr().out
+    assert "round 1/2" in out and "round 2/2" in out and "Finished 2 round(s)." in out
+
+
+def test_a_project_without_a_server_app_cannot_simulate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], isolated_imports: None
+) -> None:
+    root = create_project("cli-run-noserver", "numpy", tmp_path)
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace('serverapp = "cli_run_noserver.server_app:app"\n', "")
+    )
+    assert main(["run", str(root), "--format", "json"]) == 1
+    assert "needs the project's ServerApp" in json.loads(capsys.readouterr().out)["error"]
