@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 from fedlab.dashboard._format import format_metrics
 from fedlab.dashboard._lines import failure_line, finished_line, round_line, started_line
-from fedlab.dashboard._tracker import RunTracker
+from fedlab.dashboard._round_table import ROWS, round_table
+from fedlab.dashboard._tracker import RoundState, RunTracker
 from fedlab.errors import FederationError
 from fedlab.events import ClientReplied, Event, RoundStarted, RunFinished, RunStarted, Subscriber
 
@@ -109,6 +111,8 @@ class RichConsole:
         self._clients_task: TaskID | None = None
         self._phase: tuple[int, str] | None = None  # the (round, phase) the clients bar shows
         self._metrics: Text = Text()
+        self._recent: list[RoundState] = []  # the latest completed rounds, for the table
+        self._table: RenderableType | None = None
 
     @property
     def is_live(self) -> bool:
@@ -138,8 +142,11 @@ class RichConsole:
         # Called by rich's refresh thread: read attributes only, never take our lock.
         from rich.console import Group
 
-        progress = self._progress
-        return Group(progress, self._metrics) if progress is not None else self._metrics
+        progress, table = self._progress, self._table
+        if progress is None:
+            return self._metrics
+        parts = [progress, self._metrics] if table is None else [progress, table, self._metrics]
+        return Group(*parts)
 
     def _start(self, event: RunStarted) -> None:
         from rich.live import Live
@@ -165,6 +172,7 @@ class RichConsole:
         )
         self._clients_task = self._progress.add_task("clients", total=None, counter="")
         self._metrics = Text()
+        self._recent, self._table = [], None
         self._live = Live(
             console=self.console,
             get_renderable=self._renderable,
@@ -210,6 +218,8 @@ class RichConsole:
             line = round_line(self._tracker, state)
             if line is not None:
                 self._print(line, style="dim")
+                self._recent = [*self._recent, state][-ROWS:]
+                self._table = round_table(self._tracker, self._recent)
 
     def _print(self, line: str, style: str = "") -> None:
         # Our lines hold user text (strategy names, error reasons): never read it as markup.
@@ -240,19 +250,24 @@ def _isatty(stream: TextIO) -> bool:
         return False
 
 
-def select_console(stream: TextIO | None = None) -> Subscriber | None:
+def select_console(
+    stream: TextIO | None = None, *, on_stop: Callable[[], None] | None = None
+) -> Subscriber | None:
     """Return the terminal display that suits where the code runs, or None for no display.
 
     Order: the ``FEDLAB_DISPLAY`` environment variable (one of :data:`DISPLAYS`) wins;
-    then a notebook kernel (Jupyter, Colab) gets :class:`PlainConsole`, because rich's
-    live view breaks there; then a terminal (``stream.isatty()``) gets
+    then a notebook kernel (Jupyter, Colab) gets the live :class:`~fedlab.dashboard.Dashboard`
+    widget (``static``: a PNG redrawn every few seconds; either falls back to
+    :class:`PlainConsole` when anywidget or matplotlib is missing, and outside a kernel),
+    never rich's live view, which breaks there; then a terminal (``stream.isatty()``) gets
     :class:`RichConsole` and anything else (pipe, file, CI log) :class:`PlainConsole`.
-    ``widget`` and ``static`` give :class:`PlainConsole` until the notebook view exists.
 
     Parameters
     ----------
     stream
         Where to draw; None means standard output.
+    on_stop
+        What the notebook dashboard's Stop button calls, e.g. ``fed.stop``.
 
     Raises
     ------
@@ -267,7 +282,11 @@ def select_console(stream: TextIO | None = None) -> Subscriber | None:
         )
     if choice == "none":
         return None
-    if choice == "rich" or (not choice and not _in_notebook() and _isatty(stream or sys.stdout)):
+    if choice in ("widget", "static") or (not choice and _in_notebook()):
+        from fedlab.dashboard._notebook import notebook_display
+
+        return notebook_display(choice or "widget", stream, on_stop=on_stop)
+    if choice == "rich" or (not choice and _isatty(stream or sys.stdout)):
         from rich.console import Console
 
         return RichConsole(Console(file=stream) if stream is not None else None)

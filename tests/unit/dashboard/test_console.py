@@ -324,6 +324,11 @@ def no_notebook(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FEDLAB_DISPLAY", raising=False)
     monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION", raising=False)
     monkeypatch.delitem(sys.modules, "IPython", raising=False)
+    # A kernel gets the notebook dashboard (tested in test_widget_display.py); here only
+    # which kind was chosen matters.
+    import fedlab.dashboard._notebook as notebook
+
+    monkeypatch.setattr(notebook, "notebook_display", lambda kind, stream=None, **_: f"notebook {kind}")
 
 
 class Terminal(io.StringIO):
@@ -344,16 +349,17 @@ def fake_ipython(monkeypatch: pytest.MonkeyPatch, class_name: str, module: str) 
     [
         ("plain", PlainConsole),
         ("rich", RichConsole),
-        ("widget", PlainConsole),
-        ("static", PlainConsole),
+        ("widget", "notebook widget"),
+        ("static", "notebook static"),
         (" Rich ", RichConsole),
     ],
 )
 def test_select_console_obeys_fedlab_display(
-    monkeypatch: pytest.MonkeyPatch, value: str, kind: type[Any]
+    monkeypatch: pytest.MonkeyPatch, value: str, kind: Any
 ) -> None:
     monkeypatch.setenv("FEDLAB_DISPLAY", value)
-    assert type(select_console(io.StringIO())) is kind
+    chosen = select_console(io.StringIO())
+    assert (chosen if isinstance(chosen, str) else type(chosen)) == kind
 
 
 @pytest.mark.usefixtures("no_notebook")
@@ -383,16 +389,17 @@ def test_select_console_uses_rich_on_a_terminal_and_plain_lines_elsewhere() -> N
 @pytest.mark.parametrize(
     ("class_name", "module", "kind"),
     [
-        ("ZMQInteractiveShell", "ipykernel.zmqshell", PlainConsole),
-        ("Shell", "google.colab._shell", PlainConsole),
+        ("ZMQInteractiveShell", "ipykernel.zmqshell", "notebook widget"),
+        ("Shell", "google.colab._shell", "notebook widget"),
         ("TerminalInteractiveShell", "IPython.terminal.interactiveshell", RichConsole),
     ],
 )
 def test_select_console_never_uses_rich_live_in_a_notebook_kernel(
-    monkeypatch: pytest.MonkeyPatch, class_name: str, module: str, kind: type[Any]
+    monkeypatch: pytest.MonkeyPatch, class_name: str, module: str, kind: Any
 ) -> None:
     fake_ipython(monkeypatch, class_name, module)
-    assert type(select_console(Terminal())) is kind
+    chosen = select_console(Terminal())
+    assert (chosen if isinstance(chosen, str) else type(chosen)) == kind
 
 
 @pytest.mark.usefixtures("no_notebook")
@@ -404,7 +411,7 @@ def test_select_console_treats_a_subclass_of_the_kernel_shell_as_a_notebook(
     ipython = types.ModuleType("IPython")
     ipython.get_ipython = spyder  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "IPython", ipython)
-    assert isinstance(select_console(Terminal()), PlainConsole)
+    assert select_console(Terminal()) == "notebook widget"
 
 
 @pytest.mark.usefixtures("no_notebook")
@@ -416,7 +423,7 @@ def test_select_console_in_a_script_that_imported_ipython_looks_at_the_stream(
     monkeypatch.setitem(sys.modules, "IPython", ipython)
     assert isinstance(select_console(Terminal()), RichConsole)
     monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "15.4")
-    assert isinstance(select_console(Terminal()), PlainConsole)
+    assert select_console(Terminal()) == "notebook widget"
 
 
 def test_rich_console_prints_strategy_names_and_errors_literally_not_as_markup() -> None:
@@ -438,3 +445,20 @@ def test_rich_console_prints_strategy_names_and_errors_literally_not_as_markup()
     assert "run started: [bold]Fed[/], 1 round, 1 node" in text
     assert "client 1 failed in round 1 (train): OSError: [Errno 2] x" in text
     assert "error: [red]oops" in text
+
+
+def test_rich_console_shows_a_small_table_of_the_latest_completed_rounds() -> None:
+    console, _ = rich_console()
+    for event in run_events()[:-1]:  # round 2 is still open: rounds 0 and 1 are complete
+        console(event)
+    frame = Console(file=io.StringIO(), width=100)
+    frame.print(console._renderable())
+    lines = [line.rstrip() for line in plain_text(frame.file).splitlines()]  # type: ignore[arg-type]
+    table = lines[lines.index(next(line for line in lines if line.startswith("round   clients"))):]
+    assert table[:4] == [
+        "round   clients   train loss   evaluate accuracy   server accuracy    time",
+        "─" * 74,
+        "0/2     –                  –                   –            0.1000   0.12s",
+        "1/2     3/3           0.4312              0.9120            0.9120   2.75s",
+    ]
+    console(run_events()[-1])

@@ -1,0 +1,78 @@
+"""Kernel-side cost of the notebook dashboard: per event, per update sent, and the PNG.
+
+Feeds a synthetic run (every client replies every round) into a Dashboard whose comm only
+counts what it would send, with a simulated clock advancing ``--step`` seconds per event,
+so the throttle behaves as in a real run while the bench measures only our own work.
+
+    python bench/dashboard.py                        # 100 and 1,000 clients, 50 rounds
+    python bench/dashboard.py --clients 1000 --rounds 50 --step 0.001
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import comm
+from comm.base_comm import BaseComm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test suite's run generator
+
+
+class CountingComm(BaseComm):
+    def __init__(self, **kwargs: Any) -> None:
+        self.updates = 0
+        self.bytes = 0
+        super().__init__(**kwargs)
+
+    def publish_msg(self, msg_type: str, data: Any = None, metadata: Any = None, buffers: Any = None, **keys: Any) -> None:
+        if msg_type == "comm_msg" and data.get("method") == "update":
+            self.updates += 1
+            self.bytes += sum(len(memoryview(b).cast("B")) for b in buffers or [])
+
+
+def measure(clients: int, rounds: int, step: float) -> None:
+    from fedlab.dashboard import Dashboard
+    from tests.unit.dashboard.test_widget import FakeClock, events_of_a_run
+
+    comm.create_comm = lambda **kwargs: CountingComm(**kwargs)  # type: ignore[assignment]
+    clock = FakeClock()
+    view = Dashboard(clock=clock)
+    events = list(events_of_a_run(clients, rounds, failing=3, clock=clock, step=step))
+    clock.now = 0.0
+    started = time.perf_counter()
+    for event in events:
+        clock.now += step
+        view(event)
+    total = time.perf_counter() - started
+    channel: CountingComm = view.comm
+    started = time.perf_counter()
+    view.flush()
+    flush = time.perf_counter() - started
+    started = time.perf_counter()
+    png = view.to_png() or b""
+    picture = time.perf_counter() - started
+    print(
+        f"{clients:>5} clients x {rounds} rounds: {len(events):>6} events in {total:6.2f}s "
+        f"({1e6 * total / len(events):5.1f} us/event incl. updates); {channel.updates} updates over "
+        f"{clock.now:.1f} simulated s ({channel.updates / clock.now:.1f}/s), "
+        f"{channel.bytes / 1e6:.1f} MB of buffers; one full update {1e3 * flush:.1f} ms; "
+        f"PNG {len(png) / 1e3:.0f} kB in {picture:.2f}s"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, nargs="*", default=[100, 1000])
+    parser.add_argument("--rounds", type=int, default=50)
+    parser.add_argument("--step", type=float, default=0.001, help="simulated seconds between events")
+    args = parser.parse_args()
+    for clients in args.clients:
+        measure(clients, args.rounds, args.step)
+
+
+if __name__ == "__main__":
+    main()

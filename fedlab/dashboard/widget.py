@@ -1,0 +1,320 @@
+"""The live notebook dashboard: one anywidget view of a running federation.
+
+:class:`Dashboard` is an event subscriber. It folds events into a
+:class:`~fedlab.dashboard._model.DashboardModel` and sends the model to the browser as
+compact binary buffers, at most ``max_rate`` times a second however many events arrive.
+The browser side (``_widget.js``, an inline ES module: no build step) draws it on a
+canvas. When a run finishes, every output showing the dashboard also gains a static PNG,
+so exported notebooks and viewers without widgets still show the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextvars
+import threading
+import time
+from collections.abc import Callable, Iterable
+from importlib.resources import files
+from typing import TYPE_CHECKING, Any
+
+import anywidget
+import numpy as np
+import traitlets
+
+from fedlab.dashboard._format import format_seconds
+from fedlab.dashboard._model import DashboardModel
+from fedlab.dashboard._replay import replay
+from fedlab.dashboard._throttle import Throttle
+from fedlab.events import Event, RunFinished, RunStarted
+
+if TYPE_CHECKING:
+    from fedlab.federation import Federation
+
+__all__ = ["Dashboard"]
+
+#: Server metrics the central-evaluation panel draws at most.
+MAX_CENTRAL = 4
+
+
+def _asset(name: str) -> str:
+    return files("fedlab.dashboard").joinpath(name).read_text(encoding="utf-8")
+
+
+class Dashboard(anywidget.AnyWidget):
+    """A live view of a federation: metrics, per-client heatmap, participation and timing.
+
+    ``fed.run()``, ``await fed.run_async()`` and ``fed.start()`` show one automatically in
+    a notebook; ``fed.dashboard()`` makes one on demand. Call it with events (it is an
+    event subscriber) from the thread that created it, or from any thread when it was
+    created on a running event loop: events from other threads then hop to that loop.
+
+    Parameters
+    ----------
+    on_stop
+        Called when the Stop button is pressed, e.g. ``fed.stop``.
+    max_rate
+        The most updates per second sent to the browser.
+    clock
+        Seconds on a monotonic clock; tests pass a fake one.
+
+    Examples
+    --------
+    >>> from fedlab.events import ClientReplied, RunStarted
+    >>> view = Dashboard()
+    >>> view(RunStarted(run_id=1, num_rounds=3, node_ids=(4, 5), strategy="FedAvg"))
+    >>> view(ClientReplied(run_id=1, round=1, phase="train", node_id=5,
+    ...                    metrics={"loss": 0.25}, duration_s=0.1))
+    >>> view.flush(); (view.round, view.last_round, view.metric)
+    (1, 3, 'train:loss')
+    """
+
+    _esm = _asset("_widget.js")
+    _css = _asset("_widget.css")
+
+    title = traitlets.Unicode("fedlab").tag(sync=True)
+    status = traitlets.Unicode("waiting for a run").tag(sync=True)
+    round = traitlets.Int(0).tag(sync=True)
+    last_round = traitlets.Int(0).tag(sync=True)
+    start_round = traitlets.Int(1).tag(sync=True)
+    finished = traitlets.Bool(False).tag(sync=True)
+    stopping = traitlets.Bool(False).tag(sync=True)
+    n_clients = traitlets.Int(0).tag(sync=True)
+    n_rounds = traitlets.Int(0).tag(sync=True)
+    clients: traitlets.List[Any] = traitlets.List().tag(sync=True)
+    metrics = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    metric = traitlets.Unicode("").tag(sync=True)
+    selected = traitlets.Int(-1).tag(sync=True)
+    values = traitlets.Bytes(b"").tag(sync=True)
+    participation = traitlets.Bytes(b"").tag(sync=True)
+    band = traitlets.Bytes(b"").tag(sync=True)
+    timing = traitlets.Bytes(b"").tag(sync=True)
+    central = traitlets.Bytes(b"").tag(sync=True)
+    central_names = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    failures: traitlets.List[Any] = traitlets.List().tag(sync=True)
+
+    def __init__(
+        self,
+        *,
+        on_stop: Callable[[], None] | None = None,
+        max_rate: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model = DashboardModel()
+        self._throttle = Throttle(1.0 / max_rate, clock)
+        self._on_stop = on_stop
+        self._chosen_by_user = False
+        self._updating = False
+        self._handles: list[Any] = []
+        self._lock = threading.RLock()
+        self._thread = threading.get_ident()
+        self._context = contextvars.copy_context()
+        try:
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
+        self._timer: asyncio.TimerHandle | None = None
+        self.on_msg(self._on_message)
+        self.observe(self._on_metric, names="metric")
+
+    # -- events in -------------------------------------------------------------------
+
+    def __call__(self, event: Event) -> None:
+        """Take in ``event``; from another thread it is handed to the dashboard's loop."""
+        loop = self._loop
+        if threading.get_ident() != self._thread and loop is not None and loop.is_running():
+            # Widget changes from bare threads break some ipykernel versions: hop over.
+            loop.call_soon_threadsafe(self._receive, event, context=self._context)
+            return
+        self._receive(event)
+
+    def idle(self) -> None:
+        """Send pending changes if the interval allows; the run calls this while it waits."""
+        with self._lock:
+            if self._throttle.due():
+                self.flush()
+
+    def flush(self) -> None:
+        """Send the current state to the browser now."""
+        with self._lock:
+            self._push()
+            self._throttle.sent()
+
+    def _receive(self, event: Event) -> None:
+        with self._lock:
+            self.model.feed(event)
+            self._throttle.touch()
+            if isinstance(event, RunStarted):
+                self.stopping = False
+                self.flush()
+            elif isinstance(event, RunFinished):
+                self.flush()
+                self._attach_snapshot()
+            elif self._throttle.due():
+                self.flush()
+            else:
+                self._schedule()
+
+    def _schedule(self) -> None:
+        # A trailing send for the last changes of a burst, when the loop is free to run it.
+        loop = self._loop
+        if loop is None or self._timer is not None or threading.get_ident() != self._thread:
+            return
+        self._timer = loop.call_later(self._throttle.wait(), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        with self._lock:
+            if self._throttle.due():
+                self.flush()
+            elif self._throttle.dirty:  # woken a little early: try again
+                self._schedule()
+
+    # -- state out -------------------------------------------------------------------
+
+    def _pick_metric(self) -> str:
+        available = self.model.metrics()
+        if self._chosen_by_user and self.metric in available:
+            return self.metric
+        return available[0] if available else ""
+
+    def _push(self) -> None:
+        model = self.model
+        metric = self._pick_metric()
+        names = list(model.central)[:MAX_CENTRAL]
+        central = [
+            (k, r, v) for k, name in enumerate(names) for r, v in sorted(model.central[name].items())
+        ]
+        self._updating = True
+        try:
+            with self.hold_sync():
+                self.title = f"{model.strategy or 'federation'} · {model.num_clients} clients"
+                self.status = self._status_text()
+                self.round = max(model.progress.round, 0)
+                self.last_round = model.last_round if model.run_id is not None else 0
+                self.start_round = model.start_round
+                self.finished = model.finished
+                self.n_clients, self.n_rounds = model.num_clients, model.width
+                self.clients = [[n, p] for n, p in zip(model.node_ids, model.partitions)]
+                self.metrics = model.metrics()
+                self.metric = metric
+                self.values = model.grid(metric).tobytes()
+                self.participation = model.status().tobytes()
+                self.band = model.band(metric).tobytes()
+                self.timing = model.timing().tobytes()
+                self.central_names = names
+                self.central = np.asarray(central, np.float32).reshape(-1, 3).tobytes()
+                self.failures = [vars(f).copy() for f in model.failures]
+        finally:
+            self._updating = False
+
+    def _status_text(self) -> str:
+        model = self.model
+        if model.run_id is None:
+            return "waiting for a run"
+        p = model.progress
+        if model.finish is not None:
+            end = model.finish
+            # A ServerApp of its own (queries, evaluation only) aggregates no rounds.
+            reached = p.round >= model.last_round
+            stopped = end.stopped_early and not reached
+            head = "failed" if end.error else "stopped early" if stopped else "finished"
+            rounds = end.rounds_completed or max(p.round - model.start_round + 1, 0)
+            text = f"{head}: {rounds} rounds in {format_seconds(end.duration_s)}"
+            failures = len(model.failures)
+            text += f", {failures} client failure{'' if failures == 1 else 's'}"
+            return text + (f"; {end.error}" if end.error else "")
+        parts = []
+        if p.phase:
+            failed = f" ({p.failed} failed)" if p.failed else ""
+            parts.append(f"{p.phase}: {p.done}/{p.sampled} clients{failed}")
+        if model.started_at is not None and model.last_event_at is not None:
+            parts.append(f"{format_seconds(model.last_event_at - model.started_at)} elapsed")
+        eta = model.eta_s()
+        if eta is not None:
+            parts.append(f"ETA {format_seconds(eta)}")
+        return " · ".join(parts)
+
+    # -- from the browser ------------------------------------------------------------
+
+    def _on_message(self, _widget: Any, content: Any, _buffers: Iterable[Any]) -> None:
+        if isinstance(content, dict) and content.get("type") == "stop":
+            self.stop()
+
+    def _on_metric(self, change: dict[str, Any]) -> None:
+        if self._updating:
+            return
+        with self._lock:
+            self._chosen_by_user = True
+            self.flush()
+
+    def stop(self) -> None:
+        """Ask the run to stop after its current round (what the Stop button does)."""
+        self.stopping = True
+        if self._on_stop is not None:
+            self._on_stop()
+
+    @property
+    def selected_node(self) -> int | None:
+        """The node id of the client selected in the browser, or None."""
+        row = self.selected
+        return self.model.node_ids[row] if 0 <= row < self.model.num_clients else None
+
+    # -- display ---------------------------------------------------------------------
+
+    def to_png(self) -> bytes | None:
+        """A static PNG of the dashboard, or None if matplotlib is not installed."""
+        try:
+            from fedlab.dashboard._static import render_png
+        except ImportError:  # pragma: no cover - matplotlib is optional
+            return None
+        try:
+            return render_png(self.model, self._pick_metric() or None)
+        except ImportError:
+            return None
+
+    def bundle(self, png: bytes | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The display bundle: the live view, a text line, and ``png`` if given."""
+        bundle = self._repr_mimebundle_()
+        data, metadata = bundle if bundle is not None else ({}, {})
+        data["text/plain"] = f"fedlab dashboard: {self.title} · {self._status_text()}"
+        if png is not None:
+            data["image/png"] = base64.b64encode(png).decode("ascii")
+        return data, metadata
+
+    def _ipython_display_(self) -> None:
+        # A raw bundle with a display id, so the PNG can join the same output at the end.
+        from IPython.display import display
+
+        data, metadata = self.bundle(self.to_png() if self.model.finished else None)
+        handle = display(data, raw=True, metadata=metadata, display_id=True)  # type: ignore[no-untyped-call]
+        if handle is not None:
+            self._handles.append(handle)
+
+    def _attach_snapshot(self) -> None:
+        if not self._handles:
+            return
+        data, metadata = self.bundle(self.to_png())
+        for handle in self._handles:
+            handle.update(data, raw=True, metadata=metadata)
+
+    # -- construction ----------------------------------------------------------------
+
+    @classmethod
+    def follow(cls, federation: Federation) -> Dashboard:
+        """A dashboard showing ``federation``'s latest run and following its later runs.
+
+        A run still in progress is shown as it stands at the call; its automatic dashboard
+        (or the next run) keeps following it live.
+        """
+        view = cls(on_stop=federation.stop)
+        history = federation.history
+        if history is not None:
+            for event in replay(history):
+                view._receive(event)
+        view.flush()
+        federation.subscribe(view)
+        return view

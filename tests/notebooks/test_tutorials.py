@@ -1,0 +1,156 @@
+"""Every tutorial runs top to bottom under nbclient, and tutorial 1 exports with its pictures.
+
+The tutorials' install cell is skipped here because fedlab is importable. Widget state is
+not stored, as JupyterLab does not store it by default: an exported notebook then falls
+back to the PNG snapshot each dashboard output carries.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from tests.browser.jupyter_browser import ARTIFACTS, alive, chromium
+
+TUTORIALS = Path(__file__).resolve().parents[2] / "tutorials"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+@pytest.fixture(autouse=True)
+def kernel_picks_its_display(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FEDLAB_DISPLAY", raising=False)  # the kernel inherits the environment
+
+
+def execute(name: str, cwd: Path) -> Any:
+    notebook = nbformat.read(TUTORIALS / name, as_version=4)
+    NotebookClient(
+        notebook, timeout=600, kernel_name="python3", store_widget_state=False,
+        resources={"metadata": {"path": str(cwd)}},
+    ).execute()
+    return notebook
+
+
+def outputs(notebook: Any) -> list[Any]:
+    return [out for cell in notebook.cells if cell.cell_type == "code" for out in cell.outputs]
+
+
+def dashboards(notebook: Any) -> list[Any]:
+    return [out for out in outputs(notebook) if WIDGET_VIEW in out.get("data", {})]
+
+
+def text(notebook: Any) -> str:
+    return "".join(out.get("text", "") for out in outputs(notebook) if out.output_type == "stream")
+
+
+def opens_with_a_colab_badge_and_a_guarded_install(notebook: Any, name: str) -> None:
+    first, second = notebook.cells[0], notebook.cells[1]
+    assert f"colab.research.google.com/github/fedlab-sdk/fedlab/blob/main/tutorials/{name}" in first.source
+    assert 'if importlib.util.find_spec("fedlab") is None:\n    %pip install -q fedlab-sdk' in second.source
+    assert second.outputs == []  # skipped: fedlab is importable
+
+
+def test_every_tutorial_is_tested_here() -> None:
+    assert sorted(p.name for p in TUTORIALS.glob("*.ipynb")) == [
+        "01-federated-learning-in-30-minutes.ipynb",
+        "02-strategies.ipynb",
+        "03-custom-messages-and-analytics.ipynb",
+        "04-from-notebook-to-deployment.ipynb",
+    ]
+
+
+def test_tutorial_3_computes_federated_statistics_equal_to_pooled_ones(tmp_path: Path) -> None:
+    name = "03-custom-messages-and-analytics.ipynb"
+    notebook = execute(name, tmp_path)
+    opens_with_a_colab_badge_and_a_guarded_install(notebook, name)
+    assert "best threshold: 55.0" in text(notebook)
+    shown = dashboards(notebook)
+    assert len(shown) == 2 and all("image/png" in out.data for out in shown)
+    assert shown[0].data["text/plain"].endswith("finished: 2 rounds in " + shown[0].data["text/plain"].split(" in ")[-1])
+
+
+def test_tutorial_2_shows_robust_and_custom_strategies_resisting_poisoned_clients(tmp_path: Path) -> None:
+    name = "02-strategies.ipynb"
+    notebook = execute(name, tmp_path)
+    opens_with_a_colab_badge_and_a_guarded_install(notebook, name)
+    printed = text(notebook)
+    accuracy = {
+        line.rsplit(" ", 1)[0].strip(): float(line.rsplit(" ", 1)[1])
+        for line in printed.splitlines()
+        if line.startswith(("FedMedian", "FedTrimmedAvg", "Krum", "FedAvg  "))
+    }
+    assert accuracy["FedAvg"] < 0.3 < min(accuracy["FedMedian"], accuracy["FedTrimmedAvg"], accuracy["Krum"])
+    outliers = float(printed.split("without outliers ")[1].split()[0])
+    assert outliers > 0.8
+    assert len(dashboards(notebook)) == 1
+
+
+def test_tutorial_4_deploys_to_a_superlink_started_from_the_cli_and_stops_it(tmp_path: Path) -> None:
+    name = "04-from-notebook-to-deployment.ipynb"
+    notebook = execute(name, tmp_path)
+    opens_with_a_colab_badge_and_a_guarded_install(notebook, name)
+    printed = text(notebook)
+    assert "largest difference from the simulation: " in printed
+    started = printed.split("SuperLink ", 1)[1].split("\n", 1)[0]  # "123 SuperNodes [124, 125, 126]"
+    pids = [int(p) for p in started.replace("SuperNodes", "").strip("[] ").replace("[", "").replace(",", " ").split()]
+    assert len(pids) == 4 and f"stopped: {sorted(pids)}" in printed
+    assert not [pid for pid in pids if alive(pid)]
+    shown = dashboards(notebook)
+    assert [out.data["text/plain"].split(" · ")[1] for out in shown] == ["3 clients", "3 clients"]
+    assert all("image/png" in out.data for out in shown)
+
+
+def test_tutorial_1_runs_and_its_html_export_shows_the_dashboard_png_offline(tmp_path: Path) -> None:
+    from nbconvert import HTMLExporter
+
+    name = "01-federated-learning-in-30-minutes.ipynb"
+    notebook = execute(name, tmp_path)
+    opens_with_a_colab_badge_and_a_guarded_install(notebook, name)
+    printed = text(notebook)
+    assert "centralised accuracy: 0.9" in printed and "rounds completed: 6" in printed
+    assert "deployed run, central accuracy: 0.9" in printed
+    shown = dashboards(notebook)
+    # FedAvg IID and non-IID, the resumed run, and the deployment to 3 local SuperNodes.
+    assert len(shown) == 4 and all("image/png" in out.data for out in shown)
+    assert shown[-1].data["text/plain"].startswith("fedlab dashboard: FedAvg · 3 clients · finished: 3 rounds")
+    png = base64.b64decode(shown[0].data["image/png"])
+    assert png.startswith(b"\x89PNG")
+
+    html, _ = HTMLExporter().from_notebook_node(notebook)
+    assert shown[0].data["image/png"][:200] in html
+    ARTIFACTS.mkdir(exist_ok=True)
+    page_file = ARTIFACTS / "tutorial-01.html"
+    page_file.write_text(html, encoding="utf-8")
+    with chromium(tmp_path / "profile") as browser:
+        page = browser.new_page()  # type: ignore[attr-defined]
+        blocked: list[str] = []
+
+        def offline(route: Any) -> None:
+            if route.request.url.startswith(("file:", "data:")):
+                route.continue_()
+            else:
+                blocked.append(route.request.url)
+                route.abort()
+
+        page.route("**/*", offline)
+        page.goto(page_file.as_uri())
+        images = page.evaluate(
+            """() => [...document.querySelectorAll('img')]
+                .filter(i => i.src.startsWith('data:image/png'))
+                .map(i => [i.complete, i.naturalWidth, i.naturalHeight])"""
+        )
+        # Four dashboards (880 x 656 snapshots) and History.plot(), all decoded offline.
+        assert len(images) == 5 and all(done and w > 800 and h > 600 for done, w, h in images), images
+        assert images[0] == [True, 880, 656]
+        snapshot = page.locator("img[src^='data:image/png']").first
+        snapshot.screenshot(path=str(ARTIFACTS / "tutorial-01-export.png"))
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in TUTORIALS.glob("*.ipynb")))
+def test_tutorials_are_stored_without_outputs(name: str) -> None:
+    notebook = nbformat.read(TUTORIALS / name, as_version=4)
+    assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
