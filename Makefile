@@ -23,6 +23,8 @@ demo: $(STAMP)
 	$(PY) -m fedlab.demo
 
 test: $(STAMP)
+	@# The browser tests drive Debian's Chromium (playwright never downloads a browser).
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(PY) -m mypy
 	$(PY) -m pytest -q
 

@@ -15,6 +15,11 @@ offending value and says what to do about it::
     ├── SimulationError        the simulation runtime could not start or finished abnormally
     ├── FederationError        a Federation was misconfigured
     ├── HistoryError           a History was queried wrongly or given damaged JSON
+    ├── CheckpointError        a checkpoint is missing, damaged, or belongs to another federation
+    ├── DatasetError           a federated dataset or partitioner was misconfigured or misused
+    ├── BundleError            an app bundle could not be built, or was refused (tampered, unsigned)
+    ├── DeployError            the deployment runtime (SuperLink, SuperNode, GrpcGrid) failed
+    │   └── TransferError      an object arrived damaged (checksum or size mismatch) or too large
     └── MissingDependencyError an optional package is needed: the message gives the pip command
 """
 
@@ -22,8 +27,12 @@ from __future__ import annotations
 
 __all__ = [
     "AggregationError",
+    "BundleError",
+    "CheckpointError",
     "ClientAppError",
     "CodecError",
+    "DatasetError",
+    "DeployError",
     "FederationError",
     "FedlabError",
     "GridError",
@@ -34,6 +43,7 @@ __all__ = [
     "ServerAppError",
     "SimulationError",
     "StrategyError",
+    "TransferError",
 ]
 
 
@@ -83,6 +93,26 @@ class FederationError(FedlabError, ValueError):
 
 class HistoryError(FedlabError, ValueError):
     """A History was asked for something it does not hold, or given damaged JSON."""
+
+
+class BundleError(FedlabError):
+    """An app bundle could not be built, or was refused when loaded (tampered or untrusted)."""
+
+
+class DatasetError(FedlabError, ValueError):
+    """A federated dataset or a partitioner was configured or queried with values it cannot use."""
+
+
+class CheckpointError(FedlabError):
+    """A checkpoint is missing or damaged, or does not match the federation resuming it."""
+
+
+class DeployError(FedlabError):
+    """The deployment runtime could not start, connect, or complete a request."""
+
+
+class TransferError(DeployError):
+    """An object (message content or bundle) arrived damaged or larger than allowed."""
 
 
 class MissingDependencyError(FedlabError, ImportError):

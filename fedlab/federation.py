@@ -4,27 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
 import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fedlab._driver import AsyncInbox, BlockingInbox, Inbox, drive_blocking
+from fedlab._resume import RoundCheckpointer, follow, load_for, merged, restore_nodes
+from fedlab.checkpoint import Checkpoint
 from fedlab.client import ClientApp
 from fedlab.context import Context, UserConfig
 from fedlab.errors import FederationError
 from fedlab.events import Event, EventBus, RunFinished, RunStarted, Subscriber
 from fedlab.history import History
 from fedlab.records import ArrayRecord
-from fedlab.server import Result, ServerApp
+from fedlab.server import Grid, Result, ServerApp
 from fedlab.simulation import BACKENDS, SimulationGrid
 from fedlab.strategy import ConfigSource, EvaluateFn, Strategy
+
+if TYPE_CHECKING:
+    from fedlab.dashboard.widget import Dashboard
+    from fedlab.datasets import FederatedDataset
 
 __all__ = ["Display", "Federation"]
 
 #: How a run shows progress: chosen from the environment, or forced.
-Display = Literal["auto", "rich", "plain", "none"]
+Display = Literal["auto", "widget", "static", "rich", "plain", "none"]
 
 
 class Federation:
@@ -40,6 +47,10 @@ class Federation:
         A full server program (``@app.main()``) instead of a strategy.
     num_clients
         How many simulated clients; client *i* gets ``node_config["partition-id"] == i``.
+        Defaults to the dataset's number of partitions if ``dataset`` is given, else 10.
+    dataset
+        A :class:`~fedlab.datasets.FederatedDataset`; each client gets its partition with
+        ``fedlab.datasets.load_partition(ctx)``.
     initial_arrays
         The global model before round 1 (an ArrayRecord, a state_dict or a list of arrays).
     config
@@ -54,7 +65,12 @@ class Federation:
     timeout
         Seconds to wait for a round's replies; slower clients count as failed.
     display
-        ``"auto"`` picks a live view from ``FEDLAB_DISPLAY`` and the terminal; or force one.
+        ``"auto"`` picks a live view from ``FEDLAB_DISPLAY``, the notebook and the terminal;
+        or force one: ``"widget"`` (the live notebook dashboard), ``"static"`` (a PNG in the
+        notebook), ``"rich"``, ``"plain"`` or ``"none"``.
+    checkpoint_dir
+        Write a checkpoint there after every completed round (see :mod:`fedlab.checkpoint`),
+        replacing the previous one; :meth:`resume` continues from it.
 
     Examples
     --------
@@ -77,7 +93,8 @@ class Federation:
         strategy: Strategy | None = None,
         *,
         server_app: ServerApp | None = None,
-        num_clients: int = 10,
+        num_clients: int | None = None,
+        dataset: FederatedDataset | None = None,
         initial_arrays: ArrayRecord | Mapping[str, Any] | Sequence[Any] | None = None,
         config: ConfigSource | None = None,
         evaluate_config: ConfigSource | None = None,
@@ -89,6 +106,7 @@ class Federation:
         max_workers: int | None = None,
         timeout: float | None = 3600.0,
         display: Display = "auto",
+        checkpoint_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if not isinstance(client_app, ClientApp):
             raise FederationError(
@@ -114,14 +132,28 @@ class Federation:
                 "but the ClientApp has no @app.evaluate() function; register one, or pass "
                 "fraction_evaluate=0.0 to the strategy."
             )
+        dataset_config: UserConfig = {}
+        if dataset is not None:  # registered in-process; clients find it through their run_config
+            from fedlab.datasets import attach
+
+            num_clients, dataset_config = attach(dataset, num_clients)
+        num_clients = 10 if num_clients is None else num_clients
         if not isinstance(num_clients, int) or isinstance(num_clients, bool) or num_clients < 1:
             raise FederationError(f"num_clients must be a positive int, got {num_clients!r}.")
         if backend not in BACKENDS:
             raise FederationError(
                 f"Unknown backend {backend!r}; choose one of {', '.join(map(repr, BACKENDS))}."
             )
-        if display not in ("auto", "rich", "plain", "none"):
-            raise FederationError(f"display must be 'auto', 'rich', 'plain' or 'none', got {display!r}.")
+        if checkpoint_dir is not None and strategy is None:
+            raise FederationError(
+                "checkpoint_dir needs a strategy: a ServerApp's own loop cannot be checkpointed; "
+                "pass strategy=... or drop checkpoint_dir."
+            )
+        if display not in ("auto", "widget", "static", "rich", "plain", "none"):
+            raise FederationError(
+                "display must be 'auto', 'widget', 'static', 'rich', 'plain' or 'none', "
+                f"got {display!r}."
+            )
         self.client_app = client_app
         self.strategy = strategy
         self.server_app = server_app
@@ -135,12 +167,15 @@ class Federation:
         self.evaluate_config = evaluate_config
         self.evaluate_fn = evaluate_fn
         self.run_config: UserConfig = dict(run_config) if run_config is not None else _scalars(config)
+        self.run_config.update(dataset_config)
+        self.dataset = dataset
         self.node_configs = node_configs
         self.seed = seed
         self.backend = backend
         self.max_workers = max_workers
         self.timeout = timeout
         self.display = display
+        self.checkpoint_dir = checkpoint_dir
         self._subscribers: list[Subscriber] = []
         self._run: _Run | None = None
         self._runs_started = 0
@@ -191,12 +226,89 @@ class Federation:
         if self._run is not None:
             self._run.grid.request_stop()
 
-    async def _drive(self, rounds: int, inbox: Inbox) -> Result:
+    def resume(
+        self, checkpoint_dir: str | os.PathLike[str] | None = None, rounds: int | None = None
+    ) -> Result:
+        """Continue the run saved in ``checkpoint_dir`` after its last completed round.
+
+        Build the Federation as for the run that wrote the checkpoint (same ClientApp,
+        strategy class and settings, ``num_clients``, config and evaluate_fn), then call
+        ``fed.resume()`` instead of ``fed.run()``. The global arrays, the strategy's state
+        (RNG, momentum, optimiser moments, control variates), every node's
+        ``context.state``, the run id and the History are restored, so with the inline
+        backend the resumed run ends exactly as an uninterrupted one would. Client code
+        must draw its randomness from its inputs (seed, round, node, ``context.state``),
+        not from a process-wide generator, for that to hold.
+
+        Parameters
+        ----------
+        checkpoint_dir
+            Where the checkpoint is; by default this federation's ``checkpoint_dir``. The
+            resumed run keeps writing checkpoints to ``self.checkpoint_dir``, or back to
+            this directory when the federation has none.
+        rounds
+            The round to finish at, counted from the start of the run (default: the number
+            the interrupted run was asked for); more than that extends the run.
+
+        Raises
+        ------
+        CheckpointError
+            If there is no checkpoint, it is damaged, or it was written by another strategy
+            or number of clients.
+        """
+        directory = checkpoint_dir if checkpoint_dir is not None else self.checkpoint_dir
+        if directory is None or self.strategy is None:
+            raise FederationError(
+                "resume() needs a strategy and a checkpoint: pass checkpoint_dir=... here or to "
+                "Federation(...)."
+            )
+        saved = load_for(directory, self.strategy, self.num_clients)
+        if self.checkpoint_dir is None:
+            self.checkpoint_dir = directory
+        total = saved.num_rounds if rounds is None else rounds
+
+        async def on_new_loop() -> Result:  # an AsyncInbox must be made on its loop
+            return await self._drive(total, AsyncInbox(), saved)
+
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(on_new_loop())
+        return drive_blocking(self._drive(total, BlockingInbox(), saved))
+
+    def deploy(
+        self,
+        address: str | None = None,
+        *,
+        local: int | None = None,
+        rounds: int = 3,
+        **options: Any,
+    ) -> Result:
+        """Run this federation on real processes and return the same :class:`Result` as run().
+
+        ``deploy(local=3)`` starts a SuperLink and 3 SuperNodes on this machine (loopback,
+        free ports), runs, and stops them again; ``deploy("host:port")`` uses a running
+        SuperLink. The ClientApp is shipped to the nodes as an app bundle (captured by value
+        when defined in a notebook), the strategy runs here, and the same events reach
+        History and the displays as in a simulation. ``options`` are listed in
+        :func:`fedlab.deploy.managed.deploy` (e.g. ``insecure=True``, ``signing_key=...``).
+        """
+        from fedlab.deploy.managed import deploy
+
+        return deploy(self, address, local=local, rounds=rounds, **options)
+
+    async def _drive(
+        self,
+        rounds: int,
+        inbox: Inbox,
+        saved: Checkpoint | None = None,
+        make_grid: Callable[[EventBus], Grid] | None = None,
+    ) -> Result:
         if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 0:
             raise FederationError(f"rounds must be a non-negative int, got {rounds!r}.")
         if self._run is not None and self._run.thread.is_alive():
             raise FederationError("This federation is already running; wait for it or call stop().")
-        run = self._run = _Run(self, rounds)
+        run = self._run = _Run(self, rounds, saved, make_grid)
         observers = [d for d in (self._make_display(),) if d is not None] + list(self._subscribers)
         run.bus.subscribe(inbox.put)
         run.thread.start()
@@ -212,6 +324,7 @@ class Federation:
                     run.grid.request_stop()
                     continue
                 if event is None:
+                    _idle(observers, run.bus)
                     continue
                 _deliver(observers, event, run.bus)
                 if isinstance(event, RunFinished):
@@ -232,22 +345,43 @@ class Federation:
             return RichConsole()
         if self.display == "plain":
             return PlainConsole()
-        return select_console()
+        if self.display in ("widget", "static"):
+            from fedlab.dashboard._notebook import notebook_display
+
+            return notebook_display(self.display, on_stop=self.stop)
+        return select_console(on_stop=self.stop)
+
+    def dashboard(self) -> Dashboard:
+        """Return a live notebook dashboard of the latest run that also follows later runs.
+
+        Needs anywidget (a core dependency); shown when it is a cell's last expression.
+        """
+        from fedlab.dashboard.widget import Dashboard
+
+        return Dashboard.follow(self)
 
 
 class _Run:
     """One run: its bus, History, grid and the engine thread driving the server side."""
 
-    def __init__(self, fed: Federation, rounds: int) -> None:
+    def __init__(
+        self,
+        fed: Federation,
+        rounds: int,
+        saved: Checkpoint | None = None,
+        make_grid: Callable[[EventBus], Grid] | None = None,
+    ) -> None:
         self.fed = fed
         self.rounds = rounds
+        self.saved = saved
         fed._runs_started += 1
         rng = random.Random(None if fed.seed is None else f"{fed.seed}:{fed._runs_started}")
-        self.run_id = rng.getrandbits(63)
+        self.run_id = rng.getrandbits(63) if saved is None else saved.run_id
         self.bus = EventBus()
-        self.history = History()
-        self.bus.subscribe(self.history)
-        self.grid = SimulationGrid(
+        self.history = History() if saved is None else saved.history
+        self.bus.subscribe(self.history if saved is None else follow(self.history))
+        # make_grid: a deployment's grid (fedlab.deploy.managed); it decides the run id.
+        self.grid: Grid = make_grid(self.bus) if make_grid is not None else SimulationGrid(
             fed.client_app,
             fed.num_clients,
             run_id=self.run_id,
@@ -257,13 +391,22 @@ class _Run:
             run_config=fed.run_config,
             events=self.bus,
             seed=fed.seed,
+            node_ids=None if saved is None else saved.node_ids,
         )
+        self.run_id = self.grid.run_id
+        if saved is not None:
+            restore_nodes(self.simulation_grid(), saved)
         self.result: Result | None = None
         self.error: BaseException | None = None
         # The engine thread inherits the caller's context (so widget code sees the cell's).
         self.thread = threading.Thread(
             target=contextvars.copy_context().run, args=(self._execute,), name="fedlab-run", daemon=True
         )
+
+    def simulation_grid(self) -> SimulationGrid:
+        """The grid, as checkpointing needs it: a simulation (deployments refuse checkpoints)."""
+        assert isinstance(self.grid, SimulationGrid)
+        return self.grid
 
     def _execute(self) -> None:
         fed = self.fed
@@ -276,6 +419,7 @@ class _Run:
                 node_ids=tuple(self.grid.get_node_ids()),
                 strategy=name,
                 config=dict(fed.run_config),
+                start_round=1 if self.saved is None else self.saved.round + 1,
             )
         )
         try:
@@ -299,16 +443,29 @@ class _Run:
         fed = self.fed
         if fed.strategy is not None:
             assert fed.initial_arrays is not None  # checked in Federation.__init__
-            return fed.strategy.start(
+            saved, checkpointing = self.saved, {}
+            if fed.checkpoint_dir is not None:  # only then: a custom start() may lack these
+                checkpointing = {
+                    "start_round": 1 if saved is None else saved.round + 1,
+                    "on_round_end": RoundCheckpointer(
+                        fed.checkpoint_dir, fed.strategy, self.simulation_grid(), self.history,
+                        self.run_id, self.rounds, saved,
+                    ),
+                }
+            if saved is not None:
+                fed.strategy.load_state_dict(saved.strategy_state)
+            result = fed.strategy.start(
                 self.grid,
-                fed.initial_arrays,
+                fed.initial_arrays if saved is None else saved.arrays,
                 self.rounds,
                 timeout=fed.timeout,
                 train_config=fed.config,
                 evaluate_config=fed.evaluate_config if fed.evaluate_config is not None else fed.config,
                 evaluate_fn=fed.evaluate_fn,
                 seed=fed.seed,
+                **checkpointing,  # type: ignore[arg-type]
             )
+            return result if saved is None else merged(result, saved)
         assert fed.server_app is not None
         context = Context(run_id=self.run_id, node_id=0, run_config=dict(fed.run_config))
         returned = fed.server_app(self.grid, context)
@@ -328,6 +485,17 @@ def _with_history(result: Result, history: History) -> Result:
     import dataclasses
 
     return dataclasses.replace(result, history=history)
+
+
+def _idle(observers: Sequence[Subscriber], bus: EventBus) -> None:
+    # Displays that coalesce updates send what is pending while no event arrives.
+    for observer in observers:
+        idle = getattr(observer, "idle", None)
+        if callable(idle):
+            try:
+                idle()
+            except Exception as exc:  # a broken display must not break the run
+                bus.record_subscriber_error(observer, exc)
 
 
 def _deliver(observers: Sequence[Subscriber], event: Event, bus: EventBus) -> None:

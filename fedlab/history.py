@@ -44,6 +44,7 @@ from fedlab.events import (
 
 if TYPE_CHECKING:
     import pandas as pd
+    from matplotlib.figure import Figure
 
 __all__ = ["History"]
 
@@ -349,7 +350,22 @@ class History:
 
     __hash__ = None  # type: ignore[assignment]  # mutable: not hashable
 
-    # -- text ----------------------------------------------------------------------
+    # -- pictures and text ---------------------------------------------------------
+
+    def plot(self, metric: str | None = None) -> Figure:
+        """Draw the run as a static matplotlib figure: the dashboard's panels, after the fact.
+
+        ``metric`` picks the client metric of the band and heatmap panels, as
+        ``"phase:name"`` (e.g. ``"train:loss"``); by default the most telling one.
+
+        Raises
+        ------
+        MissingDependencyError
+            If matplotlib is not installed.
+        """
+        from fedlab.dashboard._static import plot_history
+
+        return plot_history(self, metric)
 
     def summary(self) -> str:
         """Return a few lines: rounds done, failures, timing and the last metrics of each kind."""

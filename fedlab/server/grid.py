@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -55,6 +56,26 @@ class Grid(ABC):
     @abstractmethod
     def pull_messages(self, message_ids: Iterable[str]) -> list[Message]:
         """Return (and forget) the replies that have arrived for ``message_ids`` so far."""
+
+    def pull_any(
+        self, message_ids: Iterable[str], *, timeout: float | None = None
+    ) -> list[Message]:
+        """Return the replies that have arrived for ``message_ids``, waiting for at least one.
+
+        Waits at most ``timeout`` seconds (None: until a reply comes) and returns ``[]``
+        if none came. Asynchronous strategies use it to handle each reply as soon as it
+        arrives, without waiting for the whole batch. This default polls
+        :meth:`pull_messages` every :attr:`poll_interval`; a runtime that can be woken by
+        an arrival overrides it.
+        """
+        ids = list(message_ids)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            found = self.pull_messages(ids)
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if found or not ids or (remaining is not None and remaining <= 0):
+                return found
+            time.sleep(min(self.poll_interval, remaining if remaining is not None else math.inf))
 
     def create_message(
         self,

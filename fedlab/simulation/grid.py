@@ -57,6 +57,9 @@ class SimulationGrid(Grid):
     node_configs
         Extra per-node settings, one mapping per node; ``partition-id`` and
         ``num-partitions`` are always set.
+    node_ids
+        The nodes' ids, in partition order (a resumed run reuses its ids); by default
+        :func:`make_node_ids` draws them from ``seed``.
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class SimulationGrid(Grid):
         run_config: UserConfig | None = None,
         events: EventBus | None = None,
         seed: int | None = None,
+        node_ids: Sequence[int] | None = None,
     ) -> None:
         super().__init__(run_id, events)
         if not isinstance(num_nodes, int) or isinstance(num_nodes, bool) or num_nodes < 1:
@@ -82,7 +86,12 @@ class SimulationGrid(Grid):
             )
         self._app = client_app
         self._backend = make_backend(backend, max_workers) if isinstance(backend, str) else backend
-        self._node_ids = make_node_ids(num_nodes, seed)
+        self._node_ids = make_node_ids(num_nodes, seed) if node_ids is None else list(node_ids)
+        if len(set(self._node_ids) - {SERVER_NODE_ID}) != num_nodes:
+            raise SimulationError(
+                f"node_ids must be {num_nodes} distinct non-zero ids, one per node; "
+                f"got {node_ids!r}."
+            )
         self._contexts: dict[int, Context] = {}
         self._partitions: dict[int, int] = {}
         for index, node_id in enumerate(self._node_ids):
@@ -95,6 +104,8 @@ class SimulationGrid(Grid):
             self._partitions[node_id] = index
         self._node_locks = {node_id: threading.Lock() for node_id in self._node_ids}
         self._lock = threading.Lock()
+        # Notified whenever a message stops being pending, so pull_any can sleep until then.
+        self._settled = threading.Condition(self._lock)
         # Bookkeeping of messages in flight, all guarded by self._lock.
         self._replies: dict[str, Message] = {}
         self._futures: dict[str, Future[None]] = {}
@@ -145,6 +156,23 @@ class SimulationGrid(Grid):
             for reply in found:
                 self._futures.pop(reply.metadata.reply_to_message_id, None)
         return found
+
+    def pull_any(
+        self, message_ids: Iterable[str], *, timeout: float | None = None
+    ) -> list[Message]:
+        """Like :meth:`Grid.pull_any`, but woken by the arrival itself instead of polling.
+
+        Also returns ``[]`` at once when none of ``message_ids`` can still be answered
+        (already pulled, or abandoned and finished).
+        """
+        ids = list(message_ids)
+
+        def arrived_or_hopeless() -> bool:
+            return any(i in self._replies for i in ids) or not any(i in self._pending for i in ids)
+
+        with self._settled:
+            self._settled.wait_for(arrived_or_hopeless, timeout)
+        return self.pull_messages(ids)
 
     def send_and_receive(
         self, messages: Iterable[Message], *, timeout: float | None = None
@@ -224,6 +252,7 @@ class SimulationGrid(Grid):
         message_id = instruction.metadata.message_id
         with self._lock:
             self._pending.discard(message_id)
+            self._settled.notify_all()
             deadline = self._deadlines.pop(message_id, None)
             if message_id in self._abandoned:
                 self._abandoned.discard(message_id)
