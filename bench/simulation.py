@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import Any
 
 CONFIGS: list[tuple[str, list[str]]] = [
     ("W1 100 clients x 5 rounds, 1M params", ["w1", "--clients", "100", "--rounds", "5", "--params", "1000000"]),
@@ -45,6 +46,19 @@ FLOWER = {
     "W1 1000 clients x 2 rounds, 1k params": (26.2, 8.4, 194),
     "W2 digits 20 clients x 10 rounds, MLP": (23.2, 0.21, 447),
 }
+
+
+def flower_digits_split(seed: int, num_parts: int) -> tuple[Any, ...]:
+    """W2's data exactly as ../shared/bench/flower/digits_task.py prepares it."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    x, y = load_digits(return_X_y=True)
+    x = (x / 16.0).astype(np.float32)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, stratify=y, random_state=seed)
+    shards = np.array_split(np.random.default_rng(seed).permutation(len(x_train)), num_parts)
+    return x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64), shards
 
 
 def run_one(workload: str, clients: int, rounds: int, params: int, backend: str) -> dict[str, object]:
@@ -72,18 +86,16 @@ def run_one(workload: str, clients: int, rounds: int, params: int, backend: str)
         from fedlab import demo
 
         torch.set_num_threads(1)
-        torch.manual_seed(0)
-        x_train, y_train, x_test, y_test = demo.load_digits_data(0)
+        x_train, y_train, x_test, y_test, shards = flower_digits_split(0, clients)
 
         @app.train()
         def train(msg: fl.Message, ctx: fl.Context) -> fl.Message:
             pid = int(ctx.node_config["partition-id"])
-            rows = demo.partition(clients, pid, 0)
-            x, y = torch.from_numpy(x_train[rows]), torch.from_numpy(y_train[rows])
+            x, y = torch.from_numpy(x_train[shards[pid]]), torch.from_numpy(y_train[shards[pid]])
             model = demo.make_model()
             model.load_state_dict(msg.content.array_record("arrays").to_torch_state_dict())
             opt = torch.optim.SGD(model.parameters(), lr=0.05)
-            order = torch.randperm(len(x), generator=torch.Generator().manual_seed(pid))
+            order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0 * 1000 + pid))
             for i in range(0, len(x), 32):
                 b = order[i : i + 32]
                 opt.zero_grad()
@@ -95,6 +107,7 @@ def run_one(workload: str, clients: int, rounds: int, params: int, backend: str)
         def evaluate_fn(rnd: int, arrays: fl.ArrayRecord) -> fl.MetricRecord:
             return fl.MetricRecord({"accuracy": demo.accuracy(arrays, x_test, y_test)})
 
+        torch.manual_seed(0)
         initial = fl.ArrayRecord(demo.make_model().state_dict())
 
     strategy = FedAvg(fraction_evaluate=0.0, min_train_nodes=clients, min_available_nodes=clients)
