@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import os
-import random
-import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from fedlab._driver import AsyncInbox, BlockingInbox, Inbox, drive_blocking
-from fedlab._resume import RoundCheckpointer, follow, load_for, merged, restore_nodes
+from fedlab._resume import load_for
+from fedlab._run import Run
 from fedlab.checkpoint import Checkpoint
 from fedlab.client import ClientApp
-from fedlab.context import Context, UserConfig
+from fedlab.context import UserConfig
 from fedlab.errors import FederationError
-from fedlab.events import Event, EventBus, RunFinished, RunStarted, Subscriber
+from fedlab.events import Event, EventBus, RunFinished, Subscriber
 from fedlab.history import History
 from fedlab.records import ArrayRecord
 from fedlab.server import Grid, Result, ServerApp
-from fedlab.simulation import BACKENDS, SimulationGrid
+from fedlab.simulation import BACKENDS
 from fedlab.strategy import ConfigSource, EvaluateFn, Strategy
 
 if TYPE_CHECKING:
@@ -177,7 +174,7 @@ class Federation:
         self.display = display
         self.checkpoint_dir = checkpoint_dir
         self._subscribers: list[Subscriber] = []
-        self._run: _Run | None = None
+        self._run: Run | None = None
         self._runs_started = 0
 
     # -- observing ------------------------------------------------------------------------
@@ -308,7 +305,7 @@ class Federation:
             raise FederationError(f"rounds must be a non-negative int, got {rounds!r}.")
         if self._run is not None and self._run.thread.is_alive():
             raise FederationError("This federation is already running; wait for it or call stop().")
-        run = self._run = _Run(self, rounds, saved, make_grid)
+        run = self._run = Run(self, rounds, saved, make_grid)
         observers = [d for d in (self._make_display(),) if d is not None] + list(self._subscribers)
         run.bus.subscribe(inbox.put)
         run.thread.start()
@@ -359,132 +356,6 @@ class Federation:
         from fedlab.dashboard.widget import Dashboard
 
         return Dashboard.follow(self)
-
-
-class _Run:
-    """One run: its bus, History, grid and the engine thread driving the server side."""
-
-    def __init__(
-        self,
-        fed: Federation,
-        rounds: int,
-        saved: Checkpoint | None = None,
-        make_grid: Callable[[EventBus], Grid] | None = None,
-    ) -> None:
-        self.fed = fed
-        self.rounds = rounds
-        self.saved = saved
-        fed._runs_started += 1
-        rng = random.Random(None if fed.seed is None else f"{fed.seed}:{fed._runs_started}")
-        self.run_id = rng.getrandbits(63) if saved is None else saved.run_id
-        self.bus = EventBus()
-        self.history = History() if saved is None else saved.history
-        self.bus.subscribe(self.history if saved is None else follow(self.history))
-        # make_grid: a deployment's grid (fedlab.deploy.managed); it decides the run id.
-        self.grid: Grid = make_grid(self.bus) if make_grid is not None else SimulationGrid(
-            fed.client_app,
-            fed.num_clients,
-            run_id=self.run_id,
-            backend=fed.backend,
-            max_workers=fed.max_workers,
-            node_configs=fed.node_configs,
-            run_config=fed.run_config,
-            events=self.bus,
-            seed=fed.seed,
-            node_ids=None if saved is None else saved.node_ids,
-        )
-        self.run_id = self.grid.run_id
-        if saved is not None:
-            restore_nodes(self.simulation_grid(), saved)
-        self.result: Result | None = None
-        self.error: BaseException | None = None
-        # The engine thread inherits the caller's context (so widget code sees the cell's).
-        self.thread = threading.Thread(
-            target=contextvars.copy_context().run, args=(self._execute,), name="fedlab-run", daemon=True
-        )
-
-    def simulation_grid(self) -> SimulationGrid:
-        """The grid, as checkpointing needs it: a simulation (deployments refuse checkpoints)."""
-        assert isinstance(self.grid, SimulationGrid)
-        return self.grid
-
-    def _execute(self) -> None:
-        fed = self.fed
-        started = time.perf_counter()
-        name = type(fed.strategy).__name__ if fed.strategy is not None else "ServerApp"
-        self.bus.emit(
-            RunStarted(
-                run_id=self.run_id,
-                num_rounds=self.rounds,
-                node_ids=tuple(self.grid.get_node_ids()),
-                strategy=name,
-                config=dict(fed.run_config),
-                start_round=1 if self.saved is None else self.saved.round + 1,
-            )
-        )
-        try:
-            self.result = self._serve()
-        except BaseException as exc:  # reported in RunFinished and re-raised by outcome()
-            self.error = exc
-        finally:
-            self.grid.close()
-        completed = self.result.rounds_completed if self.result is not None else self.history.rounds_completed
-        self.bus.emit(
-            RunFinished(
-                run_id=self.run_id,
-                rounds_completed=completed,
-                duration_s=time.perf_counter() - started,
-                stopped_early=completed < self.rounds,
-                error=None if self.error is None else f"{type(self.error).__name__}: {self.error}",
-            )
-        )
-
-    def _serve(self) -> Result:
-        fed = self.fed
-        if fed.strategy is not None:
-            assert fed.initial_arrays is not None  # checked in Federation.__init__
-            saved, checkpointing = self.saved, {}
-            if fed.checkpoint_dir is not None:  # only then: a custom start() may lack these
-                checkpointing = {
-                    "start_round": 1 if saved is None else saved.round + 1,
-                    "on_round_end": RoundCheckpointer(
-                        fed.checkpoint_dir, fed.strategy, self.simulation_grid(), self.history,
-                        self.run_id, self.rounds, saved,
-                    ),
-                }
-            if saved is not None:
-                fed.strategy.load_state_dict(saved.strategy_state)
-            result = fed.strategy.start(
-                self.grid,
-                fed.initial_arrays if saved is None else saved.arrays,
-                self.rounds,
-                timeout=fed.timeout,
-                train_config=fed.config,
-                evaluate_config=fed.evaluate_config if fed.evaluate_config is not None else fed.config,
-                evaluate_fn=fed.evaluate_fn,
-                seed=fed.seed,
-                **checkpointing,  # type: ignore[arg-type]
-            )
-            return result if saved is None else merged(result, saved)
-        assert fed.server_app is not None
-        context = Context(run_id=self.run_id, node_id=0, run_config=dict(fed.run_config))
-        returned = fed.server_app(self.grid, context)
-        if isinstance(returned, Result):
-            return returned
-        return Result(arrays=ArrayRecord(), rounds_completed=self.history.rounds_completed)
-
-    def outcome(self) -> Result:
-        """Return the run's Result with its History, or raise the error that ended it."""
-        if self.error is not None:
-            raise self.error
-        assert self.result is not None
-        return _with_history(self.result, self.history)
-
-
-def _with_history(result: Result, history: History) -> Result:
-    import dataclasses
-
-    return dataclasses.replace(result, history=history)
 
 
 def _idle(observers: Sequence[Subscriber], bus: EventBus) -> None:
