@@ -228,17 +228,7 @@ class FedBuff(Strategy):
         Parameters are those of :meth:`Strategy.start`; ``timeout`` is each node's time
         limit per piece of work, and ``evaluate_config`` is unused.
         """
-        if not isinstance(initial_arrays, ArrayRecord):
-            raise StrategyError(
-                f"initial_arrays must be an ArrayRecord, got {type(initial_arrays).__name__}."
-            )
-        for name, value, least in (("num_rounds", num_rounds, 0), ("start_round", start_round, 1)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < least:
-                raise StrategyError(f"{name} must be an int >= {least}, got {value!r}.")
-        if seed is not None and start_round == 1:  # a resumed run's RNG was restored instead
-            self.rng.seed(seed)
-        grid.wait_for_nodes(self.required_nodes(), timeout if timeout is not None else 3600.0)
-        self._events, self._run_id = grid.events, grid.run_id
+        self.begin_run(grid, initial_arrays, num_rounds, start_round, seed, timeout)
         self._busy.clear()
         self._sent.clear()
         metrics: dict[str, dict[int, MetricRecord]] = {"train": {}, "server": {}}

@@ -141,6 +141,35 @@ class Strategy(ABC):
         settings = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_") and k != "rng")
         return f"{type(self).__name__}({settings})"
 
+    def begin_run(
+        self,
+        grid: Grid,
+        initial_arrays: ArrayRecord,
+        num_rounds: int,
+        start_round: int,
+        seed: int | None,
+        timeout: float | None,
+    ) -> None:
+        """Check :meth:`start`'s arguments, seed sampling and wait for the nodes it needs.
+
+        Every ``start`` loop (round-based or asynchronous) calls this first, so they refuse
+        the same bad input with the same messages and report to the grid's event bus.
+        """
+        if not isinstance(initial_arrays, ArrayRecord):
+            raise StrategyError(
+                f"initial_arrays must be an ArrayRecord, got {type(initial_arrays).__name__}; "
+                "wrap your model's parameters, e.g. ArrayRecord(model.state_dict())."
+            )
+        if not isinstance(num_rounds, int) or isinstance(num_rounds, bool) or num_rounds < 0:
+            raise StrategyError(f"num_rounds must be a non-negative int, got {num_rounds!r}.")
+        if not isinstance(start_round, int) or isinstance(start_round, bool) or start_round < 1:
+            raise StrategyError(f"start_round must be an int >= 1, got {start_round!r}.")
+        if seed is not None and start_round == 1:  # a resumed run's RNG was restored instead
+            self.rng.seed(seed)
+        # Fail before any client trains if the federation can never satisfy the minimums.
+        grid.wait_for_nodes(self.required_nodes(), timeout if timeout is not None else 3600.0)
+        self._events, self._run_id = grid.events, grid.run_id
+
     # -- the loop -------------------------------------------------------------------------
 
     def start(
@@ -190,20 +219,7 @@ class Strategy(ABC):
         on_round_end
             Called after every completed round with the Result so far (used to checkpoint).
         """
-        if not isinstance(initial_arrays, ArrayRecord):
-            raise StrategyError(
-                f"initial_arrays must be an ArrayRecord, got {type(initial_arrays).__name__}; "
-                "wrap your model's parameters, e.g. ArrayRecord(model.state_dict())."
-            )
-        if not isinstance(num_rounds, int) or isinstance(num_rounds, bool) or num_rounds < 0:
-            raise StrategyError(f"num_rounds must be a non-negative int, got {num_rounds!r}.")
-        if not isinstance(start_round, int) or isinstance(start_round, bool) or start_round < 1:
-            raise StrategyError(f"start_round must be an int >= 1, got {start_round!r}.")
-        if seed is not None and start_round == 1:  # a resumed run's RNG was restored instead
-            self.rng.seed(seed)
-        # Fail before any client trains if the federation can never satisfy the minimums.
-        grid.wait_for_nodes(self.required_nodes(), timeout if timeout is not None else 3600.0)
-        self._events, self._run_id = grid.events, grid.run_id
+        self.begin_run(grid, initial_arrays, num_rounds, start_round, seed, timeout)
         arrays = initial_arrays
         result: dict[str, dict[int, MetricRecord]] = {"train": {}, "evaluate": {}, "server": {}}
         if start_round == 1:
