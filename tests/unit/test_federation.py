@@ -119,7 +119,18 @@ def test_blocking_run_delivers_events_on_the_calling_thread_in_order() -> None:
 
 
 def test_start_returns_at_once_and_stop_ends_after_the_current_round() -> None:
-    fed = make_fed()
+    gate = threading.Event()  # holds round 3 until stop() was called, whatever the machine's load
+    app = ClientApp()
+
+    @app.train()
+    def train(msg: Message, ctx: Context) -> Message:
+        if msg.content.config_record("config")["server-round"] == 3:
+            assert gate.wait(timeout=30), "the test never released round 3"
+        return msg.reply(
+            RecordDict({"arrays": msg.content.array_record("arrays"), "metrics": MetricRecord({"num-examples": 1})})
+        )
+
+    fed = make_fed(client_app=app)
 
     async def cell() -> Result:
         task = fed.start(rounds=50)
@@ -127,32 +138,46 @@ def test_start_returns_at_once_and_stop_ends_after_the_current_round() -> None:
         while fed.history is None or fed.history.rounds_completed < 2:
             await asyncio.sleep(0.01)
         fed.stop()
+        gate.set()
         return await task
 
     result = asyncio.run(cell())
     assert result.stopped_early
-    assert 2 <= result.rounds_completed < 50
-    assert result.history is not None and result.history.rounds_completed == result.rounds_completed
+    assert result.rounds_completed == 3
+    assert result.history is not None and result.history.rounds_completed == 3
 
 
 def test_a_kernel_interrupt_stops_a_blocking_run_after_the_current_round(monkeypatch: pytest.MonkeyPatch) -> None:
+    gate = threading.Event()  # round 3 waits until the interrupt has been handled
+    app = ClientApp()
+
+    @app.train()
+    def train(msg: Message, ctx: Context) -> Message:
+        if msg.content.config_record("config")["server-round"] == 3:
+            assert gate.wait(timeout=30), "the test never released round 3"
+        return msg.reply(
+            RecordDict({"arrays": msg.content.array_record("arrays"), "metrics": MetricRecord({"num-examples": 1})})
+        )
+
     original = driver.BlockingInbox.get
     state = {"calls": 0}
 
     async def interrupted_get(self: driver.BlockingInbox) -> Event | None:
         state["calls"] += 1
-        if state["calls"] == 3:
+        if state["calls"] == 3:  # still in round 1 or 2: round 3 cannot finish before the gate opens
             raise KeyboardInterrupt
+        if state["calls"] > 3:
+            gate.set()
         return await original(self)
 
     monkeypatch.setattr(driver.BlockingInbox, "get", interrupted_get)
-    fed = make_fed()
+    fed = make_fed(client_app=app)
 
     async def cell() -> Result:
         return fed.run(rounds=200)
 
     result = asyncio.run(cell())
-    assert result.stopped_early and result.rounds_completed < 200
+    assert result.stopped_early and result.rounds_completed <= 3
 
 
 def test_an_error_in_the_server_app_is_raised_and_reported() -> None:
