@@ -44,7 +44,8 @@ def load_for(directory: str | os.PathLike[str], strategy: Strategy, num_clients:
 def restore_nodes(grid: SimulationGrid, checkpoint: Checkpoint) -> None:
     """Give every simulated node back the ``context.state`` it had at the checkpoint."""
     for node_id, state in zip(checkpoint.node_ids, checkpoint.node_states, strict=True):
-        grid.context(node_id).state = state
+        if len(state):  # nodes never addressed have no Context yet; keep it that way
+            grid.context(node_id).state = state
 
 
 def follow(history: History) -> Subscriber:
@@ -135,7 +136,7 @@ class RoundCheckpointer:
                 strategy=type(self._strategy).__name__,
                 strategy_state=self._strategy.state_dict(),
                 node_ids=node_ids,
-                node_states=tuple(_snapshot(self._grid.context(n).state) for n in node_ids),
+                node_states=tuple(_snapshot(self._grid.node_state(n)) for n in node_ids),
                 arrays=partial.arrays,
                 metrics={
                     "train": so_far.train_metrics_clientapp,

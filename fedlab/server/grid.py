@@ -6,7 +6,7 @@ import math
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from fedlab.context import UserConfig
 from fedlab.errors import GridError
@@ -30,6 +30,8 @@ class Grid(ABC):
 
     #: How often :meth:`send_and_receive` polls :meth:`pull_messages` (seconds).
     poll_interval: float = 0.05
+    #: How many ids :meth:`send_and_stream` hands to one :meth:`pull_any` call.
+    _PULL_BATCH = 256
 
     def __init__(self, run_id: int, events: EventBus | None = None) -> None:
         self.run_id = run_id
@@ -39,7 +41,7 @@ class Grid(ABC):
     # -- the contract -------------------------------------------------------------------
 
     @abstractmethod
-    def get_node_ids(self) -> list[int]:
+    def get_node_ids(self) -> Sequence[int]:
         """Return the ids of the nodes currently connected."""
 
     @abstractmethod
@@ -116,7 +118,51 @@ class Grid(ABC):
             time.sleep(self.poll_interval if remaining is None else min(self.poll_interval, remaining))
         return self._complete_with_timeouts(instructions, ids, replies, timeout)
 
-    def wait_for_nodes(self, count: int, timeout: float) -> list[int]:
+    def send_and_stream(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> Iterator[Message]:
+        """Like :meth:`send_and_receive`, but yield each reply as soon as it can be used.
+
+        Replies come in the order of ``messages`` (so sums over them are reproducible),
+        each one as soon as it and every reply before it have arrived; a caller that lets
+        go of each reply after using it never holds more than a few. At most
+        :attr:`stream_window` messages are in flight at once. Nodes that do not answer
+        within ``timeout`` seconds of the call get :attr:`ErrorCode.TIMEOUT` replies.
+        """
+        instructions = list(messages)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        window = self.stream_window or len(instructions)
+        ids: list[str] = []
+        arrived: dict[str, Message] = {}
+        index = 0
+        try:
+            while index < len(instructions):
+                wanted = min(len(instructions), index + window)
+                if len(ids) < wanted:
+                    ids.extend(self._push_before(instructions[len(ids):wanted], deadline))
+                head = ids[index]
+                if head in arrived:
+                    index += 1
+                    yield arrived.pop(head)
+                    continue
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    break
+                batch = [i for i in ids[index : index + self._PULL_BATCH] if i not in arrived]
+                for reply in self.pull_any(batch, timeout=remaining):
+                    arrived[reply.metadata.reply_to_message_id] = reply
+        finally:
+            unanswered = [i for i in ids[index:] if i not in arrived]
+            if unanswered:
+                self.abandon(unanswered)
+        for position in range(index, len(instructions)):
+            late: Message | None = arrived.pop(ids[position], None) if position < len(ids) else None
+            if late is None:
+                late = timeout_reply(instructions[position], timeout)
+                self.report_reply(instructions[position], late, float(timeout or 0.0))
+            yield late
+
+    def wait_for_nodes(self, count: int, timeout: float) -> Sequence[int]:
         """Return the node ids once at least ``count`` nodes are connected.
 
         Raises
@@ -150,6 +196,16 @@ class Grid(ABC):
         """Release what the grid holds (threads, connections). Safe to call twice."""
 
     # -- helpers for implementations ----------------------------------------------------
+
+    @property
+    def stream_window(self) -> int | None:
+        """How many messages :meth:`send_and_stream` keeps in flight at once (None: all)."""
+        return None
+
+    def _push_before(self, messages: Sequence[Message], deadline: float | None) -> list[str]:
+        """Push ``messages`` for :meth:`send_and_stream`; a runtime that can tell a reply
+        completed after ``deadline`` (monotonic clock) drops it as late."""
+        return self.push_messages(messages)
 
     def partition_id(self, node_id: int) -> int | None:
         """Return the data partition of ``node_id`` if the runtime knows it."""

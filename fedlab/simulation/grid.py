@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import random
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import Future, wait
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from functools import partial
 
 from fedlab.client import ClientApp
@@ -15,36 +15,25 @@ from fedlab.context import Context, UserConfig
 from fedlab.errors import GridError, SimulationError
 from fedlab.events import EventBus
 from fedlab.message import SERVER_NODE_ID, Error, ErrorCode, Message
+from fedlab.records import RecordDict
 from fedlab.server.grid import Grid, unavailable_reply
 from fedlab.simulation.backend import Backend, make_backend
+from fedlab.simulation.nodes import NodeIdList, make_node_ids
 
 __all__ = ["SimulationGrid", "make_node_ids"]
-
-
-def make_node_ids(num_nodes: int, seed: int | None) -> list[int]:
-    """Return ``num_nodes`` distinct random 63-bit node ids, reproducible for a seed.
-
-    Node ids are deliberately not 0..n-1, so that code relying on them being partition
-    ids fails in simulation as it would in a deployment; use ``node_config["partition-id"]``.
-    """
-    rng = random.Random(seed)
-    ids: list[int] = []
-    seen: set[int] = {SERVER_NODE_ID}
-    while len(ids) < num_nodes:
-        node_id = rng.getrandbits(63)
-        if node_id not in seen:
-            seen.add(node_id)
-            ids.append(node_id)
-    return ids
 
 
 class SimulationGrid(Grid):
     """Simulated nodes in this process: each node is a Context plus a call to the ClientApp.
 
-    Messages are passed as objects, never serialised. Each client receives its own copy of
-    the records, sharing the (immutable) arrays, so a client cannot change what another sees.
-    A node's Context (and so ``context.state``) persists across rounds, and calls to one
-    node never overlap.
+    Messages are passed as objects, never serialised, by the in-process backends. Each
+    client receives its own copy of the records, sharing the arrays, which are read-only:
+    a client that wants to change an array makes a copy (``arr.numpy().copy()``), so
+    nothing it does is seen by another client or by the server (copy-on-write).
+
+    A node's Context (and so ``context.state``) is created the first time the node is
+    addressed and persists across rounds; calls to one node never overlap. Nothing is
+    held per node before that, so a population of millions costs a few bytes a node.
 
     Parameters
     ----------
@@ -53,7 +42,8 @@ class SimulationGrid(Grid):
     num_nodes
         How many nodes to simulate.
     backend
-        ``"inline"`` (sequential, deterministic), ``"threads"``, or a Backend instance.
+        ``"inline"`` (sequential, deterministic), ``"threads"``, ``"processes"``, ``"ray"``
+        or a Backend instance.
     node_configs
         Extra per-node settings, one mapping per node; ``partition-id`` and
         ``num-partitions`` are always set.
@@ -84,25 +74,20 @@ class SimulationGrid(Grid):
                 f"node_configs has {len(node_configs)} entries but there are {num_nodes} nodes; "
                 "give one mapping per node."
             )
-        self._app = client_app
-        self._backend = make_backend(backend, max_workers) if isinstance(backend, str) else backend
-        self._node_ids = make_node_ids(num_nodes, seed) if node_ids is None else list(node_ids)
-        if len(set(self._node_ids) - {SERVER_NODE_ID}) != num_nodes:
+        ids = make_node_ids(num_nodes, seed) if node_ids is None else list(node_ids)
+        if len(ids) != num_nodes or len(set(ids) - {SERVER_NODE_ID}) != num_nodes:
             raise SimulationError(
                 f"node_ids must be {num_nodes} distinct non-zero ids, one per node; "
                 f"got {node_ids!r}."
             )
+        self._app = client_app
+        self._backend = make_backend(backend, max_workers) if isinstance(backend, str) else backend
+        self._backend.start(client_app)
+        self._node_ids = NodeIdList(ids)
+        self._node_configs = node_configs
+        self._run_config: UserConfig = dict(run_config or {})
         self._contexts: dict[int, Context] = {}
-        self._partitions: dict[int, int] = {}
-        for index, node_id in enumerate(self._node_ids):
-            config: UserConfig = {"partition-id": index, "num-partitions": num_nodes}
-            if node_configs is not None:
-                config.update(node_configs[index])
-            self._contexts[node_id] = Context(
-                run_id=run_id, node_id=node_id, node_config=config, run_config=dict(run_config or {})
-            )
-            self._partitions[node_id] = index
-        self._node_locks = {node_id: threading.Lock() for node_id in self._node_ids}
+        self._node_locks: dict[int, threading.Lock] = {}
         self._lock = threading.Lock()
         # Notified whenever a message stops being pending, so pull_any can sleep until then.
         self._settled = threading.Condition(self._lock)
@@ -112,30 +97,66 @@ class SimulationGrid(Grid):
         self._deadlines: dict[str, float] = {}
         self._pending: set[str] = set()
         self._abandoned: set[str] = set()
+        # Work a deferred (inline) backend has not run yet, in the order it was pushed.
+        self._queue: deque[tuple[str, Callable[[], None]]] = deque()
+        self._queued: set[str] = set()
 
     @property
     def backend(self) -> Backend:
         """The backend running the clients."""
         return self._backend
 
-    def context(self, node_id: int) -> Context:
-        """Return the persistent Context of ``node_id``."""
-        return self._contexts[node_id]
+    @property
+    def stream_window(self) -> int | None:
+        """Messages kept in flight while streaming: about twice the backend's concurrency."""
+        return None if self._backend.deferred else 2 * self._backend.concurrency
 
-    def get_node_ids(self) -> list[int]:
-        """Return the simulated node ids (fixed for the grid's lifetime)."""
-        return list(self._node_ids)
+    def context(self, node_id: int) -> Context:
+        """Return the persistent Context of ``node_id``, creating it on first use."""
+        context = self._contexts.get(node_id)
+        if context is not None:
+            return context
+        index = self._node_ids.index_of(node_id)
+        if index is None:
+            raise SimulationError(f"Node {node_id} is not part of this simulation.")
+        with self._lock:
+            return self._contexts.setdefault(
+                node_id,
+                Context(
+                    run_id=self.run_id,
+                    node_id=node_id,
+                    node_config=self._node_config(index),
+                    run_config=dict(self._run_config),
+                ),
+            )
+
+    def created_contexts(self) -> dict[int, Context]:
+        """The Contexts made so far (one per node ever addressed), by node id."""
+        with self._lock:
+            return dict(self._contexts)
+
+    def node_state(self, node_id: int) -> RecordDict:
+        """Return ``node_id``'s ``context.state`` without creating its Context (empty if none)."""
+        context = self._contexts.get(node_id)
+        return context.state if context is not None else RecordDict()
+
+    def get_node_ids(self) -> NodeIdList:
+        """Return the simulated node ids, in partition order (fixed for the grid's lifetime)."""
+        return self._node_ids
 
     def get_node_config(self, node_id: int) -> UserConfig:
         """Return a copy of ``node_id``'s node_config (empty for an unknown node)."""
         context = self._contexts.get(node_id)
-        return dict(context.node_config) if context is not None else {}
+        if context is not None:
+            return dict(context.node_config)
+        index = self._node_ids.index_of(node_id)
+        return {} if index is None else self._node_config(index)
 
     def partition_id(self, node_id: int) -> int | None:
         """Return the partition index of ``node_id``."""
-        return self._partitions.get(node_id)
+        return self._node_ids.index_of(node_id)
 
-    def wait_for_nodes(self, count: int, timeout: float) -> list[int]:
+    def wait_for_nodes(self, count: int, timeout: float) -> NodeIdList:
         """Return the node ids at once: simulated nodes never join later."""
         if count > len(self._node_ids):
             raise GridError(
@@ -143,19 +164,33 @@ class SimulationGrid(Grid):
                 f"raise num_clients to at least {count} or lower the strategy's minimums "
                 "(min_available_nodes, min_train_nodes, min_evaluate_nodes)."
             )
-        return self.get_node_ids()
+        return self._node_ids
 
     def push_messages(self, messages: Iterable[Message]) -> list[str]:
-        """Hand each message to its node; the backend decides when it runs."""
-        return self._submit(messages, deadline=None)
+        """Hand each message to its node; the backend decides when it runs.
+
+        The inline backend runs each call here, before returning.
+        """
+        return self._submit(messages, deadline=None, defer=False)
+
+    def _push_before(self, messages: Sequence[Message], deadline: float | None) -> list[str]:
+        """Push ``messages``; a reply completing after ``deadline`` is dropped as late.
+
+        A deferred backend (inline) queues the calls: each runs when its reply is awaited,
+        so a streamed round computes and aggregates one client at a time.
+        """
+        return self._submit(messages, deadline, defer=self._backend.deferred)
 
     def pull_messages(self, message_ids: Iterable[str]) -> list[Message]:
-        """Return and forget the replies that have arrived for ``message_ids``."""
-        with self._lock:
-            found = [self._replies.pop(i) for i in message_ids if i in self._replies]
-            for reply in found:
-                self._futures.pop(reply.metadata.reply_to_message_id, None)
-        return found
+        """Return and forget the replies that have arrived for ``message_ids``.
+
+        With a deferred backend (``inline``), the calls for ``message_ids`` that have not
+        run yet run now, in the order they were pushed.
+        """
+        ids = list(message_ids)
+        if self._queue:
+            self._run_queued(lambda: not any(i in self._queued for i in ids))
+        return self._take(ids)
 
     def pull_any(
         self, message_ids: Iterable[str], *, timeout: float | None = None
@@ -163,16 +198,23 @@ class SimulationGrid(Grid):
         """Like :meth:`Grid.pull_any`, but woken by the arrival itself instead of polling.
 
         Also returns ``[]`` at once when none of ``message_ids`` can still be answered
-        (already pulled, or abandoned and finished).
+        (already pulled, or abandoned and finished). With a deferred backend, queued calls
+        run, in push order, until one of ``message_ids`` is answered.
         """
         ids = list(message_ids)
 
+        def arrived() -> bool:
+            return any(i in self._replies for i in ids)
+
+        if self._queue:
+            self._run_queued(lambda: arrived() or not any(i in self._queued for i in ids))
+
         def arrived_or_hopeless() -> bool:
-            return any(i in self._replies for i in ids) or not any(i in self._pending for i in ids)
+            return arrived() or not any(i in self._pending for i in ids)
 
         with self._settled:
             self._settled.wait_for(arrived_or_hopeless, timeout)
-        return self.pull_messages(ids)
+        return self._take(ids)
 
     def send_and_receive(
         self, messages: Iterable[Message], *, timeout: float | None = None
@@ -183,33 +225,69 @@ class SimulationGrid(Grid):
         as a time-out (with the inline backend, clients run one after another, so the
         timeout is the budget of the whole round).
         """
-        instructions = list(messages)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        ids = self._submit(instructions, deadline)
-        with self._lock:
-            pending = [self._futures[i] for i in ids if i in self._futures]
-        wait(pending, timeout=None if deadline is None else max(deadline - time.monotonic(), 0.0))
-        with self._lock:
-            replies = {i: self._replies.pop(i) for i in ids if i in self._replies}
-            for message_id in replies:
-                self._futures.pop(message_id, None)
-        return self._complete_with_timeouts(instructions, ids, replies, timeout)
+        return list(self.send_and_stream(messages, timeout=timeout))
 
     def abandon(self, message_ids: Sequence[str]) -> None:
-        """Forget ``message_ids``: their replies are dropped now or whenever they arrive."""
+        """Forget ``message_ids``: their replies are dropped now or whenever they arrive.
+
+        Calls a deferred backend has not started are dropped without running.
+        """
         with self._lock:
+            never_run = self._queued & set(message_ids)
+            if never_run:
+                self._queue = deque(item for item in self._queue if item[0] not in never_run)
+                self._queued -= never_run
             for message_id in message_ids:
                 self._replies.pop(message_id, None)
                 self._futures.pop(message_id, None)
                 self._deadlines.pop(message_id, None)
-                if message_id in self._pending:
+                if message_id in never_run:
+                    self._pending.discard(message_id)
+                elif message_id in self._pending:
                     self._abandoned.add(message_id)
+            self._settled.notify_all()
 
     def close(self) -> None:
-        """Shut the backend down."""
+        """Shut the backend down; calls not yet started are dropped."""
+        with self._lock:
+            self._pending -= self._queued
+            self._queue.clear()
+            self._queued.clear()
         self._backend.close()
 
-    def _submit(self, messages: Iterable[Message], deadline: float | None) -> list[str]:
+    # -- internals ----------------------------------------------------------------------
+
+    def _node_config(self, index: int) -> UserConfig:
+        config: UserConfig = {"partition-id": index, "num-partitions": len(self._node_ids)}
+        if self._node_configs is not None:
+            config.update(self._node_configs[index])
+        return config
+
+    def _node_lock(self, node_id: int) -> threading.Lock:
+        lock = self._node_locks.get(node_id)
+        if lock is None:
+            with self._lock:
+                lock = self._node_locks.setdefault(node_id, threading.Lock())
+        return lock
+
+    def _take(self, ids: Iterable[str]) -> list[Message]:
+        with self._lock:
+            found = [self._replies.pop(i) for i in ids if i in self._replies]
+            for reply in found:
+                self._futures.pop(reply.metadata.reply_to_message_id, None)
+        return found
+
+    def _run_queued(self, done: Callable[[], bool]) -> None:
+        """Run deferred calls in push order until ``done()`` (checked before each)."""
+        while True:
+            with self._lock:
+                if not self._queue or done():
+                    return
+                message_id, work = self._queue.popleft()
+                self._queued.discard(message_id)
+            work()
+
+    def _submit(self, messages: Iterable[Message], deadline: float | None, *, defer: bool) -> list[str]:
         ids = []
         for message in messages:
             message = message.with_metadata(run_id=self.run_id, src_node_id=SERVER_NODE_ID)
@@ -219,7 +297,7 @@ class SimulationGrid(Grid):
                 self._pending.add(message_id)
                 if deadline is not None:
                     self._deadlines[message_id] = deadline
-            if message.metadata.dst_node_id not in self._contexts:
+            if message.metadata.dst_node_id not in self._node_ids:
                 reply = unavailable_reply(
                     message,
                     f"Node {message.metadata.dst_node_id} is not part of this simulation; "
@@ -227,9 +305,15 @@ class SimulationGrid(Grid):
                 )
                 self._store(message, reply, 0.0)
                 continue
-            future = self._backend.submit(partial(self._execute, message))
+            work = partial(self._execute, message)
+            if defer:
+                with self._lock:
+                    self._queue.append((message_id, work))
+                    self._queued.add(message_id)
+                continue
+            future = self._backend.submit(work)
             with self._lock:
-                if message_id in self._pending:  # not finished yet (threads backend)
+                if message_id in self._pending:  # not finished yet
                     self._futures[message_id] = future
         return ids
 
@@ -237,10 +321,11 @@ class SimulationGrid(Grid):
         node_id = message.metadata.dst_node_id
         # Each client gets its own records; the arrays inside stay shared and read-only.
         incoming = Message.from_parts(message.metadata, content=message.content.copy())
-        with self._node_locks[node_id]:
+        context = self.context(node_id)
+        with self._node_lock(node_id):
             started = time.perf_counter()
             try:
-                reply = self._app(incoming, self._contexts[node_id])
+                reply = self._backend.call(incoming, context)
             except BaseException as exc:  # the ClientApp catches user errors; this is a crash
                 reply = incoming.reply(
                     Error(ErrorCode.CLIENT_APP_CRASHED, exception_error(exc).reason)
@@ -251,13 +336,23 @@ class SimulationGrid(Grid):
     def _store(self, instruction: Message, reply: Message, duration: float) -> None:
         message_id = instruction.metadata.message_id
         with self._lock:
-            self._pending.discard(message_id)
-            self._settled.notify_all()
             deadline = self._deadlines.pop(message_id, None)
+            late = deadline is not None and time.monotonic() > deadline
+            if message_id in self._abandoned or late:
+                # Abandoned: its time-out was already reported. Late: the caller reports it.
+                self._abandoned.discard(message_id)
+                self._pending.discard(message_id)
+                self._settled.notify_all()
+                return
+        # Reported before it can be pulled, so whoever got the reply has seen its event.
+        self.report_reply(instruction, reply, duration)
+        with self._lock:
+            self._pending.discard(message_id)
             if message_id in self._abandoned:
                 self._abandoned.discard(message_id)
-                return  # its time-out was already reported
-            if deadline is not None and time.monotonic() > deadline:
-                return  # too late: send_and_receive reports the time-out
-            self._replies[message_id] = reply
-        self.report_reply(instruction, reply, duration)
+            else:
+                self._replies[message_id] = reply
+            self._settled.notify_all()
+
+
+__all__ += ["NodeIdList"]

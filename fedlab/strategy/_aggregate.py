@@ -12,7 +12,14 @@ from fedlab.errors import AggregationError
 from fedlab.message import Message
 from fedlab.records import Array, ArrayRecord, MetricRecord, RecordDict
 
-__all__ = ["reply_weight", "single_record", "weighted_average_arrays", "weighted_average_metrics"]
+__all__ = [
+    "WeightedSum",
+    "reply_weight",
+    "single_record",
+    "weighted_average_arrays",
+    "weighted_average_metrics",
+    "without_arrays",
+]
 
 
 def single_record(reply: Message, kind: type[ArrayRecord | MetricRecord]) -> tuple[str, Any]:
@@ -25,6 +32,11 @@ def single_record(reply: Message, kind: type[ArrayRecord | MetricRecord]) -> tup
             f"Reply with RecordDict({{'arrays': ArrayRecord(...), 'metrics': MetricRecord(...)}})."
         )
     return found[0]
+
+
+def without_arrays(content: RecordDict) -> RecordDict:
+    """Return ``content`` without its ArrayRecords (what metrics aggregation needs)."""
+    return RecordDict({k: v for k, v in content.items() if not isinstance(v, ArrayRecord)})
 
 
 def reply_weight(reply: Message, key: str) -> float:
@@ -51,32 +63,80 @@ def weighted_average_arrays(items: Iterable[tuple[int, ArrayRecord, float]]) -> 
     result is reproducible; it is cast back to each array's dtype (integers are rounded).
     Only one accumulator per array is held, however many items there are.
     """
-    sums: dict[str, npt.NDArray[Any]] = {}
-    reference: tuple[int, ArrayRecord] | None = None
-    total = 0.0
+    running = WeightedSum()
     for node_id, record, weight in items:
-        if reference is None:
-            reference = (node_id, record)
+        running.add(node_id, record, weight)
+    return running.average()
+
+
+class WeightedSum:
+    """A running weighted sum of ArrayRecords: add replies one by one, then :meth:`average`.
+
+    Holds one float64 accumulator per array and nothing of the records added, so a
+    caller that drops each reply after :meth:`add` keeps memory flat however many
+    clients reply. The arithmetic is the same element by element as summing
+    ``float64(x) * weight`` in the order of the calls.
+    """
+
+    #: Elements per block when scaling by a weight: the float64 scratch stays in cache.
+    BLOCK = 16384
+
+    def __init__(self) -> None:
+        self._sums: dict[str, npt.NDArray[Any]] = {}
+        self._reference: tuple[int, ArrayRecord] | None = None
+        self._scratch: npt.NDArray[np.float64] | None = None
+        #: The sum of the weights added so far.
+        self.total = 0.0
+        #: How many records were added.
+        self.count = 0
+
+    def add(self, node_id: int, record: ArrayRecord, weight: float) -> None:
+        """Add ``weight * record`` (``node_id`` names the sender in errors)."""
+        if self._reference is None:
+            self._reference = (node_id, record)
             for name, array in record.items():
-                sums[name] = _as_accumulator(array) * weight
+                self._sums[name] = _as_accumulator(array) * weight
         else:
-            _check_same_layout(reference, node_id, record)
+            _check_same_layout(self._reference, node_id, record)
             for name, array in record.items():
-                # Not `acc += ...` on a local: a 0-d array's running sum is a numpy scalar,
-                # which += rebinds instead of updating (BatchNorm's num_batches_tracked).
-                sums[name] += _as_accumulator(array) * weight
-        total += weight
-    if reference is None:
-        raise AggregationError("There are no replies to aggregate.")
-    if total <= 0:
-        raise AggregationError(
-            "Every reply reported a weight of 0, so the weighted average is undefined; "
-            "make clients report how many examples they trained on."
-        )
-    out = ArrayRecord()
-    for name, array in reference[1].items():
-        out[name] = _from_accumulator(sums[name] / total, array.dtype)
-    return out
+                self._accumulate(name, array, weight)
+        self.total += weight
+        self.count += 1
+
+    def average(self) -> ArrayRecord:
+        """Return the weighted mean, cast back to each array's dtype."""
+        if self._reference is None:
+            raise AggregationError("There are no replies to aggregate.")
+        if self.total <= 0:
+            raise AggregationError(
+                "Every reply reported a weight of 0, so the weighted average is undefined; "
+                "make clients report how many examples they trained on."
+            )
+        out = ArrayRecord()
+        for name, array in self._reference[1].items():
+            out[name] = _from_accumulator(self._sums[name] / self.total, array.dtype)
+        return out
+
+    def _accumulate(self, name: str, array: Array, weight: float) -> None:
+        acc = self._sums[name]
+        kind = np.dtype(array.dtype).kind if array.dtype != "bfloat16" else ""
+        if kind not in ("f", "i", "u") or not isinstance(acc, np.ndarray) or acc.ndim == 0:
+            # Not `acc += ...` on a local: a 0-d array's running sum is a numpy scalar,
+            # which += rebinds instead of updating (BatchNorm's num_batches_tracked).
+            self._sums[name] += _as_accumulator(array) * weight
+            return
+        values = array.numpy().reshape(-1)
+        flat = acc.reshape(-1)
+        if weight == 1.0:  # x * 1.0 is exact: add with the cast inside the loop
+            np.add(flat, values, out=flat)
+            return
+        if self._scratch is None:
+            self._scratch = np.empty(self.BLOCK, dtype=np.float64)
+        for start in range(0, flat.size, self.BLOCK):
+            part = flat[start : start + self.BLOCK]
+            scaled = self._scratch[: part.size]
+            np.multiply(values[start : start + self.BLOCK], weight, out=scaled, dtype=np.float64)
+            np.add(part, scaled, out=part)
 
 
 def weighted_average_metrics(contents: Sequence[RecordDict], weighted_by_key: str) -> MetricRecord:

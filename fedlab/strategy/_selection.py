@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 
 from fedlab.context import UserConfig
 from fedlab.errors import StrategyError
@@ -20,16 +20,23 @@ def eligible_nodes(
     available: Iterable[int],
     node_ids: Collection[int] | None,
     node_filter: NodeFilter | None,
-) -> list[int]:
+) -> Sequence[int]:
     """Return the sorted ids among ``available`` that the selection admits.
 
     Sorting makes the later random draw depend only on the seed, never on the order in
-    which a runtime happens to list its nodes.
+    which a runtime happens to list its nodes. A simulated population comes pre-sorted
+    and is not copied, so sampling 100 of a million nodes costs as little as of a hundred
+    (a ``node_filter`` still asks every node for its config).
     """
-    chosen = sorted(set(available))
+    ascending = getattr(available, "ascending", None)
+    chosen: Sequence[int]
     if node_ids is not None:
-        allowed = set(node_ids)
-        chosen = [n for n in chosen if n in allowed]
+        pool = available if callable(ascending) else set(available)  # fast membership either way
+        chosen = sorted(n for n in set(node_ids) if n in pool)
+    elif callable(ascending):
+        chosen = ascending()
+    else:
+        chosen = sorted(set(available))
     if node_filter is not None:
         chosen = [n for n in chosen if node_filter(grid.get_node_config(n))]
     return chosen
@@ -37,7 +44,7 @@ def eligible_nodes(
 
 def sample_eligible(
     rng: random.Random,
-    eligible: list[int],
+    eligible: Sequence[int],
     num_available: int,
     fraction: float,
     min_nodes: int,

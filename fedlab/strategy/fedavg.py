@@ -9,10 +9,12 @@ from fedlab.message import Message, MessageType
 from fedlab.records import ArrayRecord, ConfigRecord, MetricRecord, Record, RecordDict
 from fedlab.server.grid import Grid
 from fedlab.strategy._aggregate import (
+    WeightedSum,
     reply_weight,
     single_record,
     weighted_average_arrays,
     weighted_average_metrics,
+    without_arrays,
 )
 from fedlab.strategy._selection import NodeFilter
 from fedlab.strategy.strategy import Strategy
@@ -20,6 +22,8 @@ from fedlab.strategy.strategy import Strategy
 __all__ = ["FedAvg", "MetricsAggregationFn"]
 
 #: Combines the replies' contents into one MetricRecord: ``fn(contents, weighted_by_key)``.
+#: FedAvg passes the successful training replies' contents without their ArrayRecords
+#: (the arrays were summed and let go as each reply arrived).
 MetricsAggregationFn = Callable[[Sequence[RecordDict], str], MetricRecord]
 
 
@@ -132,12 +136,43 @@ class FedAvg(Strategy):
 
         Returns ``(None, None)`` when fewer than ``min_train_nodes`` replies succeeded.
         """
+        if self.streams_replies:
+            return self._aggregate_streaming(server_round, replies)
         ok = [r for r in replies if not r.has_error()]
         if not ok or len(ok) < self.min_train_nodes:
             return None, None
         arrays = self.aggregate_arrays(server_round, ok)
-        metrics = self.train_metrics_aggr_fn([r.content for r in ok], self.weighted_by_key)
+        metrics = self.train_metrics_aggr_fn([without_arrays(r.content) for r in ok], self.weighted_by_key)
         return arrays, metrics
+
+    @property
+    def streams_replies(self) -> bool:  # type: ignore[override]
+        """True unless a subclass changes how arrays are combined: FedAvg's weighted mean
+        is a running sum, so it takes replies one by one and lets go of each."""
+        cls = type(self)
+        return cls.aggregate_arrays is FedAvg.aggregate_arrays and cls.aggregate_train is FedAvg.aggregate_train
+
+    def _aggregate_streaming(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        running = WeightedSum()
+        contents = []
+        for reply in replies:
+            if reply.has_error():
+                continue
+            weight = reply_weight(reply, self.weighted_by_key)
+            running.add(reply.metadata.src_node_id, single_record(reply, ArrayRecord)[1], weight)
+            # Metrics are kept (they are small); the reply and its arrays are not.
+            contents.append(without_arrays(reply.content))
+        if not running.count or running.count < self.min_train_nodes:
+            return None, None
+        arrays = running.average()
+        self.report_average(server_round, running.count, running.total)
+        return arrays, self.train_metrics_aggr_fn(contents, self.weighted_by_key)
+
+    def report_average(self, server_round: int, count: int, total: float) -> None:
+        """Report a weighted mean of ``count`` replies with weights summing to ``total``."""
+        self.report(server_round, aggregated=count, total_weight=total)
 
     def aggregate_arrays(self, server_round: int, replies: Sequence[Message]) -> ArrayRecord:
         """Return the new global arrays from the successful ``replies`` (at least one).
@@ -145,7 +180,7 @@ class FedAvg(Strategy):
         FedAvg: their mean weighted by ``weighted_by_key``. Subclasses override this.
         """
         arrays, total = self._weighted_average(replies)
-        self.report(server_round, aggregated=len(replies), total_weight=total)
+        self.report_average(server_round, len(replies), total)
         return arrays
 
     def _weighted_average(self, replies: Sequence[Message]) -> tuple[ArrayRecord, float]:

@@ -65,11 +65,9 @@ class FedProx(FedAvg):
         config[PROXIMAL_MU_KEY] = self.proximal_mu
         return super().configure_train(server_round, arrays, config, grid)
 
-    def aggregate_arrays(self, server_round: int, replies: Sequence[Message]) -> ArrayRecord:
-        """FedAvg's weighted mean (μ only changes what clients do)."""
-        arrays, total = self._weighted_average(replies)
-        self.report(server_round, aggregated=len(replies), total_weight=total, proximal_mu=self.proximal_mu)
-        return arrays
+    def report_average(self, server_round: int, count: int, total: float) -> None:
+        """FedAvg's weighted mean (μ only changes what clients do); the report names μ."""
+        self.report(server_round, aggregated=count, total_weight=total, proximal_mu=self.proximal_mu)
 
 
 def proximal_term(model: Any, global_params: Any, mu: float) -> Any:

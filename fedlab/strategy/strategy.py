@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from fedlab.errors import StrategyError
@@ -41,6 +41,11 @@ class Strategy(ABC):
     same strategy runs in simulation and in deployment. They never print: they report
     through events (:meth:`report`).
     """
+
+    #: True when :meth:`aggregate_train` consumes its replies one by one and keeps none:
+    #: it then gets them as a one-pass stream, each as soon as it arrives, and a round's
+    #: memory no longer grows with the number of clients. False: it gets a list.
+    streams_replies: bool = False
 
     def __init__(
         self, *, node_ids: Collection[int] | None = None, node_filter: NodeFilter | None = None
@@ -109,7 +114,7 @@ class Strategy(ABC):
             self.rng, eligible, len(available), fraction, min_nodes, type(self).__name__, restricted
         )
 
-    def eligible_nodes(self, grid: Grid, available: Iterable[int] | None = None) -> list[int]:
+    def eligible_nodes(self, grid: Grid, available: Iterable[int] | None = None) -> Sequence[int]:
         """Return, sorted, the available nodes this strategy's node selection admits."""
         nodes = grid.get_node_ids() if available is None else available
         return eligible_nodes(grid, nodes, self.node_ids, self.node_filter)
@@ -258,23 +263,32 @@ class Strategy(ABC):
         messages = list(self.configure_train(rnd, arrays, round_config(config, rnd), grid))
         if not messages:  # e.g. federated evaluation only: nothing trained, nothing failed
             return arrays
-        replies, failures = _exchange(grid, rnd, "train", messages, timeout)
-        trained = time.perf_counter()
-        new_arrays, metrics = self.aggregate_train(rnd, replies)
+        stream = _exchange(grid, rnd, "train", messages, timeout)
+        if self.streams_replies:
+            # Replies are summed as they arrive: training and aggregation overlap, so the
+            # round's time is reported as training, and aggregation as what follows it.
+            new_arrays, metrics = self.aggregate_train(rnd, stream)
+            stream.drain()
+            trained = time.perf_counter()
+        else:
+            replies = list(stream)
+            trained = time.perf_counter()
+            new_arrays, metrics = self.aggregate_train(rnd, replies)
         if metrics is not None:
             metrics_by_round[rnd] = metrics
+        ok = stream.count - stream.failures
         grid.events.emit(
             RoundAggregated(
                 run_id=grid.run_id,
                 round=rnd,
                 metrics=dict(metrics or {}),
-                num_replies=len(replies) - failures,
-                num_failures=failures,
+                num_replies=ok,
+                num_failures=stream.failures,
                 train_duration_s=trained - started,
                 aggregate_duration_s=time.perf_counter() - trained,
                 aggregated=new_arrays is not None,
                 reason="" if new_arrays is not None else (
-                    f"{len(replies) - failures} of {len(replies)} replies succeeded, too few to "
+                    f"{ok} of {stream.count} replies succeeded, too few to "
                     "aggregate; the global arrays are unchanged this round"
                 ),
             )
@@ -294,7 +308,9 @@ class Strategy(ABC):
         messages = list(self.configure_evaluate(rnd, arrays, round_config(config, rnd), grid))
         if not messages:
             return
-        replies, failures = _exchange(grid, rnd, "evaluate", messages, timeout)
+        stream = _exchange(grid, rnd, "evaluate", messages, timeout)
+        replies = list(stream)
+        failures = stream.failures
         metrics = self.aggregate_evaluate(rnd, replies)
         if metrics is not None:
             metrics_by_round[rnd] = metrics
@@ -347,9 +363,42 @@ def round_config(source: ConfigSource | None, server_round: int) -> ConfigRecord
 
 def _exchange(
     grid: Grid, rnd: int, phase: Phase, messages: list[Message], timeout: float | None
-) -> tuple[list[Message], int]:
-    """Announce the phase, send its messages, and return the replies and how many failed."""
+) -> ReplyStream:
+    """Announce the phase, send its messages, and return their replies as a stream."""
     node_ids = tuple(m.metadata.dst_node_id for m in messages)
     grid.events.emit(RoundStarted(run_id=grid.run_id, round=rnd, phase=phase, node_ids=node_ids))
-    replies = grid.send_and_receive(messages, timeout=timeout) if messages else []
-    return replies, sum(r.has_error() for r in replies)
+    return ReplyStream(grid.send_and_stream(messages, timeout=timeout))
+
+
+class ReplyStream(Iterable[Message]):
+    """A round's replies, in message order, each handed out as soon as it is in.
+
+    It can be iterated once; it counts what passed through, so the round's report knows
+    how many replies and failures there were, and :meth:`drain` consumes whatever the
+    strategy left (so time-outs are still reported).
+    """
+
+    def __init__(self, replies: Iterator[Message]) -> None:
+        self._replies = replies
+        self._used = False
+        self.count = 0
+        self.failures = 0
+
+    def __iter__(self) -> Iterator[Message]:
+        if self._used:
+            raise StrategyError(
+                "A round's replies can be iterated only once (they are released as they are "
+                "used); take list(replies) first to go over them again."
+            )
+        self._used = True
+        for reply in self._replies:
+            self.count += 1
+            self.failures += reply.has_error()
+            yield reply
+
+    def drain(self) -> None:
+        """Consume the replies nobody asked for."""
+        self._used = True
+        for reply in self._replies:
+            self.count += 1
+            self.failures += reply.has_error()

@@ -161,7 +161,11 @@ def test_a_custom_train_metrics_aggr_fn_replaces_the_weighted_mean() -> None:
     _, metrics = FedAvg(train_metrics_aggr_fn=worst_loss).aggregate_train(1, replies)
 
     assert metrics == {"worst-loss": 0.75}
-    assert seen == [([replies[0].content, replies[2].content], "num-examples")]
+    # Arrays are already summed and released when metrics are combined: the function
+    # gets every successful reply's content without its ArrayRecords.
+    assert seen == [
+        ([RecordDict({"metrics": r.content["metrics"]}) for r in (replies[0], replies[2])], "num-examples")
+    ]
 
 
 # --- aggregate_train: replies that cannot be averaged ----------------------------------------

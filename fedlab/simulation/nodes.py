@@ -1,0 +1,131 @@
+"""Node ids of a simulated population, held compactly so a million nodes cost megabytes."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from typing import Any, overload
+
+import numpy as np
+import numpy.typing as npt
+
+from fedlab.message import SERVER_NODE_ID
+
+__all__ = ["NodeIdList", "make_node_ids"]
+
+
+def make_node_ids(num_nodes: int, seed: int | None) -> list[int]:
+    """Return ``num_nodes`` distinct random 63-bit node ids, reproducible for a seed.
+
+    Node ids are deliberately not 0..n-1, so that code relying on them being partition
+    ids fails in simulation as it would in a deployment; use ``node_config["partition-id"]``.
+    """
+    rng = random.Random(seed)
+    ids = [rng.getrandbits(63) for _ in range(num_nodes)]
+    if SERVER_NODE_ID not in ids and len(set(ids)) == num_nodes:
+        return ids
+    # A repeat (or the server's id) among 2**63 values: draw again, skipping the clashes,
+    # which gives the same ids as drawing one by one from the start.
+    rng = random.Random(seed)
+    ids, seen = [], {SERVER_NODE_ID}
+    while len(ids) < num_nodes:
+        node_id = rng.getrandbits(63)
+        if node_id not in seen:
+            seen.add(node_id)
+            ids.append(node_id)
+    return ids
+
+
+class NodeIdList(Sequence[int]):
+    """A read-only sequence of distinct node ids, in partition order, backed by one array.
+
+    ``len``, indexing, ``in`` (a binary search) and :meth:`index_of` cost O(log n) at
+    most, so strategies can sample from a population of millions without copying it;
+    :meth:`ascending` gives the same ids sorted, as sampling wants them.
+    """
+
+    __slots__ = ("_ids", "_order", "_sorted")
+
+    def __init__(self, ids: Sequence[int] | npt.NDArray[np.int64]) -> None:
+        self._ids = np.asarray(ids, dtype=np.int64)
+        self._ids.flags.writeable = False
+        self._order = np.argsort(self._ids, kind="stable")
+        self._sorted = self._ids[self._order]
+
+    def __len__(self) -> int:
+        return int(self._ids.size)
+
+    @overload
+    def __getitem__(self, index: int) -> int: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[int]: ...
+
+    def __getitem__(self, index: int | slice) -> int | list[int]:
+        if isinstance(index, slice):
+            return [int(v) for v in self._ids[index]]
+        return int(self._ids[index])
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._ids.tolist())
+
+    def __contains__(self, node_id: object) -> bool:
+        return isinstance(node_id, int) and self.index_of(node_id) is not None
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, NodeIdList):
+            return bool(np.array_equal(self._ids, other._ids))
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return len(other) == len(self) and list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        head = ", ".join(str(v) for v in self._ids[:3].tolist())
+        return f"NodeIdList([{head}{', ...' if len(self) > 3 else ''}], n={len(self)})"
+
+    def index_of(self, node_id: int) -> int | None:
+        """Return the position (partition index) of ``node_id``, or None if it is not here."""
+        if not -(2**63) <= node_id < 2**63:
+            return None
+        pos = int(np.searchsorted(self._sorted, node_id))
+        if pos < self._sorted.size and int(self._sorted[pos]) == node_id:
+            return int(self._order[pos])
+        return None
+
+    def ascending(self) -> AscendingNodeIds:
+        """The same ids in ascending order, as a sequence that shares this one's memory."""
+        return AscendingNodeIds(self._sorted)
+
+
+class AscendingNodeIds(Sequence[int]):
+    """Sorted node ids (a view of :class:`NodeIdList`'s sorted array)."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: npt.NDArray[Any]) -> None:
+        self._values = values
+
+    def __len__(self) -> int:
+        return int(self._values.size)
+
+    @overload
+    def __getitem__(self, index: int) -> int: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[int]: ...
+
+    def __getitem__(self, index: int | slice) -> int | list[int]:
+        if isinstance(index, slice):
+            return [int(v) for v in self._values[index]]
+        return int(self._values[index])
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._values.tolist())
+
+    def __contains__(self, node_id: object) -> bool:
+        if not isinstance(node_id, int) or not -(2**63) <= node_id < 2**63:
+            return False
+        pos = int(np.searchsorted(self._values, node_id))
+        return pos < self._values.size and int(self._values[pos]) == node_id
