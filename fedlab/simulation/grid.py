@@ -354,5 +354,3 @@ class SimulationGrid(Grid):
                 self._replies[message_id] = reply
             self._settled.notify_all()
 
-
-__all__ += ["NodeIdList"]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -83,7 +83,8 @@ class WeightedSum:
 
     def __init__(self) -> None:
         self._sums: dict[str, npt.NDArray[Any]] = {}
-        self._reference: tuple[int, ArrayRecord] | None = None
+        # The first record's node and layout (not the record: its arrays are let go).
+        self._reference: tuple[int, dict[str, _Layout]] | None = None
         self._scratch: npt.NDArray[np.float64] | None = None
         #: The sum of the weights added so far.
         self.total = 0.0
@@ -93,7 +94,7 @@ class WeightedSum:
     def add(self, node_id: int, record: ArrayRecord, weight: float) -> None:
         """Add ``weight * record`` (``node_id`` names the sender in errors)."""
         if self._reference is None:
-            self._reference = (node_id, record)
+            self._reference = (node_id, {k: _Layout(a.shape, a.dtype) for k, a in record.items()})
             for name, array in record.items():
                 self._sums[name] = _as_accumulator(array) * weight
         else:
@@ -205,7 +206,14 @@ def _from_accumulator(values: npt.NDArray[Any], dtype: str) -> Array:
     return Array.from_numpy(values.astype(dtype))
 
 
-def _check_same_layout(reference: tuple[int, ArrayRecord], node_id: int, record: ArrayRecord) -> None:
+class _Layout(NamedTuple):
+    shape: tuple[int, ...]
+    dtype: str
+
+
+def _check_same_layout(
+    reference: tuple[int, Mapping[str, _Layout] | ArrayRecord], node_id: int, record: ArrayRecord
+) -> None:
     ref_node, ref = reference
     missing = [k for k in ref if k not in record]
     extra = [k for k in record if k not in ref]

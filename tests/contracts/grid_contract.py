@@ -200,3 +200,22 @@ class GridContract:
         assert sorted(received) == sorted(ids)
         assert grid.pull_any(ids, timeout=0.05) == []
         assert grid.pull_any([], timeout=None) == []
+
+    def test_send_and_stream_yields_every_reply_in_message_order(self, grid: Grid) -> None:
+        nodes = list(grid.get_node_ids())
+        # The first node is the slowest: the others' replies wait for it, in order.
+        sleeps = [0.3] + [0.0] * (len(nodes) - 1)
+        messages = [self.instruction(grid, n, sleep=s) for n, s in zip(nodes, sleeps)]
+        replies = list(grid.send_and_stream(messages, timeout=30))
+        assert [r.metadata.reply_to_message_id for r in replies] == [
+            m.metadata.message_id for m in messages
+        ]
+        assert [r.metadata.src_node_id for r in replies] == nodes
+        assert all(r.has_content() for r in replies)
+
+    def test_send_and_stream_turns_a_late_node_into_a_timeout_reply(self, grid: Grid) -> None:
+        slow, *rest = grid.get_node_ids()
+        messages = [self.instruction(grid, n) for n in rest] + [self.instruction(grid, slow, sleep=4.0)]
+        replies = list(grid.send_and_stream(messages, timeout=2.0))
+        assert all(r.has_content() for r in replies[:-1])
+        assert replies[-1].error is not None and replies[-1].error.code == ErrorCode.TIMEOUT
