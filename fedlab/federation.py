@@ -18,7 +18,7 @@ from fedlab.events import Event, EventBus, RunFinished, Subscriber
 from fedlab.history import History
 from fedlab.records import ArrayRecord
 from fedlab.server import Grid, Result, ServerApp
-from fedlab.simulation import BACKENDS
+from fedlab.simulation import BACKENDS, Backend
 from fedlab.strategy import ConfigSource, EvaluateFn, Strategy
 
 if TYPE_CHECKING:
@@ -56,9 +56,14 @@ class Federation:
     evaluate_fn
         Server-side evaluation ``evaluate_fn(round, arrays) -> metrics``, after every round.
     seed
-        Makes node ids, client sampling and thus a run with the inline backend reproducible.
+        Makes node ids, client sampling and thus a run reproducible, on every backend.
     backend
-        ``"inline"`` (sequential, deterministic) or ``"threads"``.
+        Where the clients run: ``"inline"`` (one after another in this process;
+        deterministic), ``"threads"`` (a thread pool; numpy and torch release the GIL),
+        ``"processes"`` (worker processes, arrays through shared memory: for CPU-heavy
+        Python clients) or ``"ray"`` (a local Ray instance); or a backend instance for
+        options, e.g. ``RayBackend(address="head:6379", num_cpus=1, num_gpus=0.5)``. A
+        seeded run gives the same result on every backend.
     timeout
         Seconds to wait for a round's replies; slower clients count as failed.
     display
@@ -99,7 +104,7 @@ class Federation:
         run_config: UserConfig | None = None,
         node_configs: Sequence[Mapping[str, bool | int | float | str]] | None = None,
         seed: int | None = None,
-        backend: str = "inline",
+        backend: str | Backend = "inline",
         max_workers: int | None = None,
         timeout: float | None = 3600.0,
         display: Display = "auto",
@@ -137,9 +142,16 @@ class Federation:
         num_clients = 10 if num_clients is None else num_clients
         if not isinstance(num_clients, int) or isinstance(num_clients, bool) or num_clients < 1:
             raise FederationError(f"num_clients must be a positive int, got {num_clients!r}.")
-        if backend not in BACKENDS:
+        if isinstance(backend, str) and backend not in BACKENDS:
             raise FederationError(
                 f"Unknown backend {backend!r}; choose one of {', '.join(map(repr, BACKENDS))}."
+            )
+        if not isinstance(backend, str) and not all(
+            callable(getattr(backend, name, None)) for name in ("start", "submit", "call", "close")
+        ):
+            raise FederationError(
+                f"backend must be a backend name ({', '.join(map(repr, BACKENDS))}) or a backend "
+                f"instance such as fedlab.simulation.ThreadBackend(4), got {type(backend).__name__}."
             )
         if checkpoint_dir is not None and strategy is None:
             raise FederationError(
