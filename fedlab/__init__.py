@@ -4,15 +4,53 @@ Wrap a :class:`ClientApp` and a strategy in a :class:`Federation`, call ``run()`
 watch every client train; then run the same objects on real machines.
 """
 
-from fedlab import errors, strategy
-from fedlab.client import ClientApp
-from fedlab.context import Context
-from fedlab.events import EventBus
-from fedlab.federation import Federation
-from fedlab.history import History
-from fedlab.message import Error, ErrorCode, Message, MessageType, Metadata
-from fedlab.records import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
-from fedlab.server import Grid, Result, ServerApp
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fedlab import errors, strategy
+    from fedlab.client import ClientApp
+    from fedlab.context import Context
+    from fedlab.events import EventBus
+    from fedlab.federation import Federation
+    from fedlab.history import History
+    from fedlab.message import Error, ErrorCode, Message, MessageType, Metadata
+    from fedlab.records import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
+    from fedlab.server import Grid, Result, ServerApp
+
+# Where each public name lives. They are imported on first use, so `import fedlab` is
+# instant and a script pays only for what it touches (numpy, protobuf, asyncio, ...).
+_HOMES = {
+    "ClientApp": "fedlab.client",
+    "Context": "fedlab.context",
+    "EventBus": "fedlab.events",
+    "Federation": "fedlab.federation",
+    "History": "fedlab.history",
+    **dict.fromkeys(["Error", "ErrorCode", "Message", "MessageType", "Metadata"], "fedlab.message"),
+    **dict.fromkeys(
+        ["Array", "ArrayRecord", "ConfigRecord", "MetricRecord", "RecordDict"], "fedlab.records"
+    ),
+    **dict.fromkeys(["Grid", "Result", "ServerApp"], "fedlab.server"),
+}
+_SUBMODULES = {"errors", "strategy"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        value = getattr(importlib.import_module(_HOMES[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"fedlab.{name}")
+    else:
+        raise AttributeError(f"module 'fedlab' has no attribute {name!r}")
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __version__ = "0.1.0"
 

@@ -39,6 +39,23 @@ def test_importing_fedlab_loads_neither_torch_nor_pandas() -> None:
     assert out.stdout.strip() == ""
 
 
+def test_importing_fedlab_itself_loads_nothing_until_a_name_is_used() -> None:
+    code = (
+        "import sys, fedlab\n"
+        "print(','.join(m for m in ('numpy', 'asyncio', 'google.protobuf', 'fedlab.federation') "
+        "if m in sys.modules))\n"
+        "fed = fedlab.Federation\n"
+        "print(fed.__module__, 'numpy' in sys.modules, 'Federation' in dir(fedlab))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == ["", "fedlab.federation True True"]
+
+
+def test_an_unknown_attribute_of_fedlab_raises_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no attribute 'Federaton'"):
+        fedlab.Federaton  # type: ignore[attr-defined]  # noqa: B018
+
+
 def test_every_error_derives_from_fedlab_error() -> None:
     from fedlab import errors
 
