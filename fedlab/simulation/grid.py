@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from functools import partial
 
+import numpy as np
+
 from fedlab.client import ClientApp
 from fedlab.client.clientapp import exception_error
 from fedlab.context import Context, UserConfig
@@ -18,9 +20,9 @@ from fedlab.message import SERVER_NODE_ID, Error, ErrorCode, Message
 from fedlab.records import RecordDict
 from fedlab.server.grid import Grid, unavailable_reply
 from fedlab.simulation.backend import Backend, make_backend
-from fedlab.simulation.nodes import NodeIdList, make_node_ids
+from fedlab.simulation.nodes import NodeIdList, draw_node_ids
 
-__all__ = ["SimulationGrid", "make_node_ids"]
+__all__ = ["SimulationGrid"]
 
 
 class SimulationGrid(Grid):
@@ -49,7 +51,7 @@ class SimulationGrid(Grid):
         ``num-partitions`` are always set.
     node_ids
         The nodes' ids, in partition order (a resumed run reuses its ids); by default
-        :func:`make_node_ids` draws them from ``seed``.
+        :func:`~fedlab.simulation.make_node_ids` draws them from ``seed``.
     """
 
     def __init__(
@@ -74,8 +76,13 @@ class SimulationGrid(Grid):
                 f"node_configs has {len(node_configs)} entries but there are {num_nodes} nodes; "
                 "give one mapping per node."
             )
-        ids = make_node_ids(num_nodes, seed) if node_ids is None else list(node_ids)
-        if len(ids) != num_nodes or len(set(ids) - {SERVER_NODE_ID}) != num_nodes:
+        ids = draw_node_ids(num_nodes, seed) if node_ids is None else np.asarray(list(node_ids))
+        if node_ids is not None and (
+            ids.shape != (num_nodes,)
+            or ids.dtype.kind not in "iu"
+            or SERVER_NODE_ID in ids
+            or np.unique(ids).size != num_nodes
+        ):
             raise SimulationError(
                 f"node_ids must be {num_nodes} distinct non-zero ids, one per node; "
                 f"got {node_ids!r}."

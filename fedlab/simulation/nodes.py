@@ -11,7 +11,7 @@ import numpy.typing as npt
 
 from fedlab.message import SERVER_NODE_ID
 
-__all__ = ["NodeIdList", "make_node_ids"]
+__all__ = ["AscendingNodeIds", "NodeIdList", "draw_node_ids", "make_node_ids"]
 
 
 def make_node_ids(num_nodes: int, seed: int | None) -> list[int]:
@@ -20,20 +20,30 @@ def make_node_ids(num_nodes: int, seed: int | None) -> list[int]:
     Node ids are deliberately not 0..n-1, so that code relying on them being partition
     ids fails in simulation as it would in a deployment; use ``node_config["partition-id"]``.
     """
+    return [int(v) for v in draw_node_ids(num_nodes, seed)]
+
+
+def draw_node_ids(num_nodes: int, seed: int | None) -> npt.NDArray[np.int64]:
+    """:func:`make_node_ids` as an int64 array, drawn in blocks to keep memory flat."""
     rng = random.Random(seed)
-    ids = [rng.getrandbits(63) for _ in range(num_nodes)]
-    if SERVER_NODE_ID not in ids and len(set(ids)) == num_nodes:
+    ids = np.empty(num_nodes, dtype=np.int64)
+    block = 1 << 16
+    for start in range(0, num_nodes, block):
+        stop = min(start + block, num_nodes)
+        ids[start:stop] = [rng.getrandbits(63) for _ in range(stop - start)]
+    if SERVER_NODE_ID not in ids and np.unique(ids).size == num_nodes:
         return ids
     # A repeat (or the server's id) among 2**63 values: draw again, skipping the clashes,
     # which gives the same ids as drawing one by one from the start.
     rng = random.Random(seed)
-    ids, seen = [], {SERVER_NODE_ID}
-    while len(ids) < num_nodes:
+    chosen: list[int] = []
+    seen = {SERVER_NODE_ID}
+    while len(chosen) < num_nodes:
         node_id = rng.getrandbits(63)
         if node_id not in seen:
             seen.add(node_id)
-            ids.append(node_id)
-    return ids
+            chosen.append(node_id)
+    return np.array(chosen, dtype=np.int64)
 
 
 class NodeIdList(Sequence[int]):
