@@ -62,7 +62,9 @@ def steady(result: dict[str, object]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--only", choices=list(WORKLOADS))
+    parser.add_argument("--only", choices=list(WORKLOADS), action="append",
+                        help="run only this workload (may be repeated)")
+    parser.add_argument("--backend", default="inline", help="fedlab's simulation backend")
     args = parser.parse_args()
     if not FLOWER_PY.exists():
         raise SystemExit(f"{FLOWER_PY} is missing: run ../shared/bench/flower/setup.sh first")
@@ -71,21 +73,24 @@ def main() -> None:
         workdir = Path(tmp) / "flower"
         shutil.copytree(FLOWER_DIR, workdir, ignore=shutil.ignore_patterns("logs", "results.jsonl"))
         for name, (ours, theirs, floor) in WORKLOADS.items():
-            if args.only and name != args.only:
+            if args.only and name not in args.only:
                 continue
             runs: dict[str, list[dict[str, object]]] = {"fedlab": [], "flower": [], "floor": []}
             for _ in range(args.repeat):
                 runs["fedlab"].append(sampled(workdir, f"fedlab-{name}",
-                                              [sys.executable, str(HERE / "simulation.py"), "--one", *ours]))
+                                              [sys.executable, str(HERE / "simulation.py"), "--backend", args.backend,
+                                               "--one", *ours]))
                 runs["flower"].append(sampled(workdir, f"flower-{name}", [str(FLOWER_PY), *theirs]))
                 if floor is not None:
                     runs["floor"].append(sampled(workdir, f"floor-{name}",
                                                  [sys.executable, str(HERE / "floor.py"), *floor]))
             rows.append((name, runs))
-    print(f"medians of {args.repeat} alternating runs; ratio = Flower / fedlab\n")
+    print(f"medians of {args.repeat} alternating runs (fedlab backend: {args.backend}); "
+          "ratio = Flower / fedlab\n")
     print("| workload | fedlab wall s | Flower wall s | ratio | fedlab steady round s | Flower steady s | ratio "
           "| numpy floor round s | fedlab / floor | fedlab peak tree RSS MB | Flower peak MB | ratio | result fedlab / Flower |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    verdicts: list[str] = []
     for name, runs in rows:
         def med(kind: str, key: str) -> float:
             return float(statistics.median(float(r[key]) for r in runs[kind]))  # type: ignore[arg-type]
@@ -99,6 +104,30 @@ def main() -> None:
         theirs = runs["flower"][0].get("final_value", runs["flower"][0].get("final_test_acc"))
         print(f"| {name} | {fw:.2f} | {lw:.2f} | {lw / fw:.1f}x | {fs:.3f} | {ls:.3f} | {ls / fs:.1f}x | "
               f"{floor_s:.3f} | {fs / floor_s:.2f} | {fm:.0f} | {lm:.0f} | {lm / fm:.1f}x | {ours} / {theirs} |")
+        verdicts += targets(name, fw, lw, fs, floor_s, fm, lm, ours, theirs)
+    print("\ntargets:")
+    for line in verdicts:
+        print(f"- {line}")
+
+
+def targets(name: str, fw: float, lw: float, fs: float, floor_s: float, fm: float, lm: float,
+            ours: object, theirs: object) -> list[str]:
+    """The issue's targets for ``name``, each with the measured value and met / NOT met."""
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
+    if name == "w1-100":
+        return [f"W1-100 wall >= 20x Flower: {lw / fw:.1f}x, {verdict(lw / fw >= 20)}",
+                f"W1-100 steady round <= 1.5x numpy floor: {fs / floor_s:.2f}x, {verdict(fs / floor_s <= 1.5)}",
+                f"W1-100 peak memory <= 1/10 of Flower: 1/{lm / fm:.1f}, {verdict(lm / fm >= 10)}"]
+    if name == "w1-1000":
+        return [f"W1-1000 <= 5 s: {fw:.2f} s, {verdict(fw <= 5)}",
+                f"W1-1000 <= 1 GB peak RSS: {fm:.0f} MB, {verdict(fm <= 1024)}"]
+    if name == "w2":
+        same = isinstance(ours, float) and isinstance(theirs, float) and abs(ours - theirs) < 1e-9
+        return [f"W2 >= 10x Flower at equal accuracy: {lw / fw:.1f}x, accuracy {ours} vs {theirs}, "
+                f"{verdict(lw / fw >= 10 and same)}"]
+    return []
 
 
 if __name__ == "__main__":

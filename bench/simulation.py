@@ -154,7 +154,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--params", type=int, default=1_000_000)
-    parser.add_argument("--backend", default="inline", choices=["inline", "threads"])
+    parser.add_argument("--backend", default="inline", choices=["inline", "threads", "processes", "ray"])
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
     if args.one:
