@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from fedlab import errors, strategy
+    from fedlab.cache import worker_cache
     from fedlab.client import ClientApp
     from fedlab.context import Context
     from fedlab.events import EventBus
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 # instant and a script pays only for what it touches (numpy, protobuf, asyncio, ...).
 _HOMES = {
     "ClientApp": "fedlab.client",
+    "worker_cache": "fedlab.cache",
     "Context": "fedlab.context",
     "EventBus": "fedlab.events",
     "Federation": "fedlab.federation",
@@ -75,4 +77,5 @@ __all__ = [
     "ServerApp",
     "errors",
     "strategy",
+    "worker_cache",
 ]
