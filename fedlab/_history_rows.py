@@ -68,7 +68,8 @@ def new_round(number: int) -> dict[str, Any]:
 def new_run() -> dict[str, Any]:
     facts: dict[str, Any] = {"run_id": None, "strategy": "", "num_rounds": 0, "start_round": 1}
     outcome = {"finished": False, "rounds_completed": None, "stopped_early": False, "error": None}
-    return {**facts, "node_ids": [], "config": {}, **outcome, **dict.fromkeys(RUN_TIMINGS)}
+    nodes = {"num_nodes": 0, "node_ids": []}
+    return {**facts, **nodes, "config": {}, **outcome, **dict.fromkeys(RUN_TIMINGS)}
 
 
 def flatten_rows(

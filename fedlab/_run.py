@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from fedlab._resume import RoundCheckpointer, follow, merged, restore_nodes
 from fedlab.checkpoint import Checkpoint
 from fedlab.context import Context
-from fedlab.events import EventBus, RunFinished, RunStarted
+from fedlab.events import LISTED_NODES, EventBus, RunFinished, RunStarted
 from fedlab.history import History
 from fedlab.records import ArrayRecord
 from fedlab.server import Grid, Result
@@ -80,11 +80,13 @@ class Run:
         fed = self.fed
         started = time.perf_counter()
         name = type(fed.strategy).__name__ if fed.strategy is not None else "ServerApp"
+        nodes = self.grid.get_node_ids()
         self.bus.emit(
             RunStarted(
                 run_id=self.run_id,
                 num_rounds=self.rounds,
-                node_ids=tuple(self.grid.get_node_ids()),
+                node_ids=tuple(nodes) if len(nodes) <= LISTED_NODES else (),
+                num_nodes=len(nodes),
                 strategy=name,
                 config=dict(fed.run_config),
                 start_round=1 if self.saved is None else self.saved.round + 1,

@@ -24,6 +24,7 @@ __all__ = [
     "Evaluated",
     "Event",
     "EventBus",
+    "LISTED_NODES",
     "Phase",
     "RoundAggregated",
     "RoundStarted",
@@ -51,15 +52,30 @@ class Event:
     timestamp: float = field(default_factory=_now, kw_only=True)
 
 
+#: RunStarted lists node ids up to this many nodes; above, it only counts them.
+LISTED_NODES = 10_000
+
+
 @dataclass(frozen=True)
 class RunStarted(Event):
-    """A run began: how many rounds, over how many nodes, with which strategy."""
+    """A run began: how many rounds, over how many nodes, with which strategy.
+
+    ``node_ids`` lists the nodes when there are at most :data:`LISTED_NODES` of them;
+    a larger population is only counted (``num_nodes``), so that a million simulated
+    nodes do not make every observer hold a million ids.
+    """
 
     num_rounds: int
     node_ids: tuple[int, ...]
     strategy: str
     config: MetricDict = field(default_factory=dict)
     start_round: int = 1
+    num_nodes: int | None = None
+
+    @property
+    def population(self) -> int:
+        """How many nodes the run has (``num_nodes``, or the length of ``node_ids``)."""
+        return len(self.node_ids) if self.num_nodes is None else self.num_nodes
 
 
 @dataclass(frozen=True)

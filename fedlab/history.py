@@ -101,6 +101,7 @@ class History:
                 strategy=event.strategy,
                 num_rounds=event.num_rounds,
                 start_round=event.start_round,
+                num_nodes=event.population,
                 node_ids=list(event.node_ids),
                 config=plain(event.config),
                 started_at=event.timestamp,
@@ -207,8 +208,8 @@ class History:
     def run(self) -> dict[str, Any]:
         """Facts about the run, as a dict.
 
-        Keys: ``run_id``, ``strategy``, ``num_rounds``, ``start_round``, ``node_ids``,
-        ``config``, ``finished``, ``rounds_completed``, ``stopped_early``, ``error`` (None
+        Keys: ``run_id``, ``strategy``, ``num_rounds``, ``start_round``, ``num_nodes``,
+        ``node_ids`` (empty above 10,000 nodes), ``config``, ``finished``, ``rounds_completed``, ``stopped_early``, ``error`` (None
         unless the run failed), ``started_at``, ``finished_at`` (Unix times), ``duration_s``.
         """
         with self._lock:

@@ -19,7 +19,7 @@ def started_line(event: RunStarted) -> str:
     if event.start_round != 1:
         rounds += f" from round {event.start_round}"
     strategy = f"{event.strategy}, " if event.strategy else ""
-    return f"run started: {strategy}{rounds}, {_count(len(event.node_ids), 'node')}"
+    return f"run started: {strategy}{rounds}, {_count(event.population, 'node')}"
 
 
 def round_line(tracker: RunTracker, state: RoundState) -> str | None:
