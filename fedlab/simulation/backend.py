@@ -138,10 +138,17 @@ class ThreadBackend(_InProcess):
             self._pool = None
 
 
-#: The backends available by name.
+def _processes(max_workers: int | None) -> Backend:
+    from fedlab.simulation.processes import ProcessBackend
+
+    return ProcessBackend(max_workers)
+
+
+#: The backends available by name (``processes`` is imported when first built).
 BACKENDS: dict[str, Callable[[int | None], Backend]] = {
     "inline": lambda _workers: InlineBackend(),
     "threads": ThreadBackend,
+    "processes": _processes,
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fedlab.simulation import Backend, InlineBackend, ThreadBackend
+from fedlab.simulation.processes import ProcessBackend
 from tests.contracts.backend_contract import BackendContract
 
 
@@ -14,3 +15,15 @@ class TestInlineBackendContract(BackendContract):
 class TestThreadBackendContract(BackendContract):
     def make_backend(self) -> Backend:
         return ThreadBackend(4)
+
+
+class TestProcessBackendContract(BackendContract):
+    def make_backend(self) -> Backend:
+        return ProcessBackend(2)
+
+
+class TestSpawnedProcessBackendContract(BackendContract):
+    """Workers that do not inherit this process: the app is found by import."""
+
+    def make_backend(self) -> Backend:
+        return ProcessBackend(2, start_method="spawn")
