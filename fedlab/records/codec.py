@@ -77,6 +77,8 @@ __all__ = [
     "decode_record_dict",
     "encode_message",
     "encode_record_dict",
+    "message_parts",
+    "record_dict_parts",
 ]
 
 #: The largest frame :func:`decode_message` accepts unless told otherwise: 64 GiB.
@@ -101,6 +103,20 @@ def encode_message(msg: Message) -> bytes:
     CodecError
         If a value cannot travel: an int outside int64, a str that is not valid
         Unicode, an invalid message type or TTL, a node id outside ``[0, 2**64)``.
+    """
+    # One join, so the array data is copied once, straight into the result.
+    return b"".join(message_parts(msg))
+
+
+def message_parts(msg: Message) -> list[bytes | memoryview]:
+    """The buffers whose concatenation is ``encode_message(msg)``, arrays not copied.
+
+    For writers that place the frame somewhere themselves (shared memory, a file).
+
+    Raises
+    ------
+    CodecError
+        As :func:`encode_message`.
     """
     if not isinstance(msg, Message):
         raise CodecError(f"encode_message takes a Message, got {type(msg).__name__}.")
@@ -127,7 +143,7 @@ def encode_message(msg: Message) -> bytes:
             ) from err
     else:
         buffers = record_dict_to_proto(msg.content, proto.content)
-    return _frame(MAGIC, proto, buffers)
+    return _frame_parts(MAGIC, proto, buffers)
 
 
 def decode_message(
@@ -186,11 +202,22 @@ def encode_record_dict(records: RecordDict) -> bytes:
     CodecError
         If a value cannot travel, as for :func:`encode_message`.
     """
+    return b"".join(record_dict_parts(records))
+
+
+def record_dict_parts(records: RecordDict) -> list[bytes | memoryview]:
+    """The buffers whose concatenation is ``encode_record_dict(records)``, arrays not copied.
+
+    Raises
+    ------
+    CodecError
+        As :func:`encode_record_dict`.
+    """
     if not isinstance(records, RecordDict):
         raise CodecError(f"encode_record_dict takes a RecordDict, got {type(records).__name__}.")
     proto = RecordDictProto()
     buffers = record_dict_to_proto(records, proto)
-    return _frame(RECORD_DICT_MAGIC, proto, buffers)
+    return _frame_parts(RECORD_DICT_MAGIC, proto, buffers)
 
 
 def decode_record_dict(
@@ -227,7 +254,9 @@ def _check_metadata(metadata: Metadata) -> None:
         )
 
 
-def _frame(magic: bytes, proto: Any, buffers: list[bytes | memoryview]) -> bytes:
+def _frame_parts(
+    magic: bytes, proto: Any, buffers: list[bytes | memoryview]
+) -> list[bytes | memoryview]:
     try:
         header = proto.SerializeToString()
         if len(header) >= 2**31:  # a backend that does not enforce protobuf's own limit
@@ -237,8 +266,7 @@ def _frame(magic: bytes, proto: Any, buffers: list[bytes | memoryview]) -> bytes
             f"The header cannot be serialised ({err}); protobuf caps it at 2 GiB: "
             "move large data out of metrics and configs into an ArrayRecord."
         ) from err
-    # One join, so the array data is copied once, straight into the result.
-    return b"".join([_PREFIX.pack(magic, len(header)), header, *buffers])
+    return [_PREFIX.pack(magic, len(header)) + header, *buffers]
 
 
 def _unframe(

@@ -8,9 +8,9 @@ of fedlab's codec (``fedlab.records.codec``)::
 
 The head gives each frame's offset and length. The Message frames (magic ``FLM1``) and
 RecordDict frames (``FLR1``) are exactly what :func:`~fedlab.records.codec.encode_message`
-and :func:`~fedlab.records.codec.encode_record_dict` make; they are built here from the
-codec's own pieces so that array buffers are written straight into the segment instead of
-being joined into one bytes object first. The config frame holds the Context's
+and :func:`~fedlab.records.codec.encode_record_dict` make, taken as the codec's pieces
+(``message_parts``, ``record_dict_parts``) so that array buffers are written straight into
+the segment instead of being joined into one bytes object first. The config frame holds the Context's
 ``node_config`` and ``run_config`` as two ConfigRecords. Each frame starts where its
 array data falls on a 64-byte boundary, so arrays read in place are aligned.
 
@@ -30,20 +30,20 @@ from typing import Any
 
 from google.protobuf.message import (  # type: ignore[import-untyped, unused-ignore]
     DecodeError,
-    EncodeError,
 )
 
 from fedlab.context import Context
-from fedlab.errors import CodecError, MessageError
-from fedlab.message import Error, Message, Metadata, validate_message_type
+from fedlab.errors import CodecError
+from fedlab.message import Error, Message, Metadata
 from fedlab.proto import MessageProto, RecordDictProto
 from fedlab.records import Array, ArrayRecord, ConfigRecord, RecordDict
 from fedlab.records._recordproto import (
     check_array_header,
     record_dict_from_proto,
-    record_dict_to_proto,
 )
 from fedlab.records.codec import MAGIC, RECORD_DICT_MAGIC, decode_record_dict
+from fedlab.records.codec import message_parts as message_frame
+from fedlab.records.codec import record_dict_parts as record_dict_frame
 from fedlab.simulation._shm import Buffer
 
 __all__ = [
@@ -68,7 +68,7 @@ _NODE_CONFIG, _RUN_CONFIG = "node-config", "run-config"
 # What parsing a damaged header may raise; all of it becomes CodecError.
 _PARSE_FAILURES = (DecodeError, struct.error, KeyError, IndexError, ValueError, TypeError)
 
-Frame = list[Buffer]  # the prefix and header as one bytes object, then the array buffers
+Frame = list[bytes | memoryview]  # the prefix and header as one bytes object, then the array buffers
 
 
 def encode_request(message: Message, context: Context) -> list[Buffer]:
@@ -119,42 +119,6 @@ def decode_reply(view: memoryview) -> tuple[Message, RecordDict]:
     message, state = _frames(view, _unpack(_REPLY, _REPLY_MAGIC, view))
     # bytes() copies the state's frame; the codec then reads its arrays from that copy.
     return read_message(message), decode_record_dict(bytes(state))
-
-
-def message_frame(message: Message) -> Frame:
-    """Return the buffers whose concatenation is ``encode_message(message)``.
-
-    Raises
-    ------
-    CodecError
-        If the message cannot travel, as :func:`~fedlab.records.codec.encode_message`.
-    """
-    proto = MessageProto()
-    for name in _FIELDS:
-        value = getattr(message.metadata, name)
-        try:
-            setattr(proto.metadata, name, value)
-        except (TypeError, ValueError) as err:
-            raise CodecError(f"metadata.{name} = {value!r} cannot be encoded ({err}).") from err
-    try:
-        validate_message_type(message.metadata.message_type)
-    except MessageError as err:
-        raise CodecError(str(err)) from err
-    if not message.metadata.ttl > 0:
-        raise CodecError(f"metadata.ttl is {message.metadata.ttl!r}; expected a positive number.")
-    if message.error is not None:
-        try:
-            proto.error.code, proto.error.reason = message.error.code, message.error.reason
-        except (TypeError, ValueError) as err:
-            raise CodecError(f"{message.error!r} cannot be encoded ({err}).") from err
-        return _frame(MAGIC, proto, [])
-    return _frame(MAGIC, proto, record_dict_to_proto(message.content, proto.content))
-
-
-def record_dict_frame(records: RecordDict) -> Frame:
-    """Return the buffers whose concatenation is ``encode_record_dict(records)``."""
-    proto = RecordDictProto()
-    return _frame(RECORD_DICT_MAGIC, proto, record_dict_to_proto(records, proto))
 
 
 def read_message(frame: memoryview) -> Message:
@@ -222,19 +186,6 @@ def _array_view(dtype: str, shape: tuple[int, ...], data: memoryview) -> Array:
     array = Array.__new__(Array)
     array._dtype, array._shape, array._data = dtype, shape, data
     return array
-
-
-def _frame(magic: bytes, proto: Any, buffers: list[bytes | memoryview]) -> Frame:
-    try:
-        header = proto.SerializeToString()
-        if len(header) >= 2**31:
-            raise EncodeError(f"the header is {len(header)} bytes")
-    except (EncodeError, ValueError, MemoryError) as err:
-        raise CodecError(
-            f"The header cannot be serialised ({err}); protobuf caps it at 2 GiB: move large "
-            "data out of metrics and configs into an ArrayRecord."
-        ) from err
-    return [_PREFIX.pack(magic, len(header)) + header, *buffers]
 
 
 def _layout(

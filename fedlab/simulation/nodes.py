@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Sequence
-from typing import Any, overload
+from typing import overload
 
 import numpy as np
 import numpy.typing as npt
@@ -46,75 +46,12 @@ def draw_node_ids(num_nodes: int, seed: int | None) -> npt.NDArray[np.int64]:
     return np.array(chosen, dtype=np.int64)
 
 
-class NodeIdList(Sequence[int]):
-    """A read-only sequence of distinct node ids, in partition order, backed by one array.
-
-    ``len``, indexing, ``in`` (a binary search) and :meth:`index_of` cost O(log n) at
-    most, so strategies can sample from a population of millions without copying it;
-    :meth:`ascending` gives the same ids sorted, as sampling wants them.
-    """
-
-    __slots__ = ("_ids", "_order", "_sorted")
-
-    def __init__(self, ids: Sequence[int] | npt.NDArray[np.int64]) -> None:
-        self._ids = np.asarray(ids, dtype=np.int64)
-        self._ids.flags.writeable = False
-        self._order = np.argsort(self._ids, kind="stable")
-        self._sorted = self._ids[self._order]
-
-    def __len__(self) -> int:
-        return int(self._ids.size)
-
-    @overload
-    def __getitem__(self, index: int) -> int: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[int]: ...
-
-    def __getitem__(self, index: int | slice) -> int | list[int]:
-        if isinstance(index, slice):
-            return [int(v) for v in self._ids[index]]
-        return int(self._ids[index])
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self._ids.tolist())
-
-    def __contains__(self, node_id: object) -> bool:
-        return isinstance(node_id, int) and self.index_of(node_id) is not None
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, NodeIdList):
-            return bool(np.array_equal(self._ids, other._ids))
-        if isinstance(other, Sequence) and not isinstance(other, str):
-            return len(other) == len(self) and list(self) == list(other)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        head = ", ".join(str(v) for v in self._ids[:3].tolist())
-        return f"NodeIdList([{head}{', ...' if len(self) > 3 else ''}], n={len(self)})"
-
-    def index_of(self, node_id: int) -> int | None:
-        """Return the position (partition index) of ``node_id``, or None if it is not here."""
-        if not -(2**63) <= node_id < 2**63:
-            return None
-        pos = int(np.searchsorted(self._sorted, node_id))
-        if pos < self._sorted.size and int(self._sorted[pos]) == node_id:
-            return int(self._order[pos])
-        return None
-
-    def ascending(self) -> AscendingNodeIds:
-        """The same ids in ascending order, as a sequence that shares this one's memory."""
-        return AscendingNodeIds(self._sorted)
-
-
-class AscendingNodeIds(Sequence[int]):
-    """Sorted node ids (a view of :class:`NodeIdList`'s sorted array)."""
+class _IdArray(Sequence[int]):
+    """A read-only sequence of ints over a one-dimensional int64 array."""
 
     __slots__ = ("_values",)
 
-    def __init__(self, values: npt.NDArray[Any]) -> None:
+    def __init__(self, values: npt.NDArray[np.int64]) -> None:
         self._values = values
 
     def __len__(self) -> int:
@@ -134,8 +71,62 @@ class AscendingNodeIds(Sequence[int]):
     def __iter__(self) -> Iterator[int]:
         return iter(self._values.tolist())
 
+
+class NodeIdList(_IdArray):
+    """A read-only sequence of distinct node ids, in partition order, backed by one array.
+
+    ``len``, indexing, ``in`` (a binary search) and :meth:`index_of` cost O(log n) at
+    most, so strategies can sample from a population of millions without copying it;
+    :meth:`ascending` gives the same ids sorted, as sampling wants them.
+    """
+
+    __slots__ = ("_order", "_sorted")
+
+    def __init__(self, ids: Sequence[int] | npt.NDArray[np.int64]) -> None:
+        values = np.asarray(ids, dtype=np.int64)
+        values.flags.writeable = False
+        super().__init__(values)
+        self._order = np.argsort(values, kind="stable")
+        self._sorted = values[self._order]
+
     def __contains__(self, node_id: object) -> bool:
-        if not isinstance(node_id, int) or not -(2**63) <= node_id < 2**63:
-            return False
-        pos = int(np.searchsorted(self._values, node_id))
-        return pos < self._values.size and int(self._values[pos]) == node_id
+        return isinstance(node_id, int) and self.index_of(node_id) is not None
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, NodeIdList):
+            return bool(np.array_equal(self._values, other._values))
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return len(other) == len(self) and list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        head = ", ".join(str(v) for v in self._values[:3].tolist())
+        return f"NodeIdList([{head}{', ...' if len(self) > 3 else ''}], n={len(self)})"
+
+    def index_of(self, node_id: int) -> int | None:
+        """Return the position (partition index) of ``node_id``, or None if it is not here."""
+        pos = _find(self._sorted, node_id)
+        return None if pos is None else int(self._order[pos])
+
+    def ascending(self) -> AscendingNodeIds:
+        """The same ids in ascending order, as a sequence that shares this one's memory."""
+        return AscendingNodeIds(self._sorted)
+
+
+class AscendingNodeIds(_IdArray):
+    """Sorted node ids (a view of :class:`NodeIdList`'s sorted array)."""
+
+    __slots__ = ()
+
+    def __contains__(self, node_id: object) -> bool:
+        return isinstance(node_id, int) and _find(self._values, node_id) is not None
+
+
+def _find(ascending: npt.NDArray[np.int64], node_id: int) -> int | None:
+    """Position of ``node_id`` in the sorted array ``ascending``, or None."""
+    if not -(2**63) <= node_id < 2**63:
+        return None
+    pos = int(np.searchsorted(ascending, node_id))
+    return pos if pos < ascending.size and int(ascending[pos]) == node_id else None
