@@ -65,27 +65,13 @@ class Array:
     __slots__ = ("_data", "_dtype", "_shape")
 
     def __init__(self, dtype: str, shape: Sequence[int], data: Buffer) -> None:
-        if not isinstance(dtype, str) or dtype not in ALLOWED_DTYPES:
-            raise RecordError(
-                f"Array dtype {dtype!r} is not allowed; allowed dtypes are "
-                f"{', '.join(ALLOWED_DTYPES)}. Convert the array first, e.g. arr.astype('float32')."
-            )
-        dims = tuple(shape)
-        if not all(isinstance(d, int | np.integer) and not isinstance(d, bool) and d >= 0 for d in dims):
-            raise RecordError(f"Array shape {shape!r} must be a sequence of non-negative ints.")
         if not isinstance(data, bytes | bytearray | memoryview):
             raise RecordError(
                 f"Array data has type {type(data).__name__}; expected bytes, bytearray or memoryview. "
                 "Use Array.from_numpy(...) to build an Array from a numpy array."
             )
         view = memoryview(data).cast("B") if isinstance(data, memoryview) else memoryview(data)
-        expected = math.prod(dims) * ALLOWED_DTYPES[dtype]
-        if view.nbytes != expected:
-            raise RecordError(
-                f"Array of dtype {dtype} and shape {dims} needs {expected} bytes of data, got {view.nbytes}."
-            )
-        self._dtype = dtype
-        self._shape = tuple(int(d) for d in dims)
+        self._dtype, self._shape = _checked_layout(dtype, shape, view.nbytes)
         # Keep immutable bytes as they are (zero copy); copy mutable buffers so nobody can change us.
         # A read-only memoryview may still look at a bytearray or a writable numpy array, so only
         # a view of a bytes object is kept.
@@ -94,6 +80,23 @@ class Array:
             self._data: bytes | memoryview = data if isinstance(data, bytes) else view
         else:
             self._data = bytes(view)
+
+    @classmethod
+    def over_frozen_buffer(cls, dtype: str, shape: Sequence[int], data: memoryview) -> Array:
+        """Wrap ``data`` without copying it, for a buffer that nobody will ever write again.
+
+        The constructor copies every buffer but ``bytes``, because a bytearray or a numpy
+        array could change under the Array. Use this only where the buffer is frozen by
+        construction, e.g. a read-only mapping of shared memory that its writer has let go.
+        dtype, shape and size are checked as by the constructor.
+        """
+        if not isinstance(data, memoryview) or not data.readonly:
+            raise RecordError("over_frozen_buffer takes a read-only memoryview.")
+        view = data.cast("B")
+        array = cls.__new__(cls)
+        array._dtype, array._shape = _checked_layout(dtype, shape, view.nbytes)
+        array._data = view
+        return array
 
     @classmethod
     def from_numpy(cls, array: npt.ArrayLike) -> Array:
@@ -190,3 +193,21 @@ def _canonical_dtype_name(dtype: np.dtype[Any]) -> str:
             f"{', '.join(ALLOWED_DTYPES)}. Convert it first, e.g. arr.astype('float32')."
         )
     return name
+
+
+def _checked_layout(dtype: str, shape: Sequence[int], nbytes: int) -> tuple[str, tuple[int, ...]]:
+    """Check an Array's dtype, shape and data size; return the dtype and the shape as ints."""
+    if not isinstance(dtype, str) or dtype not in ALLOWED_DTYPES:
+        raise RecordError(
+            f"Array dtype {dtype!r} is not allowed; allowed dtypes are "
+            f"{', '.join(ALLOWED_DTYPES)}. Convert the array first, e.g. arr.astype('float32')."
+        )
+    dims = tuple(shape)
+    if not all(isinstance(d, int | np.integer) and not isinstance(d, bool) and d >= 0 for d in dims):
+        raise RecordError(f"Array shape {shape!r} must be a sequence of non-negative ints.")
+    expected = math.prod(dims) * ALLOWED_DTYPES[dtype]
+    if nbytes != expected:
+        raise RecordError(
+            f"Array of dtype {dtype} and shape {dims} needs {expected} bytes of data, got {nbytes}."
+        )
+    return dtype, tuple(int(d) for d in dims)

@@ -183,9 +183,7 @@ def _array_view(dtype: str, shape: tuple[int, ...], data: memoryview) -> Array:
         return Array(dtype, shape, data)  # Array keeps views of bytes as they are
     # Array() copies any other buffer, which might change under it. This one is a read-only
     # mapping of a segment nobody writes again (see _shm), so the Array may keep the view.
-    array = Array.__new__(Array)
-    array._dtype, array._shape, array._data = dtype, shape, data
-    return array
+    return Array.over_frozen_buffer(dtype, shape, data)
 
 
 def _layout(

@@ -320,3 +320,20 @@ def test_from_torch_with_something_other_than_a_tensor_fails_naming_its_type() -
 
     with pytest.raises(RecordError, match="ndarray"):
         Array.from_torch(np.zeros(2))
+
+
+def test_an_array_over_a_frozen_buffer_keeps_it_without_copying_and_checks_its_size() -> None:
+    import mmap
+
+    data = np.arange(4, dtype=np.float32).tobytes()
+    frozen = mmap.mmap(-1, len(data))
+    frozen.write(data)
+    view = memoryview(frozen).toreadonly()
+    array = Array.over_frozen_buffer("float32", (4,), view)
+    assert array.numpy().tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert np.shares_memory(array.numpy(), np.frombuffer(frozen, dtype=np.float32))
+    with pytest.raises(RecordError, match="needs 12 bytes"):
+        Array.over_frozen_buffer("float32", (3,), view)
+    with pytest.raises(RecordError, match="read-only memoryview"):
+        Array.over_frozen_buffer("float32", (4,), memoryview(bytearray(data)))
+    del array, view
