@@ -144,11 +144,18 @@ def _processes(max_workers: int | None) -> Backend:
     return ProcessBackend(max_workers)
 
 
-#: The backends available by name (``processes`` is imported when first built).
+def _ray(max_workers: int | None) -> Backend:
+    from fedlab.simulation.ray_backend import RayBackend
+
+    return RayBackend(max_workers=max_workers)
+
+
+#: The backends available by name (``processes`` and ``ray`` are imported when first built).
 BACKENDS: dict[str, Callable[[int | None], Backend]] = {
     "inline": lambda _workers: InlineBackend(),
     "threads": ThreadBackend,
     "processes": _processes,
+    "ray": _ray,
 }
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from fedlab.simulation import Backend, InlineBackend, ThreadBackend
 from fedlab.simulation.processes import ProcessBackend
+from fedlab.simulation.ray_backend import RayBackend
 from tests.contracts.backend_contract import BackendContract
 
 
@@ -27,3 +30,14 @@ class TestSpawnedProcessBackendContract(BackendContract):
 
     def make_backend(self) -> Backend:
         return ProcessBackend(2, start_method="spawn")
+
+
+class TestRayBackendContract(BackendContract):
+    """Clients in the actors of a real Ray cluster on loopback."""
+
+    @pytest.fixture(autouse=True)
+    def _cluster(self, cluster: str) -> None:
+        self.address = cluster
+
+    def make_backend(self) -> Backend:
+        return RayBackend(address=self.address, num_cpus=1)
