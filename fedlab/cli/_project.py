@@ -13,6 +13,12 @@
     [tool.fedlab.federations.local-simulation]
     simulation = { num-clients = 10 }            # a simulation in this process
 
+    [tool.fedlab.federations.parallel]           # clients in 4 worker processes
+    simulation = { num-clients = 100, backend = "processes", max-workers = 4 }
+
+    [tool.fedlab.federations.ray-cluster]        # clients in actors of a Ray cluster
+    simulation = { num-clients = 1000, backend = "ray", ray-address = "10.0.0.5:6379", num-cpus = 1 }
+
     [tool.fedlab.federations.remote]
     address = "127.0.0.1:9093"                   # a SuperLink's Control API
     insecure = true
@@ -28,6 +34,7 @@ from typing import Any
 
 from fedlab.context import UserConfig
 from fedlab.errors import FederationError
+from fedlab.simulation.backend import BACKENDS, Backend, make_backend
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -54,6 +61,22 @@ class FederationSpec:
     def is_simulation(self) -> bool:
         """True when the federation runs in this process."""
         return self.address is None
+
+    def backend(self) -> str | Backend:
+        """The simulation backend the options ask for (``inline`` by default)."""
+        name = str(self.options.get("backend", "inline"))
+        workers = self.options.get("max-workers")
+        if name != "ray":
+            return make_backend(name, None if workers is None else int(workers))
+        from fedlab.simulation.ray_backend import RayBackend
+
+        address = self.options.get("ray-address")
+        return RayBackend(
+            address=None if address is None else str(address),
+            num_cpus=float(self.options.get("num-cpus", 1)),
+            num_gpus=float(self.options.get("num-gpus", 0)),
+            max_workers=None if workers is None else int(workers),
+        )
 
 
 @dataclass(frozen=True)
@@ -132,6 +155,12 @@ def _federation(name: str, spec: object, path: Path) -> FederationSpec:
         if not isinstance(clients, int) or isinstance(clients, bool) or clients < 1:
             raise FederationError(
                 f"Federation {name!r} in {path}: write simulation = {{ num-clients = 10 }}."
+            )
+        backend = simulation.get("backend", "inline")
+        if backend not in BACKENDS:
+            raise FederationError(
+                f"Federation {name!r} in {path}: backend = {backend!r} is not one of "
+                f"{', '.join(map(repr, BACKENDS))}."
             )
         return FederationSpec(name, num_clients=clients, options=simulation)
     address = spec.get("address")

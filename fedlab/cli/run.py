@@ -79,6 +79,7 @@ def _simulate(project: Project, federation: FederationSpec, config: UserConfig, 
         num_clients=federation.num_clients,
         run_config=config,
         seed=federation.options.get("seed"),
+        backend=federation.backend(),
         display="none" if out.json else "auto",
     )
     out.say(

@@ -86,3 +86,39 @@ def test_a_project_without_a_server_app_cannot_simulate(
     )
     assert main(["run", str(root), "--format", "json"]) == 1
     assert "needs the project's ServerApp" in json.loads(capsys.readouterr().out)["error"]
+
+
+def test_a_project_federation_picks_its_simulation_backend(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], isolated_imports: None
+) -> None:
+    root = create_project("cli-run-backends", "numpy", tmp_path)
+    with (root / "pyproject.toml").open("a") as toml:
+        toml.write(
+            "\n[tool.fedlab.federations.parallel]\n"
+            'simulation = { num-clients = 10, backend = "processes", max-workers = 2, seed = 0 }\n'
+            "\n[tool.fedlab.federations.serial]\n"
+            "simulation = { num-clients = 10, seed = 0 }\n"
+        )
+    reports = []
+    for federation in ("parallel", "serial"):
+        # Every client trains (the template's ServerApp samples without a seed otherwise).
+        overrides = ["num-server-rounds=2", "fraction-train=1.0"]
+        status = main(["run", str(root), federation, "--run-config", *overrides, "--format", "json"])
+        assert status == 0
+        reports.append(json.loads(capsys.readouterr().out))
+    # The same run, whether the clients ran in two worker processes or inline (to the last
+    # bits only: the template's matrix products may use BLAS threads differently there).
+    for kind in ("train_metrics", "evaluate_metrics"):
+        for rnd in ("1", "2"):
+            assert reports[0][kind][rnd] == pytest.approx(reports[1][kind][rnd], rel=1e-12)
+
+
+def test_an_unknown_backend_in_a_project_names_the_choices(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], isolated_imports: None
+) -> None:
+    root = create_project("cli-run-badbackend", "numpy", tmp_path)
+    with (root / "pyproject.toml").open("a") as toml:
+        toml.write('\n[tool.fedlab.federations.odd]\nsimulation = { num-clients = 4, backend = "gpu" }\n')
+    assert main(["run", str(root), "odd"]) != 0
+    err = capsys.readouterr().err
+    assert "'gpu' is not one of 'inline', 'threads', 'processes', 'ray'" in err
