@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -81,10 +78,14 @@ class WeightedSum:
     ``float64(x) * weight`` in the order of the calls.
     """
 
+    #: Elements per block when scaling by a weight: the float64 scratch stays in cache.
+    BLOCK = 16384
+
     def __init__(self) -> None:
         self._sums: dict[str, npt.NDArray[Any]] = {}
         # The first record's node and layout (not the record: its arrays are let go).
         self._reference: tuple[int, dict[str, _Layout]] | None = None
+        self._scratch: npt.NDArray[np.float64] | None = None
         #: The sum of the weights added so far.
         self.total = 0.0
         #: How many records were added.
@@ -127,55 +128,16 @@ class WeightedSum:
             return
         values = array.numpy().reshape(-1)
         flat = acc.reshape(-1)
-        bounds = _slices(flat.size)
-        if len(bounds) == 1:
-            _add_scaled(flat, values, weight)
+        if weight == 1.0:  # x * 1.0 is exact: add with the cast inside the loop
+            np.add(flat, values, out=flat)
             return
-        # Large arrays are summed in slices on several cores: the same additions,
-        # element by element, so the result does not change.
-        pool = _summing_pool()
-        pending = [
-            pool.submit(_add_scaled, flat[lo:hi], values[lo:hi], weight) for lo, hi in bounds[1:]
-        ]
-        lo, hi = bounds[0]
-        _add_scaled(flat[lo:hi], values[lo:hi], weight)
-        for future in pending:
-            future.result()
-
-
-#: Arrays with at least this many elements are summed on several cores.
-PARALLEL_MIN = 1 << 18
-#: Elements per block when scaling by a weight: the float64 scratch stays in cache.
-BLOCK = 16384
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _slices(size: int) -> list[tuple[int, int]]:
-    parts = min(os.cpu_count() or 1, 4, max(size // PARALLEL_MIN, 1))
-    edges = [size * i // parts for i in range(parts + 1)]
-    return list(zip(edges[:-1], edges[1:], strict=True))
-
-
-def _summing_pool() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(min(os.cpu_count() or 1, 4), thread_name_prefix="fedlab-sum")
-        return _pool
-
-
-def _add_scaled(acc: npt.NDArray[Any], values: npt.NDArray[Any], weight: float) -> None:
-    """``acc += float64(values) * weight``, without a full-size temporary."""
-    if weight == 1.0:  # x * 1.0 is exact: add with the cast inside the loop
-        np.add(acc, values, out=acc)
-        return
-    scratch = np.empty(min(BLOCK, acc.size), dtype=np.float64)
-    for start in range(0, acc.size, BLOCK):
-        part = acc[start : start + BLOCK]
-        scaled = scratch[: part.size]
-        np.multiply(values[start : start + BLOCK], weight, out=scaled, dtype=np.float64)
-        np.add(part, scaled, out=part)
+        if self._scratch is None:
+            self._scratch = np.empty(self.BLOCK, dtype=np.float64)
+        for start in range(0, flat.size, self.BLOCK):
+            part = flat[start : start + self.BLOCK]
+            scaled = self._scratch[: part.size]
+            np.multiply(values[start : start + self.BLOCK], weight, out=scaled, dtype=np.float64)
+            np.add(part, scaled, out=part)
 
 
 def weighted_average_metrics(contents: Sequence[RecordDict], weighted_by_key: str) -> MetricRecord:
