@@ -144,7 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=10, help="federated rounds (default 10)")
     parser.add_argument("--clients", type=int, default=20, help="simulated clients (default 20)")
     parser.add_argument("--seed", type=int, default=0, help="seed for data, model and sampling")
-    parser.add_argument("--backend", choices=["inline", "threads"], default="inline")
+    parser.add_argument("--backend", choices=["inline", "threads", "processes", "ray"], default="inline",
+                        help="where the clients run (default inline)")
     args = parser.parse_args(argv)
     # A 64-64-10 MLP is far too small for intra-op threads to pay off; they only contend.
     _torch().set_num_threads(1)

@@ -72,20 +72,31 @@ def weighted_average_arrays(items: Iterable[tuple[int, ArrayRecord, float]]) -> 
 class WeightedSum:
     """A running weighted sum of ArrayRecords: add replies one by one, then :meth:`average`.
 
-    Holds one float64 accumulator per array and nothing of the records added, so a
-    caller that drops each reply after :meth:`add` keeps memory flat however many
+    Holds one float64 accumulator per array and at most a few records not yet summed, so
+    a caller that drops each reply after :meth:`add` keeps memory flat however many
     clients reply. The arithmetic is the same element by element as summing
     ``float64(x) * weight`` in the order of the calls.
+
+    Summing is memory-bound: each pass over a float64 accumulator reads and writes twice
+    the reply's size. So up to :attr:`MAX_PENDING` records (at most
+    :attr:`PENDING_BYTES` in all) are held back and added together, block by block,
+    while each block of the accumulator is in cache: the same additions in the same
+    order, for a fraction of the memory traffic.
     """
 
-    #: Elements per block when scaling by a weight: the float64 scratch stays in cache.
-    BLOCK = 16384
+    #: Most records held back before they are added to the sums.
+    MAX_PENDING = 2
+    #: Most bytes of records held back.
+    PENDING_BYTES = 64 * 2**20
+    #: Accumulator elements per block (256 KiB of float64).
+    BLOCK = 32768
 
     def __init__(self) -> None:
         self._sums: dict[str, npt.NDArray[Any]] = {}
         # The first record's node and layout (not the record: its arrays are let go).
         self._reference: tuple[int, dict[str, _Layout]] | None = None
-        self._scratch: npt.NDArray[np.float64] | None = None
+        self._pending: list[tuple[ArrayRecord, float]] = []
+        self._limit = 1
         #: The sum of the weights added so far.
         self.total = 0.0
         #: How many records were added.
@@ -95,12 +106,15 @@ class WeightedSum:
         """Add ``weight * record`` (``node_id`` names the sender in errors)."""
         if self._reference is None:
             self._reference = (node_id, {k: _Layout(a.shape, a.dtype) for k, a in record.items()})
+            size = sum(a.nbytes for a in record.values())
+            self._limit = max(1, min(self.MAX_PENDING, self.PENDING_BYTES // max(size, 1)))
             for name, array in record.items():
                 self._sums[name] = _as_accumulator(array) * weight
         else:
             _check_same_layout(self._reference, node_id, record)
-            for name, array in record.items():
-                self._accumulate(name, array, weight)
+            self._pending.append((record, weight))
+            if len(self._pending) >= self._limit:
+                self._flush()
         self.total += weight
         self.count += 1
 
@@ -113,31 +127,44 @@ class WeightedSum:
                 "Every reply reported a weight of 0, so the weighted average is undefined; "
                 "make clients report how many examples they trained on."
             )
+        self._flush()
         out = ArrayRecord()
         for name, array in self._reference[1].items():
             out[name] = _from_accumulator(self._sums[name] / self.total, array.dtype)
         return out
 
-    def _accumulate(self, name: str, array: Array, weight: float) -> None:
-        acc = self._sums[name]
-        kind = np.dtype(array.dtype).kind if array.dtype != "bfloat16" else ""
-        if kind not in ("f", "i", "u") or not isinstance(acc, np.ndarray) or acc.ndim == 0:
-            # Not `acc += ...` on a local: a 0-d array's running sum is a numpy scalar,
-            # which += rebinds instead of updating (BatchNorm's num_batches_tracked).
-            self._sums[name] += _as_accumulator(array) * weight
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if not pending:
             return
-        values = array.numpy().reshape(-1)
-        flat = acc.reshape(-1)
-        if weight == 1.0:  # x * 1.0 is exact: add with the cast inside the loop
-            np.add(flat, values, out=flat)
-            return
-        if self._scratch is None:
-            self._scratch = np.empty(self.BLOCK, dtype=np.float64)
-        for start in range(0, flat.size, self.BLOCK):
-            part = flat[start : start + self.BLOCK]
-            scaled = self._scratch[: part.size]
-            np.multiply(values[start : start + self.BLOCK], weight, out=scaled, dtype=np.float64)
-            np.add(part, scaled, out=part)
+        scratch = np.empty(self.BLOCK, dtype=np.float64)
+        for name, acc in self._sums.items():
+            dtype = pending[0][0][name].dtype
+            kind = np.dtype(dtype).kind if dtype != "bfloat16" else ""
+            if kind not in ("f", "i", "u") or not isinstance(acc, np.ndarray) or acc.ndim == 0:
+                for record, weight in pending:
+                    # Not `acc += ...` on a local: a 0-d array's running sum is a numpy
+                    # scalar, which += rebinds (BatchNorm's num_batches_tracked).
+                    self._sums[name] += _as_accumulator(record[name]) * weight
+                continue
+            flat = acc.reshape(-1)
+            values = [(record[name].numpy().reshape(-1), weight) for record, weight in pending]
+            for start in range(0, flat.size, self.BLOCK):
+                part = flat[start : start + self.BLOCK]
+                for vector, weight in values:
+                    _add_scaled(part, vector[start : start + self.BLOCK], weight, scratch)
+
+
+def _add_scaled(
+    acc: npt.NDArray[Any], values: npt.NDArray[Any], weight: float, scratch: npt.NDArray[np.float64]
+) -> None:
+    """``acc += float64(values) * weight`` (``scratch``: at least ``acc.size`` float64s)."""
+    if weight == 1.0:  # x * 1.0 is exact: add with the cast inside the loop
+        np.add(acc, values, out=acc)
+        return
+    scaled = scratch[: acc.size]
+    np.multiply(values, weight, out=scaled, dtype=np.float64)
+    np.add(acc, scaled, out=acc)
 
 
 def weighted_average_metrics(contents: Sequence[RecordDict], weighted_by_key: str) -> MetricRecord:

@@ -48,7 +48,8 @@ def _run(strategy: fl.Strategy, clients: int, backend: str) -> tuple[fl.Result, 
 def test_fedavg_releases_each_reply_as_soon_as_it_is_summed_with_the_inline_backend() -> None:
     strategy = FedAvg(fraction_evaluate=0.0, min_train_nodes=40, min_available_nodes=40)
     result, peak = _run(strategy, 40, "inline")
-    # When a client starts, at most the reply just summed is still referenced.
+    # When a client starts, at most one earlier reply is alive (held back to be summed
+    # together with the next one).
     assert max(peak) <= 1
     # And the average is still exact: sum_p (p+1) * p / sum_p (p+1), twice.
     p = np.arange(40, dtype=np.float64)
