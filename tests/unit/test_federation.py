@@ -216,8 +216,8 @@ def test_misconfigured_federations_fail_early_with_the_fix() -> None:
         Federation(app, FedAvg(), num_clients=2)
     with pytest.raises(FederationError, match="@app.evaluate"):
         Federation(app, FedAvg(), num_clients=2, initial_arrays=[np.zeros(1)])
-    with pytest.raises(FederationError, match="'inline', 'threads'"):
-        make_fed(backend="ray")
+    with pytest.raises(FederationError, match="'inline', 'threads', 'processes', 'ray'"):
+        make_fed(backend="gpu")
     with pytest.raises(FederationError, match="positive int"):
         make_fed(num_clients=0)
     with pytest.raises(FederationError, match="running event loop"):
@@ -230,3 +230,8 @@ def test_threads_backend_gives_the_same_result_as_inline() -> None:
     inline = make_fed().run(rounds=3)
     threads = make_fed(backend="threads", max_workers=3).run(rounds=3)
     assert inline.arrays == threads.arrays
+
+
+def test_a_backend_that_is_neither_a_name_nor_a_backend_is_refused() -> None:
+    with pytest.raises(FederationError, match="backend name .* or a backend instance"):
+        make_fed(backend=42)  # type: ignore[arg-type]

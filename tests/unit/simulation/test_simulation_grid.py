@@ -136,5 +136,6 @@ def test_invalid_simulation_settings_are_rejected_with_the_fix() -> None:
         SimulationGrid(ClientApp(), 0)
     with pytest.raises(SimulationError, match="one mapping per node"):
         SimulationGrid(ClientApp(), 2, node_configs=[{}])
-    with pytest.raises(SimulationError, match="'inline', 'threads'"):
-        SimulationGrid(ClientApp(), 2, backend="ray")
+    with pytest.raises(SimulationError, match="'inline', 'threads', 'processes', 'ray'"):
+        SimulationGrid(ClientApp(), 2, backend="gpu")
+
