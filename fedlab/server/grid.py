@@ -156,11 +156,11 @@ class Grid(ABC):
             if unanswered:
                 self.abandon(unanswered)
         for position in range(index, len(instructions)):
-            late: Message | None = arrived.pop(ids[position], None) if position < len(ids) else None
-            if late is None:
-                late = timeout_reply(instructions[position], timeout)
-                self.report_reply(instructions[position], late, float(timeout or 0.0))
-            yield late
+            answer: Message | None = arrived.pop(ids[position], None) if position < len(ids) else None
+            if answer is None:  # no reply in time
+                answer = timeout_reply(instructions[position], timeout)
+                self.report_reply(instructions[position], answer, float(timeout or 0.0))
+            yield answer
 
     def wait_for_nodes(self, count: int, timeout: float) -> Sequence[int]:
         """Return the node ids once at least ``count`` nodes are connected.
