@@ -94,6 +94,15 @@ def _snapshot(state: RecordDict) -> RecordDict:
     )
 
 
+def _node_states(grid: SimulationGrid, node_ids: tuple[int, ...]) -> tuple[RecordDict, ...]:
+    """Each node's state, in ``node_ids`` order; nodes never addressed share one empty state."""
+    created = grid.created_contexts()
+    empty = RecordDict()
+    return tuple(
+        _snapshot(created[n].state) if n in created else empty for n in node_ids
+    )
+
+
 class RoundCheckpointer:
     """The ``on_round_end`` callback of :meth:`Strategy.start`: a checkpoint per round.
 
@@ -136,7 +145,7 @@ class RoundCheckpointer:
                 strategy=type(self._strategy).__name__,
                 strategy_state=self._strategy.state_dict(),
                 node_ids=node_ids,
-                node_states=tuple(_snapshot(self._grid.node_state(n)) for n in node_ids),
+                node_states=_node_states(self._grid, node_ids),
                 arrays=partial.arrays,
                 metrics={
                     "train": so_far.train_metrics_clientapp,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import random
 import weakref
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -119,7 +120,7 @@ def test_node_id_list_behaves_like_the_list_it_replaces() -> None:
     nodes = NodeIdList(ids)
     assert len(nodes) == 1000 and list(nodes) == ids and nodes == ids
     assert nodes[3] == ids[3] and nodes[-1] == ids[-1] and nodes[10:13] == ids[10:13]
-    assert ids[500] in nodes and (max(ids) + 1) not in nodes and "x" not in nodes
+    assert ids[500] in nodes and (max(ids) + 1) not in nodes and "x" not in nodes  # type: ignore[comparison-overlap]
     assert nodes.index_of(ids[777]) == 777 and nodes.index_of(12345) is None
     assert list(nodes.ascending()) == sorted(ids)
     # Sampling from it draws exactly what sampling from the sorted list would.
@@ -138,3 +139,37 @@ def test_sampling_draws_the_same_nodes_as_before_the_compact_population() -> Non
 def test_make_node_ids_gives_distinct_nonzero_ids(count: int) -> None:
     ids = make_node_ids(count, seed=None)
     assert len(set(ids)) == count and 0 not in ids
+
+
+def test_a_large_population_checkpoints_only_the_sampled_nodes_state_and_resumes_exactly(
+    tmp_path: Path,
+) -> None:
+    from fedlab.checkpoint import load_checkpoint
+
+    app = fl.ClientApp()
+
+    @app.train()
+    def train(msg: Message, ctx: Context) -> Message:
+        seen = ctx.state.get("seen", MetricRecord({"n": 0}))
+        assert isinstance(seen, MetricRecord)
+        seen["n"] = int(seen["n"]) + 1  # type: ignore[arg-type]
+        ctx.state["seen"] = seen
+        arr = msg.content.array_record("arrays").to_numpy()[0] + np.float32(ctx.node_config["partition-id"])
+        return msg.reply(RecordDict({"arrays": ArrayRecord([arr]),
+                                     "metrics": MetricRecord({"num-examples": 1, "seen": seen["n"]})}))
+
+    def federation(directory: Path) -> fl.Federation:
+        strategy = FedAvg(fraction_train=10 / 50_000, fraction_evaluate=0.0, min_train_nodes=10,
+                          min_available_nodes=10)
+        return fl.Federation(app, strategy, num_clients=50_000, seed=1, display="none",
+                             initial_arrays=ArrayRecord([np.zeros(4, np.float32)]),
+                             checkpoint_dir=directory)
+
+    whole = federation(tmp_path / "whole").run(rounds=4)
+    federation(tmp_path / "part").run(rounds=2)
+    saved = load_checkpoint(tmp_path / "part")
+    assert len(saved.node_ids) == 50_000
+    assert 10 <= sum(len(state) > 0 for state in saved.node_states) <= 20
+    resumed = federation(tmp_path / "part").resume(rounds=4)
+    assert resumed.arrays["0"] == whole.arrays["0"]
+    assert resumed.train_metrics_clientapp == whole.train_metrics_clientapp
