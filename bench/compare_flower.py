@@ -125,8 +125,8 @@ def targets(name: str, fw: float, lw: float, fs: float, floor_s: float, fm: floa
                 f"W1-1000 <= 1 GB peak RSS: {fm:.0f} MB, {verdict(fm <= 1024)}"]
     if name == "w2":
         same = isinstance(ours, float) and isinstance(theirs, float) and abs(ours - theirs) < 1e-9
-        return [f"W2 >= 10x Flower at equal accuracy: {lw / fw:.1f}x, accuracy {ours} vs {theirs}, "
-                f"{verdict(lw / fw >= 10 and same)}"]
+        return [(f"W2 >= 10x Flower at equal accuracy: {lw / fw:.1f}x, accuracy {ours} vs {theirs}, "
+                 f"{verdict(lw / fw >= 10 and same)}")]
     return []
 
 

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+from _backend_timing import call_ms, echo_app, round_times  # bench/ is the script's directory
 
 from fedlab.client import ClientApp
 from fedlab.context import Context
@@ -70,40 +71,11 @@ def cpu_app() -> ClientApp:
     return app
 
 
-def echo_app() -> ClientApp:
-    app = ClientApp()
-
-    @app.train()
-    def train(msg: Message, ctx: Context) -> Message:
-        return msg.reply(msg.content)
-
-    return app
-
-
 def rounds(backend: Backend, clients: int, num_rounds: int, iterations: int) -> list[float]:
     grid = SimulationGrid(cpu_app(), clients, backend=backend, seed=0)
     model = ArrayRecord([np.zeros(1000, np.float32)])
-    times = []
-    try:
-        for rnd in range(1, num_rounds + 1):
-            messages = [
-                grid.create_message(
-                    RecordDict(
-                        {"arrays": model, "config": ConfigRecord({"iterations": iterations})}
-                    ),
-                    "train",
-                    node,
-                    group_id=str(rnd),
-                )
-                for node in grid.get_node_ids()
-            ]
-            started = time.perf_counter()
-            replies = grid.send_and_receive(messages, timeout=600)
-            times.append(time.perf_counter() - started)
-            assert not any(r.has_error() for r in replies), [r.error for r in replies]
-    finally:
-        grid.close()
-    return times
+    config = ConfigRecord({"iterations": iterations})
+    return round_times(grid, lambda: RecordDict({"arrays": model, "config": config}), num_rounds)
 
 
 def bare_processes_ms(clients: int, workers: int, iterations: int) -> float:
@@ -126,20 +98,10 @@ def _repeat(times: int, iterations: int) -> None:
 
 def per_call_ms(backend: Backend, content: Callable[[], RecordDict], calls: int) -> float:
     backend.start(echo_app())
-    context = Context(run_id=1, node_id=7, node_config={"partition-id": 0})
     try:
-        for _ in range(3):  # warm up: worker ready, pages faulted in once
-            backend.call(Message(content(), 7, "train"), context)
-        samples = []
-        for _ in range(calls):
-            message = Message(content(), 7, "train")
-            started = time.perf_counter()
-            reply = backend.call(message, context)
-            samples.append(time.perf_counter() - started)
-            del reply
+        return call_ms(backend, content, calls)
     finally:
         backend.close()
-    return statistics.median(samples) * 1000
 
 
 def main() -> None:

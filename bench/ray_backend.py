@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+from _backend_timing import call_ms, echo_app, round_times  # bench/ is the script's directory
 
 from fedlab.client import ClientApp
 from fedlab.context import Context
@@ -37,16 +38,6 @@ from fedlab.records import ArrayRecord, MetricRecord, RecordDict
 from fedlab.simulation import InlineBackend, SimulationGrid, ThreadBackend, ray_backend
 from fedlab.simulation.backend import Backend
 from fedlab.simulation.ray_backend import RayBackend
-
-
-def echo_app() -> ClientApp:
-    app = ClientApp()
-
-    @app.train()
-    def train(msg: Message, ctx: Context) -> Message:
-        return msg.reply(msg.content)
-
-    return app
 
 
 def small_app() -> ClientApp:
@@ -61,37 +52,10 @@ def small_app() -> ClientApp:
     return app
 
 
-def per_call_ms(backend: Backend, content: Callable[[], RecordDict], calls: int) -> float:
-    context = Context(run_id=1, node_id=7, node_config={"partition-id": 0})
-    for _ in range(3):  # warm up: actor ready, pages faulted in once
-        backend.call(Message(content(), 7, "train"), context)
-    samples = []
-    for _ in range(calls):
-        message = Message(content(), 7, "train")
-        started = time.perf_counter()
-        reply = backend.call(message, context)
-        samples.append(time.perf_counter() - started)
-        del reply
-    return statistics.median(samples) * 1000
-
-
-def round_times(backend: Backend, clients: int, rounds: int, params: int) -> list[float]:
+def ray_round_times(backend: Backend, clients: int, rounds: int, params: int) -> list[float]:
     grid = SimulationGrid(small_app(), clients, backend=backend, seed=0)
     model = ArrayRecord([np.zeros(params, np.float32)])
-    times = []
-    try:
-        for rnd in range(1, rounds + 1):
-            messages = [
-                grid.create_message(RecordDict({"arrays": model}), "train", node, str(rnd))
-                for node in grid.get_node_ids()
-            ]
-            started = time.perf_counter()
-            replies = grid.send_and_receive(messages, timeout=600)
-            times.append(time.perf_counter() - started)
-            assert not any(r.has_error() for r in replies), [r.error for r in replies]
-    finally:
-        grid.close()
-    return times
+    return round_times(grid, lambda: RecordDict({"arrays": model}), rounds)
 
 
 def main() -> None:
@@ -132,8 +96,8 @@ def main() -> None:
     inline = InlineBackend()
     inline.start(echo_app())
     for label, content in contents:
-        base = per_call_ms(inline, content, args.calls)
-        ray = per_call_ms(backend, content, args.calls)
+        base = call_ms(inline, content, args.calls)
+        ray = call_ms(backend, content, args.calls)
         print(f"{label:<36}{base:>12.3f}{ray:>10.3f}{ray - base:>15.3f}")
     backend.close()
 
@@ -150,7 +114,7 @@ def main() -> None:
     share = ray_backend.SHARE_MIN_BYTES
     for label, make, params in runs:
         ray_backend.SHARE_MIN_BYTES = 2**62 if "inside each call" in label else share
-        times = round_times(make(), args.clients, args.rounds, params)
+        times = ray_round_times(make(), args.clients, args.rounds, params)
         steady = statistics.median(times[1:]) * 1000
         print(f"{label:<34}{times[0] * 1000:>14.1f}{steady:>19.1f}")
     ray_backend.SHARE_MIN_BYTES = share
