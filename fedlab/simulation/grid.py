@@ -76,21 +76,10 @@ class SimulationGrid(Grid):
                 f"node_configs has {len(node_configs)} entries but there are {num_nodes} nodes; "
                 "give one mapping per node."
             )
-        ids = draw_node_ids(num_nodes, seed) if node_ids is None else np.asarray(list(node_ids))
-        if node_ids is not None and (
-            ids.shape != (num_nodes,)
-            or ids.dtype.kind not in "iu"
-            or SERVER_NODE_ID in ids
-            or np.unique(ids).size != num_nodes
-        ):
-            raise SimulationError(
-                f"node_ids must be {num_nodes} distinct non-zero ids, one per node; "
-                f"got {node_ids!r}."
-            )
+        self._node_ids = _population(num_nodes, seed, node_ids)
         self._app = client_app
         self._backend = make_backend(backend, max_workers) if isinstance(backend, str) else backend
         self._backend.start(client_app)
-        self._node_ids = NodeIdList(ids)
         self._node_configs = node_configs
         self._run_config: UserConfig = dict(run_config or {})
         self._contexts: dict[int, Context] = {}
@@ -361,3 +350,15 @@ class SimulationGrid(Grid):
                 self._replies[message_id] = reply
             self._settled.notify_all()
 
+
+def _population(num_nodes: int, seed: int | None, node_ids: Sequence[int] | None) -> NodeIdList:
+    """The grid's node ids: drawn from ``seed``, or ``node_ids`` once checked."""
+    if node_ids is None:
+        return NodeIdList(draw_node_ids(num_nodes, seed))
+    ids = np.asarray(list(node_ids))
+    nodes = NodeIdList(ids) if ids.shape == (num_nodes,) and ids.dtype.kind in "iu" else None
+    if nodes is None or SERVER_NODE_ID in nodes or nodes.has_repeats():
+        raise SimulationError(
+            f"node_ids must be {num_nodes} distinct non-zero ids, one per node; got {node_ids!r}."
+        )
+    return nodes

@@ -105,6 +105,10 @@ class NodeIdList(_IdArray):
         head = ", ".join(str(v) for v in self._values[:3].tolist())
         return f"NodeIdList([{head}{', ...' if len(self) > 3 else ''}], n={len(self)})"
 
+    def has_repeats(self) -> bool:
+        """True if some id appears more than once."""
+        return bool(np.any(self._sorted[1:] == self._sorted[:-1]))
+
     def index_of(self, node_id: int) -> int | None:
         """Return the position (partition index) of ``node_id``, or None if it is not here."""
         pos = _find(self._sorted, node_id)

@@ -391,14 +391,16 @@ class ReplyStream(Iterable[Message]):
                 "used); take list(replies) first to go over them again."
             )
         self._used = True
-        for reply in self._replies:
-            self.count += 1
-            self.failures += reply.has_error()
-            yield reply
+        return self._counted()
 
     def drain(self) -> None:
         """Consume the replies nobody asked for."""
         self._used = True
+        for _ in self._counted():
+            pass
+
+    def _counted(self) -> Iterator[Message]:
         for reply in self._replies:
             self.count += 1
             self.failures += reply.has_error()
+            yield reply

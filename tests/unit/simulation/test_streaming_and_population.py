@@ -173,3 +173,17 @@ def test_a_large_population_checkpoints_only_the_sampled_nodes_state_and_resumes
     resumed = federation(tmp_path / "part").resume(rounds=4)
     assert resumed.arrays["0"] == whole.arrays["0"]
     assert resumed.train_metrics_clientapp == whole.train_metrics_clientapp
+
+
+@pytest.mark.parametrize("node_ids", [[5, 6, 5], [0, 6, 7], [5, 6], ["a", "b", "c"]])
+def test_given_node_ids_must_be_distinct_nonzero_and_one_per_node(node_ids: list[object]) -> None:
+    from fedlab.errors import SimulationError
+
+    with pytest.raises(SimulationError, match="3 distinct non-zero ids"):
+        SimulationGrid(fl.ClientApp(), 3, node_ids=node_ids)  # type: ignore[arg-type]
+
+
+def test_given_node_ids_keep_their_partition_order() -> None:
+    grid = SimulationGrid(fl.ClientApp(), 3, node_ids=[30, 10, 20])
+    assert list(grid.get_node_ids()) == [30, 10, 20]
+    assert [grid.partition_id(n) for n in (10, 20, 30)] == [1, 2, 0]
