@@ -2,6 +2,9 @@
 // The kernel sends compact binary grids (float32 metric values, uint8 participation);
 // this module draws them on a canvas and keeps hover, selection and metric choice local,
 // so the view stays usable while a blocking cell keeps the kernel busy.
+// Every label names the metric the kernel sent with the grid (`grid_metric`), never the one
+// merely asked for (`metric`): until the asked-for grid arrives, the old numbers keep their
+// own name and a note says that the switch is pending.
 
 const W = 880;
 const STATUS = ["not sampled", "sampled", "finished", "failed", "timed out"];
@@ -64,7 +67,8 @@ function read(model) {
     central: new Float32Array(buffer(model.get("central"))),
     centralNames: model.get("central_names"),
     clients: model.get("clients"),
-    metric: model.get("metric"),
+    metric: model.get("grid_metric"),  // what `values` and `band` hold
+    requested: model.get("metric"),
     failures: model.get("failures"),
     selected: model.get("selected"),
   };
@@ -87,6 +91,12 @@ function layout(d) {
 function label(name) {
   return (name || "").replace(":", " ");
 }
+
+const globalTitle = (d) => `clients' ${label(d.metric) || "metric"}: mean and p10–p90`;
+const CENTRAL_TITLE = "central evaluation (server)";
+const heatTitle = (d) => `${label(d.metric) || "metric"} per client (rows) and round (columns)`;
+const RASTER_TITLE = "participation";
+const TIMING_TITLE = "seconds per round (stacked) and the slowest client (dash)";
 
 function finiteRange(values, extra) {
   let lo = Infinity, hi = -Infinity;
@@ -150,7 +160,7 @@ function polyline(ctx, points, stroke, dash) {
 }
 
 function drawGlobal(ctx, r, d) {
-  frame(ctx, r, `clients' ${label(d.metric) || "metric"}: mean and p10–p90`, d);
+  frame(ctx, r, globalTitle(d), d);
   const rows = d.band.length / 3;
   if (!rows) return;
   const [lo, hi] = finiteRange(d.band);
@@ -180,7 +190,7 @@ function centralSeries(d) {
 }
 
 function drawCentral(ctx, r, d) {
-  frame(ctx, r, "central evaluation (server)", d);
+  frame(ctx, r, CENTRAL_TITLE, d);
   const series = centralSeries(d);
   if (!series.some((s) => s.length)) {
     ctx.fillStyle = MUTED;
@@ -237,7 +247,7 @@ function markRow(ctx, r, d, row) {
 }
 
 function drawHeat(ctx, r, d, scale) {
-  frame(ctx, r, `${label(d.metric) || "metric"} per client (rows) and round (columns)`, d);
+  frame(ctx, r, heatTitle(d), d);
   if (!d.n || !d.width) return;
   const rows = Math.min(d.n, Math.floor(r.h * (window.devicePixelRatio || 1)));
   const [lo, hi] = scale;
@@ -257,7 +267,7 @@ function drawHeat(ctx, r, d, scale) {
 }
 
 function drawRaster(ctx, r, d) {
-  frame(ctx, r, "participation", d);
+  frame(ctx, r, RASTER_TITLE, d);
   if (!d.n || !d.width) return;
   const rows = Math.min(d.n, Math.floor(r.h * (window.devicePixelRatio || 1)));
   blit(ctx, r, grid(d, rows, (from, to, c) => {
@@ -269,7 +279,7 @@ function drawRaster(ctx, r, d) {
 }
 
 function drawTiming(ctx, r, d) {
-  frame(ctx, r, "seconds per round (stacked) and the slowest client (dash)", d);
+  frame(ctx, r, TIMING_TITLE, d);
   const rows = d.timing.length / 4;
   if (!rows) return;
   let hi = 0;
@@ -352,7 +362,8 @@ function describe(L, d, x, y) {
   const columnAt = (r) => Math.min(Math.floor(((x - r.x) / r.w) * d.width), d.width - 1);
   if (inside(L.global, x, y) && d.width) {
     const c = columnAt(L.global), b = d.band.subarray(3 * c, 3 * c + 3);
-    return { row: -1, text: `round ${d.start + c} · mean ${fmt(b[1])} · p10 ${fmt(b[0])} · p90 ${fmt(b[2])}` };
+    return { row: -1, text: `round ${d.start + c} · ${label(d.metric)} mean ${fmt(b[1])} · ` +
+      `p10 ${fmt(b[0])} · p90 ${fmt(b[2])}` };
   }
   if (inside(L.timing, x, y) && d.width) {
     const c = columnAt(L.timing), t = d.timing.subarray(4 * c, 4 * c + 4);
@@ -371,7 +382,7 @@ function describe(L, d, x, y) {
 }
 
 function drawHistory(canvas, d, row) {
-  const dpr = window.devicePixelRatio || 1, w = 420, h = 120;
+  const dpr = window.devicePixelRatio || 1, w = 520, h = 120;  // wide enough for long names
   canvas.width = w * dpr; canvas.height = h * dpr;
   canvas.style.width = w + "px"; canvas.style.height = h + "px";
   const ctx = canvas.getContext("2d");
@@ -438,6 +449,7 @@ function render({ model, el: root }) {
   const note = el("div", "fedlab-note");
   const body = el("div", "fedlab-body");
   const canvas = el("canvas", "fedlab-canvas");
+  canvas.setAttribute("role", "img");
   const tip = el("div", "fedlab-tooltip");
   body.append(canvas, tip);
   const detail = el("div", "fedlab-detail");
@@ -451,6 +463,36 @@ function render({ model, el: root }) {
   root.append(box);
 
   let d = read(model), L = layout(d), frameRequested = false, localSelection = null;
+  // The pointer over the canvas (viewport coordinates), so a redraw can renew the tooltip.
+  let pointer = null, stopAsked = false, draws = 0;
+
+  function showNote() {
+    // Pending until the grid of the asked-for metric has been drawn (d is what is drawn).
+    const switching = model.get("metric") !== d.metric;
+    if (model.get("finished")) stopAsked = false;
+    const lines = [];
+    if (switching) {
+      lines.push(`Switching to ${label(model.get("metric"))}: the kernel sends its grid as soon as it ` +
+        "is free (at once with fed.start() or await fed.run_async(); after a blocking fed.run() " +
+        `ends). Until then the view shows ${label(d.metric) || "the previous metric"}.`);
+    }
+    if (stopAsked) {
+      lines.push("Stop requested: the run ends after the current round. A blocking fed.run() " +
+        "cannot hear the button until it returns: interrupt the kernel (■) to stop it.");
+    }
+    note.textContent = lines.join(" ");
+  }
+
+  function showTip() {
+    const at = pointer && point(pointer);
+    const hit = at && describe(L, d, ...at);
+    if (!hit) { tip.style.display = "none"; return; }
+    const [x, y] = at;
+    tip.textContent = hit.text;
+    tip.style.display = "block";
+    tip.style.left = Math.min(x + 12, W - 260) + "px";
+    tip.style.top = y + 14 + "px";
+  }
 
   function draw() {
     frameRequested = false;
@@ -471,6 +513,8 @@ function render({ model, el: root }) {
     drawRaster(ctx, L.raster, d);
     drawTiming(ctx, L.timing, d);
     drawLegend(ctx, L.legend, scale);
+    canvas.setAttribute("aria-label", [globalTitle(d), CENTRAL_TITLE, heatTitle(d), RASTER_TITLE,
+      TIMING_TITLE].join("; "));
     title.textContent = model.get("title");
     const last = model.get("last_round");
     round.textContent = last ? `round ${model.get("round")} of ${last}` : "waiting for a run";
@@ -480,11 +524,16 @@ function render({ model, el: root }) {
       picker.replaceChildren(...metrics.map((m) => { const o = el("option", "", label(m)); o.value = m; return o; }));
       picker.dataset.options = metrics.join("\n");
     }
-    picker.value = d.metric;
+    picker.value = d.requested;  // the choice stays shown while its grid is on its way
     const finished = model.get("finished");
     stop.disabled = finished || model.get("stopping");
     stop.textContent = finished ? "Finished" : model.get("stopping") ? "Stopping…" : "Stop";
     showDetail(parts, d);
+    showNote();
+    showTip();
+    // What is on the canvas now, for anyone (a test, an accessibility tool) to wait on.
+    canvas.dataset.drawnMetric = d.metric;
+    canvas.dataset.draws = String(++draws);
   }
 
   function redraw() {
@@ -497,15 +546,10 @@ function render({ model, el: root }) {
   }
 
   canvas.addEventListener("mousemove", (event) => {
-    const [x, y] = point(event);
-    const hit = describe(L, d, x, y);
-    if (!hit) { tip.style.display = "none"; return; }
-    tip.textContent = hit.text;
-    tip.style.display = "block";
-    tip.style.left = Math.min(x + 12, W - 260) + "px";
-    tip.style.top = y + 14 + "px";
+    pointer = { clientX: event.clientX, clientY: event.clientY };
+    showTip();
   });
-  canvas.addEventListener("mouseleave", () => { tip.style.display = "none"; });
+  canvas.addEventListener("mouseleave", () => { pointer = null; showTip(); });
   canvas.addEventListener("click", (event) => {
     const [x, y] = point(event);
     const hit = describe(L, d, x, y);
@@ -519,29 +563,25 @@ function render({ model, el: root }) {
   picker.addEventListener("change", () => {
     model.set("metric", picker.value);
     model.save_changes();
-    note.textContent = "Switching metric: the kernel sends the new grid as soon as it is free " +
-      "(at once with fed.start() or await fed.run_async(); after a blocking fed.run() ends).";
+    showNote();
   });
   stop.addEventListener("click", () => {
     model.send({ type: "stop" });
     stop.disabled = true;
     stop.textContent = "Stopping…";
-    note.textContent = "Stop requested: the run ends after the current round. A blocking fed.run() " +
-      "cannot hear the button until it returns: interrupt the kernel (■) to stop it.";
+    stopAsked = true;
+    showNote();
   });
 
   const names = ["values", "participation", "band", "timing", "central", "central_names", "clients",
-    "metrics", "metric", "failures", "selected", "status", "round", "last_round", "title",
-    "finished", "stopping", "n_clients", "n_rounds", "start_round"];
-  const onMetric = () => { note.textContent = ""; };
+    "metrics", "metric", "grid_metric", "failures", "selected", "status", "round", "last_round",
+    "title", "finished", "stopping", "n_clients", "n_rounds", "start_round"];
   const onSelected = () => { localSelection = null; };
-  model.on("change:values", onMetric);
   model.on("change:selected", onSelected);
   for (const name of names) model.on(`change:${name}`, redraw);
   draw();
   return () => {
     for (const name of names) model.off(`change:${name}`, redraw);
-    model.off("change:values", onMetric);
     model.off("change:selected", onSelected);
   };
 }

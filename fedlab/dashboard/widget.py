@@ -66,8 +66,8 @@ class Dashboard(anywidget.AnyWidget):
     >>> view(RunStarted(run_id=1, num_rounds=3, node_ids=(4, 5), strategy="FedAvg"))
     >>> view(ClientReplied(run_id=1, round=1, phase="train", node_id=5,
     ...                    metrics={"loss": 0.25}, duration_s=0.1))
-    >>> view.flush(); (view.round, view.last_round, view.metric)
-    (1, 3, 'train:loss')
+    >>> view.flush(); (view.round, view.last_round, view.metric, view.grid_metric)
+    (1, 3, 'train:loss', 'train:loss')
     """
 
     _esm = _asset("_widget.js")
@@ -84,7 +84,11 @@ class Dashboard(anywidget.AnyWidget):
     n_rounds = traitlets.Int(0).tag(sync=True)
     clients: traitlets.List[Any] = traitlets.List().tag(sync=True)
     metrics = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    #: The metric asked for: the picker's choice, or the most telling one by default.
     metric = traitlets.Unicode("").tag(sync=True)
+    #: The metric that ``values`` and ``band`` hold, always sent in the same update as they.
+    #: It differs from ``metric`` while a choice made in the browser waits for the kernel.
+    grid_metric = traitlets.Unicode("").tag(sync=True)
     selected = traitlets.Int(-1).tag(sync=True)
     values = traitlets.Bytes(b"").tag(sync=True)
     participation = traitlets.Bytes(b"").tag(sync=True)
@@ -201,6 +205,7 @@ class Dashboard(anywidget.AnyWidget):
                 self.clients = [[n, p] for n, p in zip(model.node_ids, model.partitions)]
                 self.metrics = model.metrics()
                 self.metric = metric
+                self.grid_metric = metric
                 self.values = model.grid(metric).tobytes()
                 self.participation = model.status().tobytes()
                 self.band = model.band(metric).tobytes()

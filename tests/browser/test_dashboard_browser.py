@@ -1,8 +1,9 @@
 """The live dashboard in a real browser: JupyterLab 4 and Notebook 7, driven by Chromium.
 
 A 20-client federation (client 7 always fails) runs with a blocking ``fed.run()``; the page
-must show the rounds advancing live, a painted canvas, a client's history on click, and the
-failing client's traceback. A screenshot of each is left in ``test-artifacts/``.
+must show the rounds advancing live, a painted canvas, a client's history on click, the
+failing client's traceback, and after a switch of metric the new metric's names and numbers
+together. A screenshot of each is left in ``test-artifacts/``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,13 @@ PAINTED = """(selector) => {
     return painted;
 }"""
 
+#: From now on, keep every text the tooltip shows in ``window.tooltipsShown``.
+RECORD_TOOLTIPS = """() => {
+    const tip = document.querySelector('.fedlab-tooltip');
+    window.tooltipsShown = [tip.textContent];
+    new MutationObserver((changes) => changes.forEach((change) => change.addedNodes.forEach(
+        (node) => window.tooltipsShown.push(node.textContent)))).observe(tip, { childList: true });
+}"""
 
 
 def heat_row_point(page: Any, row: int) -> dict[str, float]:
@@ -112,11 +120,26 @@ def check_page(page: Any, url: str, app: str) -> None:
     assert "ValueError: client 7 is broken on purpose" in text
     assert "Traceback (most recent call last)" in text
 
-    # Another metric: the kernel (idle now) sends its grid, and the view shows it.
-    page.locator(".fedlab-metric").select_option("train:num-examples")
-    expect(page.locator(".fedlab-note")).to_have_text("")  # cleared when the new grid arrives
-    page.locator(".fedlab-canvas").hover(position=heat_row_point(page, 4))
-    expect(page.locator(".fedlab-tooltip")).to_have_text(re.compile(r"^client 4 .* train num-examples = 10$"))
+    # Another metric: the kernel (idle now) sends its grid, and the view shows it. Every
+    # tooltip shown on the way names the metric its number belongs to.
+    canvas, tip, picker = page.locator(".fedlab-canvas"), page.locator(".fedlab-tooltip"), page.locator(".fedlab-metric")
+    expect(canvas).to_have_attribute("data-drawn-metric", "train:loss")
+    expect(canvas).to_have_attribute("aria-label", re.compile(r"^clients' train loss: mean and p10–p90; "))
+    canvas.hover(position=heat_row_point(page, 4))
+    expect(tip).to_have_text(re.compile(r"^client 4 \(node \d+\) · round \d+ · train loss = \d"))
+    page.evaluate(RECORD_TOOLTIPS)
+    picker.select_option("train:num-examples")
+    expect(canvas).to_have_attribute("data-drawn-metric", "train:num-examples")  # set when drawn
+    expect(picker).to_have_value("train:num-examples")
+    expect(page.locator(".fedlab-note")).to_have_text("")  # cleared by the draw of the new grid
+    expect(canvas).to_have_attribute("aria-label", re.compile(
+        r"^clients' train num-examples: mean and p10–p90; .*; train num-examples per client \(rows\)"))
+    canvas.hover(position=heat_row_point(page, 4))
+    expect(tip).to_have_text(re.compile(r"^client 4 \(node \d+\) · round \d+ · train num-examples = 10$"))
+    shown: list[str] = page.evaluate("() => window.tooltipsShown")
+    # Every client reported 10 examples; client 7 reported none (it failed).
+    wrong = [t for t in shown if re.search(r"num-examples = (?!10$|–$)", t) or "loss = 10" in t]
+    assert shown and not wrong, shown
 
     ARTIFACTS.mkdir(exist_ok=True)
     page.locator(".fedlab-dashboard").screenshot(path=str(ARTIFACTS / f"dashboard-{app}.png"))

@@ -172,7 +172,58 @@ def test_a_metric_chosen_in_the_browser_is_sent_at_once_and_kept() -> None:
     view._handle_msg({"content": {"data": {"method": "update", "state": {"metric": "train:accuracy"}, "buffer_paths": []}}, "buffers": []})
     np.testing.assert_allclose(floats(view.values, 2, 2), [[0.5, 1.0], [0.5, 1.0]])
     view(RunFinished(run_id=1, rounds_completed=2, duration_s=2.0))
-    assert view.metric == "train:accuracy"
+    assert (view.metric, view.grid_metric) == ("train:accuracy", "train:accuracy")
+
+
+def browser_asks_for(view: Dashboard, metric: str) -> None:
+    view._handle_msg({"content": {"data": {"method": "update", "state": {"metric": metric}, "buffer_paths": []}}, "buffers": []})
+
+
+def sent_buffers(update: dict[str, Any]) -> dict[str, bytes]:
+    return {path[0]: bytes(data) for path, data in zip(update["data"]["buffer_paths"], update["buffers"])}
+
+
+def test_the_grid_travels_with_the_name_of_its_metric_in_one_update_message() -> None:
+    clock = FakeClock()
+    view = Dashboard(clock=clock)
+    channel: RecordingComm = view.comm
+    for event in list(events_of_a_run(2, 2))[:4]:  # up to both replies of round 1
+        view(event)
+    view.flush()
+    update = channel.updates()[-1]
+    assert update["data"]["state"]["grid_metric"] == "train:loss"
+    grids = sent_buffers(update)
+    np.testing.assert_allclose(floats(grids["values"], 2, 2), [[0.5, np.nan], [1.0, np.nan]])
+    np.testing.assert_allclose(floats(grids["band"], 2, 3)[0], [0.55, 0.75, 0.95], rtol=1e-6)
+
+
+def test_a_metric_asked_for_by_the_browser_comes_back_as_its_grid_named_after_it() -> None:
+    clock = FakeClock()
+    view = Dashboard(clock=clock)
+    channel: RecordingComm = view.comm
+    for event in list(events_of_a_run(2, 2))[:-1]:
+        view(event)
+    sent_before = len(channel.updates())
+    browser_asks_for(view, "train:accuracy")
+    (update,) = channel.updates()[sent_before:]
+    assert update["data"]["state"]["grid_metric"] == "train:accuracy"
+    grids = sent_buffers(update)
+    np.testing.assert_allclose(floats(grids["values"], 2, 2), [[0.5, 1.0], [0.5, 1.0]])
+    np.testing.assert_allclose(floats(grids["band"], 2, 3), [[0.5, 0.5, 0.5], [1.0, 1.0, 1.0]])
+    assert (view.metric, view.grid_metric) == ("train:accuracy", "train:accuracy")
+
+
+def test_a_metric_the_kernel_has_no_grid_for_is_answered_with_the_one_it_shows() -> None:
+    view = Dashboard(clock=FakeClock())
+    channel: RecordingComm = view.comm
+    for event in list(events_of_a_run(2, 2))[:-1]:
+        view(event)
+    view.flush()
+    sent_before = len(channel.updates())
+    browser_asks_for(view, "train:f1")
+    (update,) = channel.updates()[sent_before:]
+    assert update["data"]["state"] == {"metric": "train:loss"}  # the picker goes back to it
+    assert (view.metric, view.grid_metric) == ("train:loss", "train:loss")
 
 
 def test_clicking_a_client_in_the_browser_tells_the_kernel_its_node() -> None:
