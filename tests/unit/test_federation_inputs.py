@@ -25,7 +25,9 @@ def counting_app(calls: list[str], *, evaluate: bool = False) -> ClientApp:
     def train(msg: Message, ctx: Context) -> Message:
         calls.append("train")
         arrays = msg.content.array_record("arrays")
-        return msg.reply(RecordDict({"arrays": arrays, "metrics": MetricRecord({"num-examples": 1})}))
+        return msg.reply(
+            RecordDict({"arrays": arrays, "metrics": MetricRecord({"num-examples": 1})})
+        )
 
     if evaluate:
 
@@ -38,13 +40,13 @@ def counting_app(calls: list[str], *, evaluate: bool = False) -> ClientApp:
 
 
 def federation(calls: list[str], *, evaluate: bool = False, **options: Any) -> Federation:
-    settings: dict[str, Any] = dict(
-        strategy=FedAvg(fraction_evaluate=0.0),
-        num_clients=3,
-        initial_arrays=[np.zeros(2)],
-        seed=0,
-        display="none",
-    )
+    settings: dict[str, Any] = {
+        "strategy": FedAvg(fraction_evaluate=0.0),
+        "num_clients": 3,
+        "initial_arrays": [np.zeros(2)],
+        "seed": 0,
+        "display": "none",
+    }
     settings.update(options)
     return Federation(counting_app(calls, evaluate=evaluate), **settings)
 
@@ -59,8 +61,12 @@ def lines_of(fed: Federation, rounds: int = 1) -> list[str]:
 # -- evaluate_fn -------------------------------------------------------------------------
 
 
-def test_an_evaluate_fn_with_flowers_old_three_arguments_is_refused_when_the_federation_is_built() -> None:
-    def evaluate(server_round: int, parameters: object, config: object) -> tuple[float, dict[str, float]]:
+def test_an_evaluate_fn_with_flowers_old_three_arguments_is_refused_when_the_federation_is_built() -> (
+    None
+):
+    def evaluate(
+        server_round: int, parameters: object, config: object
+    ) -> tuple[float, dict[str, float]]:
         return 0.5, {}
 
     calls: list[str] = []
@@ -90,20 +96,26 @@ def test_an_evaluate_fn_that_is_not_a_function_is_refused_when_the_federation_is
     [
         (
             (0.25, {"accuracy": 0.5}),
-            "evaluate_fn returned a tuple in round 0: (0.25, {'accuracy': 0.5}); it must return "
-            "a MetricRecord, a dict of metrics or None. For Flower's older (loss, metrics) pair, "
-            "return {'loss': loss, **metrics}.",
+            (
+                "evaluate_fn returned a tuple in round 0: (0.25, {'accuracy': 0.5}); it must return "
+                "a MetricRecord, a dict of metrics or None. For Flower's older (loss, metrics) pair, "
+                "return {'loss': loss, **metrics}."
+            ),
         ),
         (
             0.25,
-            "evaluate_fn returned a float in round 0: 0.25; it must return a MetricRecord, a "
-            "dict of metrics or None. Give the number a name: return {'loss': loss}.",
+            (
+                "evaluate_fn returned a float in round 0: 0.25; it must return a MetricRecord, a "
+                "dict of metrics or None. Give the number a name: return {'loss': loss}."
+            ),
         ),
         (
             {"accuracy": "high"},
-            "evaluate_fn returned metrics a MetricRecord cannot hold in round 0: "
-            "MetricRecord['accuracy'] got a value of type str; allowed types are int | float "
-            "and lists of them.",
+            (
+                "evaluate_fn returned metrics a MetricRecord cannot hold in round 0: "
+                "MetricRecord['accuracy'] got a value of type str; allowed types are int | float "
+                "and lists of them."
+            ),
         ),
     ],
     ids=["flower-tuple", "float", "str-metric"],
@@ -140,30 +152,40 @@ def test_an_evaluate_fn_may_return_a_dict_with_numpy_and_torch_scalars() -> None
     [
         (
             np.zeros(3),
-            f"config['w'] is an array of shape (3,), and config values are {ALLOWED}: send it "
-            "as a list, config={'w': value.tolist()}, or send arrays to the clients through "
-            "initial_arrays.",
+            (
+                f"config['w'] is an array of shape (3,), and config values are {ALLOWED}: send it "
+                "as a list, config={'w': value.tolist()}, or send arrays to the clients through "
+                "initial_arrays."
+            ),
         ),
         (
             np.zeros((2, 3)),
-            f"config['w'] is an array of shape (2, 3), and config values are {ALLOWED}: send "
-            "it as a list, config={'w': value.ravel().tolist()}, or send arrays to the clients "
-            "through initial_arrays.",
+            (
+                f"config['w'] is an array of shape (2, 3), and config values are {ALLOWED}: send "
+                "it as a list, config={'w': value.ravel().tolist()}, or send arrays to the clients "
+                "through initial_arrays."
+            ),
         ),
         (
             {"lr": 0.1, "momentum": 0.9},
-            f"config['w'] is a dict, and config values cannot nest ({ALLOWED}): flatten it "
-            "into keys of their own, e.g. 'w.lr': ..., one per entry.",
+            (
+                f"config['w'] is a dict, and config values cannot nest ({ALLOWED}): flatten it "
+                "into keys of their own, e.g. 'w.lr': ..., one per entry."
+            ),
         ),
         (
             None,
-            f"config['w'] is None, and config values cannot be None ({ALLOWED}): leave the key "
-            "out, or send a value such as '' or 0 that the clients read as unset.",
+            (
+                f"config['w'] is None, and config values cannot be None ({ALLOWED}): leave the key "
+                "out, or send a value such as '' or 0 that the clients read as unset."
+            ),
         ),
         (
             {1, 2},
-            "config['w'] is a set, which config cannot hold; allowed types are "
-            "int | float | str | bytes | bool and lists of them.",
+            (
+                "config['w'] is a set, which config cannot hold; allowed types are "
+                "int | float | str | bytes | bool and lists of them."
+            ),
         ),
     ],
     ids=["array", "2-d-array", "dict", "none", "set"],
@@ -211,7 +233,9 @@ def test_config_scalars_0_d_tensors_and_lists_reach_the_clients_as_python_values
     def train(msg: Message, ctx: Context) -> Message:
         seen.append(dict(msg.content.config_record("config")))
         arrays = msg.content.array_record("arrays")
-        return msg.reply(RecordDict({"arrays": arrays, "metrics": MetricRecord({"num-examples": 1})}))
+        return msg.reply(
+            RecordDict({"arrays": arrays, "metrics": MetricRecord({"num-examples": 1})})
+        )
 
     config = {"lr": np.float64(0.5), "steps": torch.tensor(3), "w": [1.0, 2.0], "opt.name": "sgd"}
     Federation(
@@ -227,7 +251,9 @@ def test_config_scalars_0_d_tensors_and_lists_reach_the_clients_as_python_values
 SKIPPED = "federated evaluation skipped: the ClientApp has no @app.evaluate()"
 
 
-@pytest.mark.parametrize("strategy", [FedAvg(), FedProx(proximal_mu=0.1)], ids=["FedAvg", "FedProx"])
+@pytest.mark.parametrize(
+    "strategy", [FedAvg(), FedProx(proximal_mu=0.1)], ids=["FedAvg", "FedProx"]
+)
 def test_a_train_only_client_app_with_a_default_strategy_runs_and_the_first_line_says_evaluation_was_skipped(
     strategy: Strategy,
 ) -> None:
@@ -244,7 +270,9 @@ def test_a_train_only_client_app_with_a_default_strategy_runs_and_the_first_line
     assert fed.history is not None and fed.history.run["note"] == SKIPPED
 
 
-def test_a_strategy_asked_explicitly_to_evaluate_a_train_only_client_app_is_refused_with_the_fix() -> None:
+def test_a_strategy_asked_explicitly_to_evaluate_a_train_only_client_app_is_refused_with_the_fix() -> (
+    None
+):
     with pytest.raises(FederationError) as info:
         federation([], strategy=FedAvg(fraction_evaluate=0.5))
     assert str(info.value) == (
