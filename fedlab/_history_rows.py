@@ -24,8 +24,8 @@ COUNTS = tuple(
 CLIENT_COLUMNS = (
     "round",
     "phase",
+    "partition_id",  # first: it is how a person names a simulated client
     "node_id",
-    "partition_id",
     "metrics",
     *CLIENT_TIMINGS,
     "error_code",
@@ -69,7 +69,7 @@ def new_run() -> dict[str, Any]:
     facts: dict[str, Any] = {"run_id": None, "strategy": "", "num_rounds": 0, "start_round": 1}
     outcome = {"finished": False, "rounds_completed": None, "stopped_early": False, "error": None}
     nodes = {"num_nodes": 0, "node_ids": []}
-    return {**facts, **nodes, "config": {}, **outcome, **dict.fromkeys(RUN_TIMINGS)}
+    return {**facts, **nodes, "config": {}, "note": "", **outcome, **dict.fromkeys(RUN_TIMINGS)}
 
 
 def flatten_rows(

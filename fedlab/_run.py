@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from fedlab._resume import RoundCheckpointer, follow, merged, restore_nodes
 from fedlab.checkpoint import Checkpoint
-from fedlab.context import Context
+from fedlab.context import Context, UserConfigValue
 from fedlab.events import LISTED_NODES, EventBus, RunFinished, RunStarted
 from fedlab.history import History
 from fedlab.records import ArrayRecord
@@ -40,8 +40,13 @@ class Run:
         make_grid: Callable[[EventBus], Grid] | None = None,
     ) -> None:
         self.fed = fed
-        self.rounds = rounds
         self.saved = saved
+        #: The run's run_config; a ServerApp finds its number of rounds in it.
+        self.run_config = dict(fed.run_config)
+        if fed.server_app is not None:
+            self.run_config.setdefault("num-server-rounds", rounds)
+            rounds = _server_rounds(self.run_config["num-server-rounds"], rounds)
+        self.rounds = rounds
         fed._runs_started += 1
         rng = random.Random(None if fed.seed is None else f"{fed.seed}:{fed._runs_started}")
         self.run_id = rng.getrandbits(63) if saved is None else saved.run_id
@@ -56,7 +61,7 @@ class Run:
             backend=fed.backend,
             max_workers=fed.max_workers,
             node_configs=fed.node_configs,
-            run_config=fed.run_config,
+            run_config=self.run_config,
             events=self.bus,
             seed=fed.seed,
             node_ids=None if saved is None else saved.node_ids,
@@ -88,8 +93,9 @@ class Run:
                 node_ids=tuple(nodes) if len(nodes) <= LISTED_NODES else (),
                 num_nodes=len(nodes),
                 strategy=name,
-                config=dict(fed.run_config),
+                config=dict(self.run_config),
                 start_round=1 if self.saved is None else self.saved.round + 1,
+                note=fed.note,
             )
         )
         try:
@@ -99,12 +105,16 @@ class Run:
         finally:
             self.grid.close()
         completed = self.result.rounds_completed if self.result is not None else self.history.rounds_completed
+        if fed.server_app is None:
+            stopped_early = completed < self.rounds
+        else:  # a ServerApp runs as many rounds as it likes: only its own Result can tell
+            stopped_early = self.result is not None and self.result.stopped_early
         self.bus.emit(
             RunFinished(
                 run_id=self.run_id,
                 rounds_completed=completed,
                 duration_s=time.perf_counter() - started,
-                stopped_early=completed < self.rounds,
+                stopped_early=stopped_early,
                 error=None if self.error is None else f"{type(self.error).__name__}: {self.error}",
             )
         )
@@ -137,11 +147,15 @@ class Run:
             )
             return result if saved is None else merged(result, saved)
         assert fed.server_app is not None
-        context = Context(run_id=self.run_id, node_id=0, run_config=dict(fed.run_config))
+        context = Context(run_id=self.run_id, node_id=0, run_config=dict(self.run_config))
         returned = fed.server_app(self.grid, context)
         if isinstance(returned, Result):
             return returned
-        return Result(arrays=ArrayRecord(), rounds_completed=self.history.rounds_completed)
+        return Result(
+            arrays=ArrayRecord(),
+            rounds_completed=self.history.rounds_completed,
+            stopped_early=self.grid.stop_requested,
+        )
 
     def outcome(self) -> Result:
         """Return the run's Result with its History, or raise the error that ended it."""
@@ -149,6 +163,14 @@ class Run:
             raise self.error
         assert self.result is not None
         return _with_history(self.result, self.history)
+
+
+def _server_rounds(value: UserConfigValue, rounds: int) -> int:
+    # The rounds a ServerApp was told to run; a project may write the number as text.
+    try:
+        return int(value)
+    except ValueError:
+        return rounds
 
 
 def _with_history(result: Result, history: History) -> Result:

@@ -62,7 +62,8 @@ class RunStarted(Event):
 
     ``node_ids`` lists the nodes when there are at most :data:`LISTED_NODES` of them;
     a larger population is only counted (``num_nodes``), so that a million simulated
-    nodes do not make every observer hold a million ids.
+    nodes do not make every observer hold a million ids. ``note`` is what the run's
+    first line should add, e.g. that federated evaluation was skipped ("" for nothing).
     """
 
     num_rounds: int
@@ -71,6 +72,7 @@ class RunStarted(Event):
     config: MetricDict = field(default_factory=dict)
     start_round: int = 1
     num_nodes: int | None = None
+    note: str = ""
 
     @property
     def population(self) -> int:

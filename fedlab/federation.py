@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from fedlab._driver import AsyncInbox, BlockingInbox, Inbox, drive_blocking
+from fedlab._federation_inputs import check_config, check_evaluate_fn, settle_client_evaluation
 from fedlab._resume import load_for
 from fedlab._run import Run
 from fedlab.checkpoint import Checkpoint
@@ -39,7 +40,10 @@ class Federation:
     client_app
         The code every client runs.
     strategy
-        How the server samples clients and aggregates; give this or ``server_app``.
+        How the server samples clients and aggregates; give this or ``server_app``. A
+        strategy whose ``fraction_evaluate`` was left at its default skips federated
+        evaluation when the ClientApp has no ``@app.evaluate()`` (the run's first line
+        says so); one set explicitly above 0 is refused then.
     server_app
         A full server program (``@app.main()``) instead of a strategy.
     num_clients
@@ -53,8 +57,12 @@ class Federation:
     config
         Sent to the clients every round in ``msg.content["config"]`` (a dict, ConfigRecord,
         or a function of the round); its scalar values are also each node's ``run_config``.
+        Values are int, float, str, bytes, bool or a list of one of them; a dict is checked
+        here, so an array, a nested dict or None is refused before the run, with the fix.
     evaluate_fn
-        Server-side evaluation ``evaluate_fn(round, arrays) -> metrics``, after every round.
+        Server-side evaluation ``evaluate_fn(server_round, arrays)``, once before round 1
+        (as round 0) and after every round; it returns a MetricRecord, a dict of metrics
+        or None. Its signature is checked here.
     seed
         Makes node ids, client sampling and thus a run reproducible, on every backend.
     backend
@@ -83,8 +91,10 @@ class Federation:
     ...     w = msg.content["arrays"].to_numpy()[0] + 1.0
     ...     return msg.reply(fl.RecordDict({"arrays": fl.ArrayRecord([w]),
     ...                                     "metrics": fl.MetricRecord({"num-examples": 1})}))
-    >>> fed = fl.Federation(app, strategy=fl.strategy.FedAvg(fraction_evaluate=0.0), num_clients=3,
+    >>> fed = fl.Federation(app, strategy=fl.strategy.FedAvg(), num_clients=3,
     ...                     initial_arrays=[np.zeros(2)], seed=0, display="none")
+    >>> fed.note
+    'federated evaluation skipped: the ClientApp has no @app.evaluate()'
     >>> fed.run(rounds=2).arrays.to_numpy()[0]
     array([2., 2.])
     """
@@ -127,13 +137,11 @@ class Federation:
                 "A federation with a strategy needs initial_arrays, the starting model, e.g. "
                 "initial_arrays=ArrayRecord(model.state_dict())."
             )
-        evaluates = getattr(strategy, "fraction_evaluate", 0.0)
-        if evaluates and not any(t.split(".")[0] == "evaluate" for t in client_app.message_types):
-            raise FederationError(
-                f"{type(strategy).__name__} asks clients to evaluate (fraction_evaluate={evaluates}) "
-                "but the ClientApp has no @app.evaluate() function; register one, or pass "
-                "fraction_evaluate=0.0 to the strategy."
-            )
+        if evaluate_fn is not None:
+            check_evaluate_fn(evaluate_fn)
+        check_config("config", config)
+        check_config("evaluate_config", evaluate_config)
+        note = settle_client_evaluation(strategy, client_app)
         dataset_config: UserConfig = {}
         if dataset is not None:  # registered in-process; clients find it through their run_config
             from fedlab.datasets import attach
@@ -185,6 +193,8 @@ class Federation:
         self.timeout = timeout
         self.display = display
         self.checkpoint_dir = checkpoint_dir
+        #: What the run's first line adds, e.g. that federated evaluation is skipped.
+        self.note = note
         self._subscribers: list[Subscriber] = []
         self._run: Run | None = None
         self._runs_started = 0
@@ -209,6 +219,13 @@ class Federation:
         Blocks until done. Works in a script and inside a notebook whose event loop is
         already running; there a kernel interrupt stops the run cleanly after the current
         round (interrupt twice to abort at once).
+
+        With a ServerApp, the ServerApp decides how many rounds it runs: ``rounds``
+        reaches it (and the clients) as ``context.run_config["num-server-rounds"]``,
+        unless ``run_config`` already sets that key, which then wins. The run's first line
+        and progress count towards that number, and a run is reported as stopped early
+        only when the ServerApp's Result says so (or the run was stopped), never because
+        it ran fewer rounds than ``rounds``.
         """
         try:
             asyncio.get_running_loop()

@@ -104,6 +104,7 @@ class History:
                 num_nodes=event.population,
                 node_ids=list(event.node_ids),
                 config=plain(event.config),
+                note=event.note,
                 started_at=event.timestamp,
             )
         elif isinstance(event, RoundStarted):
@@ -118,8 +119,8 @@ class History:
                 {
                     "round": event.round,
                     "phase": event.phase,
-                    "node_id": event.node_id,
                     "partition_id": event.partition_id,
+                    "node_id": event.node_id,
                     "metrics": plain(event.metrics),
                     "duration_s": event.duration_s,
                     "timestamp": event.timestamp,
@@ -189,7 +190,8 @@ class History:
     def clients(self) -> list[dict[str, Any]]:
         """One dict per client reply, in arrival order.
 
-        Keys: ``round``, ``phase``, ``node_id``, ``partition_id``, ``metrics`` (dict),
+        Keys: ``round``, ``phase``, ``partition_id`` (None outside a simulation),
+        ``node_id``, ``metrics`` (dict),
         ``error_code`` and ``error_reason`` (None unless the reply failed), ``timestamp``
         (Unix time of the reply) and ``duration_s``.
         """
@@ -209,8 +211,10 @@ class History:
         """Facts about the run, as a dict.
 
         Keys: ``run_id``, ``strategy``, ``num_rounds``, ``start_round``, ``num_nodes``,
-        ``node_ids`` (empty above 10,000 nodes), ``config``, ``finished``, ``rounds_completed``, ``stopped_early``, ``error`` (None
-        unless the run failed), ``started_at``, ``finished_at`` (Unix times), ``duration_s``.
+        ``node_ids`` (empty above 10,000 nodes), ``config``, ``note`` (what the run's first
+        line added, e.g. that federated evaluation was skipped), ``finished``,
+        ``rounds_completed``, ``stopped_early``, ``error`` (None unless the run failed),
+        ``started_at``, ``finished_at`` (Unix times), ``duration_s``.
         """
         with self._lock:
             run: dict[str, Any] = copy_rows(self._run)
@@ -244,15 +248,46 @@ class History:
                 if name in self._rounds[r][source]
             }
 
-    def client_metric(self, name: str, phase: str = "train") -> dict[int, dict[int, Any]]:
-        """Return ``{node_id: {round: value}}`` of one metric the clients reported in ``phase``."""
-        result: dict[int, dict[int, Any]] = {}
+    def client_metric(
+        self, name: str, phase: str = "train", *, by: Literal["partition", "node"] | None = None
+    ) -> dict[int, dict[int, Any]]:
+        """Return ``{client: {round: value}}`` of one metric the clients reported in ``phase``.
+
+        Clients are named by ``by``: ``"partition"`` (``node_config["partition-id"]``, the
+        client numbers 0 … n-1 of a simulation) or ``"node"`` (node ids). By default, by
+        partition when every reply of the run has one (a simulation), else by node.
+
+        Raises
+        ------
+        HistoryError
+            If ``by`` is unknown, or is ``"partition"`` while some replies have no
+            partition id (a deployment's nodes): use ``by="node"`` there.
+
+        Examples
+        --------
+        >>> from fedlab.events import ClientReplied
+        >>> history = History()
+        >>> history(ClientReplied(run_id=1, round=1, phase="train", node_id=8211050864078048428,
+        ...                       partition_id=0, metrics={"loss": 0.5}, duration_s=0.1))
+        >>> history.client_metric("loss"), history.client_metric("loss", by="node")
+        ({0: {1: 0.5}}, {8211050864078048428: {1: 0.5}})
+        """
+        if by not in (None, "partition", "node"):
+            raise HistoryError(
+                f"History.client_metric() got by={by!r}; use 'partition', 'node' or leave it out."
+            )
         with self._lock:
-            for row in self._clients:
-                if row["phase"] == phase and name in row["metrics"]:
-                    result.setdefault(row["node_id"], {})[row["round"]] = copy_rows(
-                        row["metrics"][name]
-                    )
+            rows = [r for r in self._clients if r["phase"] == phase and name in r["metrics"]]
+            named = all(r["partition_id"] is not None for r in self._clients)
+            if by == "partition" and not named:
+                raise HistoryError(
+                    "History.client_metric(by='partition'): some replies have no partition id "
+                    "(nodes of a deployment); name the clients by node id with by='node'."
+                )
+            key = "partition_id" if by == "partition" or (by is None and named) else "node_id"
+            result: dict[int, dict[int, Any]] = {}
+            for row in rows:
+                result.setdefault(row[key], {})[row["round"]] = copy_rows(row["metrics"][name])
         return result
 
     def failures(self) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ from fedlab.dashboard._format import describe_error, format_metrics, format_seco
 from fedlab.dashboard._tracker import RoundState, RunTracker
 from fedlab.events import ClientReplied, RunFinished, RunStarted
 
-__all__ = ["failure_line", "finished_line", "round_line", "started_line"]
+__all__ = ["client_name", "failure_line", "finished_line", "round_line", "started_line"]
 
 
 def _count(number: int, noun: str) -> str:
@@ -19,7 +19,8 @@ def started_line(event: RunStarted) -> str:
     if event.start_round != 1:
         rounds += f" from round {event.start_round}"
     strategy = f"{event.strategy}, " if event.strategy else ""
-    return f"run started: {strategy}{rounds}, {_count(event.population, 'node')}"
+    note = f"; {event.note}" if event.note else ""
+    return f"run started: {strategy}{rounds}, {_count(event.population, 'node')}{note}"
 
 
 def round_line(tracker: RunTracker, state: RoundState) -> str | None:
@@ -41,11 +42,17 @@ def round_line(tracker: RunTracker, state: RoundState) -> str | None:
     return "  ".join(parts)
 
 
+def client_name(node_id: int, partition_id: int | None) -> str:
+    """``client 7 (node 8211050864078048428)`` in simulation, else ``client 8211050864078048428``."""
+    return f"client {node_id}" if partition_id is None else f"client {partition_id} (node {node_id})"
+
+
 def failure_line(event: ClientReplied) -> str:
-    """``client 17 failed in round 3 (train): ValueError: boom``."""
+    """``client 7 (node 8211…) failed in round 3 (train): ValueError: boom``."""
     error = event.error
     reason = describe_error(error.code, error.reason) if error else "no error"
-    return f"client {event.node_id} failed in round {event.round} ({event.phase}): {reason}"
+    who = client_name(event.node_id, event.partition_id)
+    return f"{who} failed in round {event.round} ({event.phase}): {reason}"
 
 
 def finished_line(tracker: RunTracker, event: RunFinished) -> str:

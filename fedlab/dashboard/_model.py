@@ -87,6 +87,7 @@ class DashboardModel:
 
     run_id: int | None = None
     strategy: str = ""
+    note: str = ""
     num_rounds: int = 0
     start_round: int = 1
     node_ids: list[int] = field(default_factory=list)
@@ -203,7 +204,7 @@ class DashboardModel:
     def _start(self, event: RunStarted) -> None:
         fresh = DashboardModel()
         self.__dict__.update(fresh.__dict__)
-        self.run_id, self.strategy = event.run_id, event.strategy
+        self.run_id, self.strategy, self.note = event.run_id, event.strategy, event.note
         self.num_rounds, self.start_round = event.num_rounds, event.start_round
         self.started_at = self.last_event_at = event.timestamp
         self._reserve(len(event.node_ids), max(event.num_rounds, 1))

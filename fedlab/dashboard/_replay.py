@@ -49,6 +49,7 @@ def replay(history: History) -> Iterator[Event]:
         strategy=str(run["strategy"]),
         config=dict(run["config"]),
         start_round=int(run["start_round"]),
+        note=str(run["note"]),
         timestamp=_time(run["started_at"]),
     )
     replies: dict[tuple[int, str], list[dict[str, Any]]] = {}

@@ -196,6 +196,8 @@ class Dashboard(anywidget.AnyWidget):
         try:
             with self.hold_sync():
                 self.title = f"{model.strategy or 'federation'} · {model.num_clients} clients"
+                if model.note:
+                    self.title += f" · {model.note}"
                 self.status = self._status_text()
                 self.round = max(model.progress.round, 0)
                 self.last_round = model.last_round if model.run_id is not None else 0

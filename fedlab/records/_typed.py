@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
@@ -20,6 +21,21 @@ _NUMPY_SCALARS = (np.bool_, np.integer, np.floating, np.str_, np.bytes_)
 
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _is_array(value: Any) -> bool:
+    """True for a numpy array or a torch tensor (torch found only if already imported)."""
+    if isinstance(value, np.ndarray):
+        return True
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
+def _single_value(value: Any) -> Any:
+    """The one element of a 0-d numpy array or torch tensor; anything else unchanged."""
+    if _is_array(value) and tuple(value.shape) == ():
+        return value[()] if isinstance(value, np.ndarray) else value.item()
+    return value
 
 
 class TypedRecord(MutableMapping[str, V], Generic[V]):
@@ -57,10 +73,11 @@ class TypedRecord(MutableMapping[str, V], Generic[V]):
         return self._normalise_scalar(key, value, in_list=False)
 
     def _normalise_scalar(self, key: str, value: Any, *, in_list: bool) -> Any:
-        # numpy scalars are accepted and stored as the equivalent Python value.
-        converted = value
-        if isinstance(value, _NUMPY_SCALARS) and not isinstance(value, np.timedelta64):
-            converted = value.item()
+        # numpy scalars and 0-d arrays or tensors (a loss, an accuracy) are accepted and
+        # stored as the equivalent Python value.
+        converted = _single_value(value)
+        if isinstance(converted, _NUMPY_SCALARS) and not isinstance(converted, np.timedelta64):
+            converted = converted.item()
         if isinstance(converted, bool) and not self._allows_bool:
             raise self._type_error(key, value, in_list)
         if isinstance(converted, int) and not isinstance(converted, bool) and not (
@@ -78,9 +95,13 @@ class TypedRecord(MutableMapping[str, V], Generic[V]):
     def _type_error(self, key: str, value: Any, in_list: bool) -> RecordError:
         allowed = " | ".join(t.__name__ for t in self._scalar_types)
         where = "a list item" if in_list else "a value"
+        kind, fix = type(value).__name__, ""
+        if _is_array(value) and tuple(value.shape) != ():
+            kind += f" (shape {tuple(value.shape)})"
+            fix = " Convert it with .tolist() (.item() for one number), or send arrays in an ArrayRecord."
         return RecordError(
-            f"{self._kind}[{key!r}] got {where} of type {type(value).__name__}; "
-            f"allowed types are {allowed} and lists of them."
+            f"{self._kind}[{key!r}] got {where} of type {kind}; "
+            f"allowed types are {allowed} and lists of them.{fix}"
         )
 
     def __setitem__(self, key: str, value: V) -> None:

@@ -15,6 +15,8 @@ ConfigValue = ConfigScalar | list[int] | list[float] | list[str] | list[bytes] |
 class ConfigRecord(TypedRecord[ConfigValue]):
     """A str → ``int | float | str | bytes | bool`` (or a list of one of them) mapping.
 
+    numpy scalars and 0-d numpy arrays or torch tensors are stored as Python values.
+
     Examples
     --------
     >>> c = ConfigRecord({"lr": 0.05, "optimizer": "sgd", "nesterov": True})

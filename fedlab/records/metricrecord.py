@@ -14,7 +14,8 @@ MetricValue = int | float | list[int] | list[float]
 class MetricRecord(TypedRecord[MetricValue]):
     """A str → ``int | float | list[int] | list[float]`` mapping.
 
-    numpy scalars are stored as Python numbers; bools are refused (use 0/1).
+    numpy scalars and 0-d numpy arrays or torch tensors (``loss.item()`` left out) are
+    stored as Python numbers; bools are refused (use 0/1).
 
     Examples
     --------

@@ -37,7 +37,9 @@ class FedAvg(Strategy):
     ----------
     fraction_train, fraction_evaluate
         Share of available nodes sampled for training / evaluation each round
-        (``fraction_evaluate=0`` turns client evaluation off).
+        (``fraction_evaluate=0`` turns client evaluation off). Left at its default,
+        ``fraction_evaluate`` is 1.0, or 0.0 in a Federation whose ClientApp has no
+        ``@app.evaluate()`` (see :meth:`evaluate_on_clients`).
     min_train_nodes, min_evaluate_nodes
         Least nodes sampled, and least successful replies needed to aggregate.
     min_available_nodes
@@ -72,7 +74,7 @@ class FedAvg(Strategy):
         self,
         *,
         fraction_train: float = 1.0,
-        fraction_evaluate: float = 1.0,
+        fraction_evaluate: float | None = None,
         min_train_nodes: int = 2,
         min_evaluate_nodes: int = 2,
         min_available_nodes: int = 2,
@@ -85,6 +87,10 @@ class FedAvg(Strategy):
         node_filter: NodeFilter | None = None,
     ) -> None:
         super().__init__(node_ids=node_ids, node_filter=node_filter)
+        # What the default gave fraction_evaluate; None once the caller chose a value.
+        self._default_evaluate = 1.0 if fraction_evaluate is None else None
+        if fraction_evaluate is None:
+            fraction_evaluate = 1.0
         for name, value in (("fraction_train", fraction_train), ("fraction_evaluate", fraction_evaluate)):
             if not 0.0 <= value <= 1.0:
                 raise StrategyError(f"{name} must be between 0 and 1, got {value!r}.")
@@ -106,6 +112,23 @@ class FedAvg(Strategy):
         self.train_metrics_aggr_fn = train_metrics_aggr_fn or weighted_average_metrics
         self.evaluate_metrics_aggr_fn = evaluate_metrics_aggr_fn or weighted_average_metrics
         self._current_arrays: ArrayRecord | None = None
+
+    def evaluate_on_clients(self, possible: bool) -> bool:
+        """Settle client evaluation for a ClientApp that can (``possible``) or cannot evaluate.
+
+        A ``fraction_evaluate`` left at its default becomes 1.0 if ``possible`` and 0.0 if
+        not; a value the caller chose is kept. A Federation calls this when it is built.
+        Returns True when clients will be asked to evaluate.
+
+        Examples
+        --------
+        >>> FedAvg().evaluate_on_clients(False), FedAvg(fraction_evaluate=0.5).evaluate_on_clients(False)
+        (False, True)
+        """
+        left_alone = self._default_evaluate is not None and self.fraction_evaluate == self._default_evaluate
+        if left_alone:
+            self.fraction_evaluate = self._default_evaluate = 1.0 if possible else 0.0
+        return self.fraction_evaluate > 0
 
     @property
     def current_arrays(self) -> ArrayRecord | None:

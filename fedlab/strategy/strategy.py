@@ -9,7 +9,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from dataclasses import dataclass, field
 from typing import Any
 
-from fedlab.errors import StrategyError
+from fedlab.errors import RecordError, StrategyError
 from fedlab.events import Evaluated, EventBus, Phase, RoundAggregated, RoundStarted, StrategyReport
 from fedlab.message import Message
 from fedlab.records import ArrayRecord, ConfigRecord, MetricRecord
@@ -339,7 +339,7 @@ class Strategy(ABC):
         raw = evaluate_fn(rnd, arrays)
         if raw is None:
             return
-        metrics = raw if isinstance(raw, MetricRecord) else MetricRecord(dict(raw))
+        metrics = _server_metrics(raw, rnd)
         metrics_by_round[rnd] = metrics
         if self._events is not None:
             self._events.emit(
@@ -351,6 +351,29 @@ class Strategy(ABC):
                     duration_s=time.perf_counter() - started,
                 )
             )
+
+
+def _server_metrics(raw: object, rnd: int) -> MetricRecord:
+    """What ``evaluate_fn`` returned, as a MetricRecord; anything else is refused with the fix."""
+    if isinstance(raw, MetricRecord):
+        return raw
+    if isinstance(raw, Mapping):
+        try:
+            return MetricRecord(dict(raw))
+        except RecordError as exc:
+            raise StrategyError(
+                f"evaluate_fn returned metrics a MetricRecord cannot hold in round {rnd}: {exc}"
+            ) from None
+    shown = repr(raw) if len(repr(raw)) <= 80 else repr(raw)[:77] + "..."
+    fix = "For example: return {'loss': loss, 'accuracy': accuracy}."
+    if isinstance(raw, tuple) and len(raw) == 2 and isinstance(raw[1], Mapping):
+        fix = "For Flower's older (loss, metrics) pair, return {'loss': loss, **metrics}."
+    elif isinstance(raw, int | float) and not isinstance(raw, bool):
+        fix = "Give the number a name: return {'loss': loss}."
+    raise StrategyError(
+        f"evaluate_fn returned a {type(raw).__name__} in round {rnd}: {shown}; it must return "
+        f"a MetricRecord, a dict of metrics or None. {fix}"
+    )
 
 
 def round_config(source: ConfigSource | None, server_round: int) -> ConfigRecord:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import threading
 
 import numpy as np
@@ -17,6 +18,7 @@ from fedlab import (
     RecordDict,
     ServerApp,
 )
+from fedlab.dashboard import PlainConsole
 from fedlab.errors import FederationError, GridError
 from fedlab.events import ClientReplied, Event, RoundAggregated, RunFinished, RunStarted
 from fedlab.server import Grid, Result
@@ -52,6 +54,26 @@ def make_fed(**kwargs: object) -> Federation:
     return Federation(app, **options)  # type: ignore[arg-type]
 
 
+def server_app_of(rounds_key: str = "num-server-rounds") -> tuple[ServerApp, list[int]]:
+    """A ServerApp that runs FedAvg for run_config[rounds_key] rounds and records that number."""
+    server, told = ServerApp(), []
+
+    @server.main()
+    def main(grid: Grid, context: Context) -> Result:
+        told.append(int(context.run_config[rounds_key]))
+        strategy = FedAvg(fraction_evaluate=0.0, min_train_nodes=1)
+        return strategy.start(grid, ArrayRecord([np.zeros(2)]), num_rounds=told[-1])
+
+    return server, told
+
+
+def console_lines_of(fed: Federation, rounds: int) -> tuple[list[str], Result]:
+    stream = io.StringIO()
+    fed.subscribe(PlainConsole(stream))
+    result = fed.run(rounds=rounds)
+    return stream.getvalue().splitlines(), result
+
+
 def test_two_seeded_runs_give_identical_arrays_and_history() -> None:
     first, second = make_fed().run(rounds=4), make_fed().run(rounds=4)
     assert first.arrays == second.arrays
@@ -79,6 +101,21 @@ def test_a_failing_client_is_reported_and_the_round_finishes_with_the_others() -
     # Partitions 0 and 2 remain: (1*1 + 3*3) / (1 + 3).
     np.testing.assert_allclose(result.arrays.to_numpy()[0], np.full(3, 10 / 4, np.float32))
     assert result.rounds_completed == 1
+
+
+def test_a_simulated_run_names_its_clients_by_partition_in_the_console_and_the_history() -> None:
+    fed = make_fed(client_app=make_app(fail_partition=1), strategy=FedAvg(fraction_evaluate=0.0), num_clients=3)
+    lines, result = console_lines_of(fed, rounds=1)
+    assert result.history is not None
+    node = result.history.failures()[0]["node_id"]
+    assert lines[1] == f"client 1 (node {node}) failed in round 1 (train): RuntimeError: partition 1 has no data"
+    assert result.history.client_metric("loss") == {0: {1: 1.0}, 2: {1: 1 / 3}}
+    assert set(result.history.client_metric("loss", by="node")) == {
+        row["node_id"] for row in result.history.clients if row["error_code"] is None
+    }
+    table = result.history.to_pandas("clients")
+    assert list(table.columns[:4]) == ["round", "phase", "partition_id", "node_id"]
+    assert sorted(table["partition_id"]) == [0, 1, 2]
 
 
 def test_run_works_inside_a_running_event_loop() -> None:
@@ -200,12 +237,46 @@ def test_a_server_app_drives_a_strategy_and_its_result_is_returned() -> None:
 
     @server.main()
     def main(grid: Grid, context: Context) -> Result:
-        assert context.run_config == {"lr": 0.5}
+        assert context.run_config == {"lr": 0.5, "num-server-rounds": 2}
         return FedAvg(fraction_evaluate=0.0).start(grid, ArrayRecord([np.zeros(2)]), num_rounds=2)
 
     result = Federation(make_app(), server_app=server, num_clients=2, config={"lr": 0.5}, display="none").run(rounds=2)
     assert result.rounds_completed == 2
     assert result.history is not None and result.history.rounds_completed == 2
+
+
+def test_a_server_app_gets_rounds_as_num_server_rounds_and_finishes_without_stopping_early() -> None:
+    server, told = server_app_of()
+    fed = Federation(make_app(), server_app=server, num_clients=2, display="none")
+    lines, result = console_lines_of(fed, rounds=2)
+    assert told == [2]
+    assert lines[0] == "run started: ServerApp, 2 rounds, 2 nodes"
+    assert lines[-1].startswith("run finished: 2 rounds in ")
+    assert not result.stopped_early and result.rounds_completed == 2
+
+
+def test_a_server_app_running_its_own_num_server_rounds_is_not_reported_as_stopped_early() -> None:
+    server, told = server_app_of()
+    fed = Federation(
+        make_app(), server_app=server, num_clients=2, run_config={"num-server-rounds": 2}, display="none"
+    )
+    lines, result = console_lines_of(fed, rounds=3)
+    assert told == [2]  # the project's own setting wins over rounds=
+    assert lines[0] == "run started: ServerApp, 2 rounds, 2 nodes"
+    assert lines[-1].startswith("run finished: 2 rounds in ")
+    assert result.history is not None and result.history.run["stopped_early"] is False
+    assert not result.stopped_early
+
+
+def test_a_server_app_that_ignores_num_server_rounds_is_judged_by_its_own_result() -> None:
+    server, told = server_app_of(rounds_key="my-rounds")
+    fed = Federation(
+        make_app(), server_app=server, num_clients=2, run_config={"my-rounds": 4}, display="none"
+    )
+    lines, result = console_lines_of(fed, rounds=2)
+    assert told == [4]
+    assert lines[-1].startswith("run finished: 4 rounds in ")
+    assert result.rounds_completed == 4 and not result.stopped_early
 
 
 def test_misconfigured_federations_fail_early_with_the_fix() -> None:
@@ -215,7 +286,7 @@ def test_misconfigured_federations_fail_early_with_the_fix() -> None:
     with pytest.raises(FederationError, match="initial_arrays"):
         Federation(app, FedAvg(), num_clients=2)
     with pytest.raises(FederationError, match="@app.evaluate"):
-        Federation(app, FedAvg(), num_clients=2, initial_arrays=[np.zeros(1)])
+        Federation(app, FedAvg(fraction_evaluate=0.5), num_clients=2, initial_arrays=[np.zeros(1)])
     with pytest.raises(FederationError, match="'inline', 'threads', 'processes', 'ray'"):
         make_fed(backend="gpu")
     with pytest.raises(FederationError, match="positive int"):

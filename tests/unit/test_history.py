@@ -245,17 +245,67 @@ def test_history_metric_maps_rounds_to_values_for_each_source() -> None:
         history.metric("loss", source="clients")  # type: ignore[arg-type]
 
 
-def test_history_client_metric_maps_nodes_to_rounds_and_skips_failures() -> None:
+def test_history_client_metric_maps_partitions_to_rounds_and_skips_failures() -> None:
     history = recorded(run_events())
     assert history.client_metric("loss") == {
+        0: {1: 1.0, 2: 0.5},
+        1: {1: 0.5, 2: 0.25},
+        2: {1: 1 / 3},
+    }
+    assert history.client_metric("accuracy", phase="evaluate", by="partition") == {
+        0: {1: 0.6875, 2: 0.8125},
+        1: {1: 0.75, 2: 0.875},
+    }
+
+
+def test_history_client_metric_still_maps_node_ids_when_asked_by_node() -> None:
+    history = recorded(run_events())
+    assert history.client_metric("loss", by="node") == {
         1: {1: 1.0, 2: 0.5},
         2: {1: 0.5, 2: 0.25},
         3: {1: 1 / 3},
     }
-    assert history.client_metric("accuracy", phase="evaluate") == {
-        1: {1: 0.6875, 2: 0.8125},
-        2: {1: 0.75, 2: 0.875},
+
+
+def long_id_replies(partitions: tuple[int | None, ...]) -> list[Event]:
+    nodes = (8211050864078048428, 373402508605428821, 3553260803050964941)
+    return [
+        ClientReplied(
+            run_id=1,
+            round=1,
+            phase="train",
+            node_id=node,
+            partition_id=partition,
+            metrics={"loss": 0.5 + index},
+            duration_s=0.0,
+        )
+        for index, (node, partition) in enumerate(zip(nodes, partitions, strict=True))
+    ]
+
+
+def test_history_client_metric_names_simulated_clients_by_partition_not_by_their_long_node_ids() -> None:
+    history = recorded(long_id_replies((0, 1, 2)))
+    assert history.client_metric("loss") == {0: {1: 0.5}, 1: {1: 1.5}, 2: {1: 2.5}}
+    assert history.client_metric("loss", by="node") == {
+        8211050864078048428: {1: 0.5},
+        373402508605428821: {1: 1.5},
+        3553260803050964941: {1: 2.5},
     }
+
+
+def test_history_client_metric_of_nodes_without_partitions_is_by_node_and_refuses_by_partition() -> None:
+    history = recorded(long_id_replies((None, None, 2)))
+    assert list(history.client_metric("loss")) == [
+        8211050864078048428, 373402508605428821, 3553260803050964941
+    ]
+    with pytest.raises(HistoryError) as info:
+        history.client_metric("loss", by="partition")
+    assert str(info.value) == (
+        "History.client_metric(by='partition'): some replies have no partition id (nodes of a "
+        "deployment); name the clients by node id with by='node'."
+    )
+    with pytest.raises(HistoryError, match="by='client'; use 'partition', 'node' or leave it out"):
+        history.client_metric("loss", by="client")  # type: ignore[arg-type]
 
 
 def test_history_reports_run_facts_strategy_reports_and_rounds_completed() -> None:
@@ -323,6 +373,16 @@ def test_history_stores_numpy_scalars_and_tuples_as_plain_python() -> None:
     metrics = history.clients[0]["metrics"]
     assert metrics == {"loss": 0.5, "hist": [1, 2]}
     assert type(metrics["loss"]) is float
+
+
+def test_history_keeps_the_runs_note_through_json_and_reads_older_json_without_one() -> None:
+    note = "federated evaluation skipped: the ClientApp has no @app.evaluate()"
+    history = recorded([RunStarted(run_id=3, num_rounds=1, node_ids=(1,), strategy="FedAvg", note=note)])
+    assert history.run["note"] == note
+    assert History.from_json(history.to_json()).run["note"] == note
+    older = json.loads(history.to_json())
+    del older["run"]["note"]
+    assert History.from_json(json.dumps(older)).run["note"] == ""
 
 
 def test_history_from_json_restores_to_json_exactly() -> None:
@@ -431,8 +491,8 @@ def test_history_to_pandas_gives_one_row_per_client_reply() -> None:
     assert list(frame.columns) == [
         "round",
         "phase",
-        "node_id",
         "partition_id",
+        "node_id",
         "metric.loss",
         "metric.num-examples",
         "metric.accuracy",
@@ -443,7 +503,7 @@ def test_history_to_pandas_gives_one_row_per_client_reply() -> None:
     ]
     assert len(frame) == 10
     failed = frame[frame["error_code"].notna()]
-    assert failed[["round", "phase", "node_id"]].values.tolist() == [[2, "train", 3]]
+    assert failed[["round", "phase", "partition_id", "node_id"]].values.tolist() == [[2, "train", 2, 3]]
     assert math.isnan(failed["metric.loss"].iloc[0])
     assert frame["metric.accuracy"].dropna().tolist() == [0.6875, 0.75, 0.8125, 0.875]
 

@@ -202,6 +202,45 @@ def test_plain_console_reports_a_straggler_of_a_shown_round_without_reopening_it
     ]
 
 
+NODE = 8211050864078048428  # how the runtime numbers a simulated client
+
+
+def simulated_failure(partition_id: int | None) -> ClientReplied:
+    return ClientReplied(
+        run_id=7,
+        round=1,
+        phase="train",
+        node_id=NODE,
+        partition_id=partition_id,
+        metrics={},
+        duration_s=0.5,
+        error=BOOM,
+    )
+
+
+def test_plain_console_names_a_simulated_client_by_its_partition_then_its_node_id() -> None:
+    started = RunStarted(run_id=7, num_rounds=1, node_ids=(NODE,), strategy="FedAvg")
+    assert plain_output([started, simulated_failure(7)])[1] == (
+        "client 7 (node 8211050864078048428) failed in round 1 (train): ValueError: boom"
+    )
+
+
+def test_plain_console_names_a_client_without_a_partition_by_its_node_id() -> None:
+    started = RunStarted(run_id=7, num_rounds=1, node_ids=(NODE,), strategy="FedAvg")
+    assert plain_output([started, simulated_failure(None)])[1] == (
+        "client 8211050864078048428 failed in round 1 (train): ValueError: boom"
+    )
+
+
+def test_the_first_line_says_once_what_the_run_left_out() -> None:
+    note = "federated evaluation skipped: the ClientApp has no @app.evaluate()"
+    events = run_events()
+    events[0] = RunStarted(run_id=7, num_rounds=2, node_ids=(1, 2, 3), strategy="FedAvg", note=note)
+    lines = plain_output(events)
+    assert lines[0] == f"run started: FedAvg, 2 rounds, 3 nodes; {note}"
+    assert sum(note in line for line in lines) == 1
+
+
 class Spy:
     """Counts Live.start and Live.stop calls while delegating to rich."""
 
@@ -250,6 +289,15 @@ def test_rich_console_runs_a_live_view_from_run_started_to_run_finished(
     assert "client 3 failed in round 2 (train): ValueError: boom" in text
     assert "round 1/2  clients 3/3 (0 failed)  train loss=0.4312" in text  # the log above
     assert text.rstrip().endswith("run finished: 2 rounds in 12.3s, 1 client failure")
+
+
+def test_rich_console_names_a_simulated_client_by_its_partition_then_its_node_id() -> None:
+    console, stream = rich_console()
+    console(RunStarted(run_id=7, num_rounds=1, node_ids=(NODE,), strategy="FedAvg"))
+    console(simulated_failure(7))
+    console(RunFinished(run_id=7, rounds_completed=1, duration_s=1.0))
+    text = plain_text(stream)
+    assert "client 7 (node 8211050864078048428) failed in round 1 (train): ValueError: boom" in text
 
 
 def test_rich_console_stops_the_live_view_when_the_run_failed(

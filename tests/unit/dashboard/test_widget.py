@@ -109,6 +109,15 @@ def test_events_become_float32_and_uint8_buffers_and_progress_traits() -> None:
     assert view.finished and view.status == "finished: 3 rounds in 3.00s, 3 client failures"
 
 
+def test_the_title_says_what_the_run_left_out() -> None:
+    view = Dashboard()
+    note = "federated evaluation skipped: the ClientApp has no @app.evaluate()"
+    view(RunStarted(run_id=1, num_rounds=1, node_ids=(5, 6), strategy="FedAvg", note=note))
+    assert view.title == f"FedAvg · 2 clients · {note}"
+    view(RunStarted(run_id=2, num_rounds=1, node_ids=(5, 6), strategy="FedAvg"))
+    assert view.title == "FedAvg · 2 clients"
+
+
 def test_a_thousand_clients_over_fifty_rounds_send_at_most_ten_updates_a_second() -> None:
     clock = FakeClock()
     view = Dashboard(clock=clock)
@@ -298,7 +307,8 @@ def test_fed_dashboard_shows_the_latest_run_and_follows_the_next() -> None:
     first = fed.run(rounds=2)
     view = fed.dashboard()
     assert first.history is not None
-    losses = first.history.client_metric("loss")
+    losses = first.history.client_metric("loss", by="node")
+    assert losses
     values = floats(view.values, 4, 2)
     for row, node in enumerate(view.model.node_ids):
         for r, loss in losses.get(node, {}).items():

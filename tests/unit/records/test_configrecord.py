@@ -51,6 +51,17 @@ def test_numpy_scalars_are_stored_as_python_values() -> None:
     assert [type(v) for v in record.values()] == [float, int, str, bytes]
 
 
+def test_0_d_tensors_and_arrays_are_stored_as_python_values() -> None:
+    import torch
+
+    record = ConfigRecord(
+        {"lr": torch.tensor(0.5), "epochs": torch.tensor(2), "flag": torch.tensor(True), "name": np.array("sgd")}
+    )
+
+    assert dict(record) == {"lr": 0.5, "epochs": 2, "flag": True, "name": "sgd"}
+    assert [type(v) for v in record.values()] == [float, int, bool, str]
+
+
 def test_a_list_of_strings_may_hold_numpy_strings() -> None:
     record = ConfigRecord({"layers": ["fc", np.str_("conv")]})
 

@@ -39,6 +39,56 @@ def test_numpy_scalars_inside_lists_are_stored_as_python_numbers() -> None:
     assert record["n"] == [1, 2] and all(type(v) is int for v in record["n"])
 
 
+def test_0_d_torch_tensors_and_numpy_arrays_are_stored_as_python_numbers_like_numpy_scalars() -> None:
+    import torch
+
+    record = MetricRecord(
+        {
+            "loss": torch.tensor(0.25),
+            "correct": torch.tensor(7),
+            "half": torch.tensor(0.5, dtype=torch.float16),
+            "grad": torch.tensor(1.5, requires_grad=True),
+            "acc": np.array(0.75),
+            "n": np.array(3, dtype=np.int32),
+            "np": np.float32(0.5),
+        }
+    )
+
+    assert dict(record) == {
+        "loss": 0.25, "correct": 7, "half": 0.5, "grad": 1.5, "acc": 0.75, "n": 3, "np": 0.5
+    }
+    assert [type(v) for v in record.values()] == [float, int, float, float, float, int, float]
+
+
+def test_0_d_tensors_inside_lists_are_stored_as_python_numbers() -> None:
+    import torch
+
+    record = MetricRecord({"curve": [torch.tensor(1.0), np.float32(2.0), np.array(3.0)]})
+
+    assert record["curve"] == [1.0, 2.0, 3.0] and all(type(v) is float for v in record["curve"])
+
+
+def test_a_tensor_or_array_with_elements_is_refused_saying_how_to_convert_it() -> None:
+    import torch
+
+    with pytest.raises(RecordError) as info:
+        MetricRecord({"w": torch.zeros(3)})
+    assert str(info.value) == (
+        "MetricRecord['w'] got a value of type Tensor (shape (3,)); allowed types are "
+        "int | float and lists of them. Convert it with .tolist() (.item() for one number), "
+        "or send arrays in an ArrayRecord."
+    )
+    with pytest.raises(RecordError, match=r"type ndarray \(shape \(2, 2\)\); allowed"):
+        MetricRecord({"w": np.zeros((2, 2))})
+
+
+def test_a_0_d_bool_tensor_is_refused_like_a_bool() -> None:
+    import torch
+
+    with pytest.raises(RecordError, match=r"MetricRecord\['done'\] got a value of type Tensor"):
+        MetricRecord({"done": torch.tensor(True)})
+
+
 def test_tuples_are_stored_as_lists() -> None:
     assert MetricRecord({"x": (1.0, 2.0)})["x"] == [1.0, 2.0]
 
