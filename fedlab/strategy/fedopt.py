@@ -93,6 +93,11 @@ class FedOpt(FedAvg):
         self._m: Float64Arrays | None = None
         self._v: Float64Arrays | None = None
 
+    def reset(self) -> None:
+        """Start the next run with fresh moments, as a fresh strategy does."""
+        super().reset()
+        self._m = self._v = None
+
     @abstractmethod
     def second_moment(self, v: Vector, delta_squared: Vector) -> Vector:
         """Return the new second moment from the previous one and Δ²."""
