@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -11,14 +12,55 @@ from fedlab.errors import AggregationError
 from fedlab.strategy._arrays import Float64Arrays, flatten
 from fedlab.strategy._robust import RobustFedAvg, check_count
 
-__all__ = ["Krum", "MultiKrum", "krum_scores"]
+__all__ = ["Krum", "MultiKrum", "krum_ranking", "krum_scores", "pairwise_sq_distances"]
+
+
+def pairwise_sq_distances(flat: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Squared L2 distances between the rows of ``flat`` (one flattened model per row).
+
+    They are computed as differences in float64, so the matrix is symmetric bit for bit
+    and a row's distance to itself is exactly 0; each entry depends only on its two rows,
+    not on where they sit.
+    """
+    n = flat.shape[0]
+    out = np.empty((n, n))
+    for i in range(n):
+        out[i] = np.sum(np.square(flat - flat[i]), axis=1)
+    return out
+
+
+def krum_ranking(
+    distances: npt.NDArray[np.float64], neighbours: int, node_ids: Sequence[int]
+) -> tuple[list[int], npt.NDArray[np.float64]]:
+    """Rank candidates by Krum score, best first, in a way that ignores their order.
+
+    The score of candidate i is the sum of its squared distances to its ``neighbours``
+    nearest other candidates (``distances`` is their pairwise matrix). Exact ties, which
+    are certain with one neighbour (the two members of the closest pair score the same),
+    go to the candidate with the smaller sum of distances to all the others, then to the
+    smaller node id. Every sum runs over sorted values, so permuting the candidates
+    permutes the scores and leaves the ranking of node ids unchanged.
+
+    Returns the candidates' indices, best first, and their scores.
+
+    >>> d = pairwise_sq_distances(np.array([[0.0], [1.0], [1.5], [4.0]]))
+    >>> ranking, scores = krum_ranking(d, 1, [10, 11, 12, 13])
+    >>> ranking, scores.tolist()   # 1.0 and 1.5 tie; 1.5 is nearer to the rest (8.75 < 10.25)
+    ([2, 1, 0, 3], [1.0, 0.25, 0.25, 6.25])
+    """
+    others = distances.copy()
+    np.fill_diagonal(others, np.inf)
+    ordered = np.sort(others, axis=1)[:, :-1]  # each row's distances to the others, ascending
+    scores: npt.NDArray[np.float64] = ordered[:, :neighbours].sum(axis=1)
+    totals = ordered.sum(axis=1)
+    ranking = sorted(range(len(node_ids)), key=lambda i: (scores[i], totals[i], node_ids[i]))
+    return ranking, scores
 
 
 def krum_scores(flat: npt.NDArray[np.float64], num_malicious: int) -> npt.NDArray[np.float64]:
     """Krum score of each row: the sum of its squared L2 distances to its n − f − 2 nearest rows.
 
-    ``flat`` holds one flattened model per row. Distances are computed as differences in
-    float64, so a row's distance to itself is exactly 0 and is never counted.
+    ``flat`` holds one flattened model per row; a row's distance to itself is never counted.
     """
     n = flat.shape[0]
     neighbours = n - num_malicious - 2
@@ -26,12 +68,7 @@ def krum_scores(flat: npt.NDArray[np.float64], num_malicious: int) -> npt.NDArra
         raise AggregationError(
             f"Krum scores need n - f - 2 >= 1 neighbours, but n={n} and f={num_malicious}."
         )
-    scores = np.empty(n)
-    for i in range(n):
-        distances = np.sum(np.square(flat - flat[i]), axis=1)
-        distances[i] = np.inf
-        scores[i] = np.sum(np.sort(distances)[:neighbours])
-    return scores
+    return krum_ranking(pairwise_sq_distances(flat), neighbours, range(n))[1]
 
 
 class Krum(RobustFedAvg):
@@ -39,7 +76,9 @@ class Krum(RobustFedAvg):
 
     Each reply i gets the score s(i) = Σ ‖V_i − V_j‖² over its n − f − 2 closest other
     replies V_j (the models are compared whole, every array flattened and concatenated);
-    Krum returns the reply with the lowest score, unchanged. Ties go to the earlier reply.
+    Krum returns the reply with the lowest score, unchanged. An exact tie goes to the reply
+    with the smaller sum of distances to all the others, then to the smaller node id
+    (:func:`krum_ranking`), so the result does not depend on the order replies arrive in.
     The guarantee needs **n > 2f + 2**; outside it the strategy raises
     :class:`~fedlab.errors.AggregationError`.
 
@@ -53,8 +92,10 @@ class Krum(RobustFedAvg):
     Notes
     -----
     Flower's Krum scores the same way but checks no bound (it falls back to
-    ``max(1, n − f − 2)`` neighbours) and computes distances as ``‖x‖² + ‖y‖² − 2x·y`` in
-    float32. Train metrics here are the weighted mean over every successful reply; the
+    ``max(1, n − f − 2)`` neighbours), computes distances as ``‖x‖² + ‖y‖² − 2x·y`` in
+    float32 and leaves exact ties to the order replies arrived in; without ties both select
+    the same replies. Train metrics here are the weighted mean over every successful reply
+    (Flower averages only the selected replies' metrics); the
     :class:`~fedlab.events.StrategyReport` names the selected nodes and every score.
     """
 
@@ -70,8 +111,12 @@ class Krum(RobustFedAvg):
 
     def combine(self, server_round: int, node_ids: list[int], stacks: Float64Arrays) -> Float64Arrays:
         """Keep the lowest-scoring replies and average them without weights."""
-        scores = krum_scores(flatten(stacks), self.num_malicious_nodes)
-        chosen = np.argsort(scores, kind="stable")[: self.num_to_select(len(node_ids))]
+        n = len(node_ids)
+        keep = self.num_to_select(n)
+        # Within the bound n > 2f + 2 there is always at least one neighbour.
+        neighbours = n - self.num_malicious_nodes - 2
+        ranking, scores = krum_ranking(pairwise_sq_distances(flatten(stacks)), neighbours, node_ids)
+        chosen = ranking[:keep]
         self.report(
             server_round,
             selected=[node_ids[i] for i in chosen],
@@ -100,7 +145,8 @@ class MultiKrum(Krum):
     Notes
     -----
     Flower's MultiKrum averages the selected replies weighted by ``num-examples``, which
-    is not the paper's rule; here the mean is unweighted.
+    is not the paper's rule; here the mean is unweighted. Ties and train metrics are as
+    for :class:`Krum`.
     """
 
     def __init__(

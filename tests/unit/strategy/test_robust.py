@@ -212,11 +212,12 @@ def _bulyan_reference(flats: list[list[float]], f: int) -> tuple[list[int], list
     remaining, selected = list(range(n)), []
     while len(selected) < theta:  # El Mhamdi et al.: apply Krum to what is left, move its choice
         k = max(len(remaining) - f - 2, 1)
-        scores = {}
+        scores, totals = {}, {}
         for i in remaining:
             others = sorted(_sq_dist(flats[i], flats[j]) for j in remaining if j != i)
-            scores[i] = sum(others[:k])
-        winner = min(remaining, key=lambda i: (scores[i], remaining.index(i)))
+            scores[i], totals[i] = sum(others[:k]), sum(others)
+        # An exact tie goes to the one nearer to all remaining, then to the smaller node id.
+        winner = min(remaining, key=lambda i: (scores[i], totals[i], i))
         selected.append(winner)
         remaining.remove(winner)
     out = []
