@@ -131,7 +131,10 @@ class MultiKrum(Krum):
 
     Scores are computed once, as for :class:`Krum`, and the m replies with the lowest
     scores are averaged without weights, as in Blanchard et al., 2017. The bound is Krum's,
-    **n > 2f + 2**, and m may not exceed n − f (more would have to include malicious replies).
+    **n > 2f + 2**, and m may not exceed n − f (more would have to include malicious replies);
+    both are checked on the nodes sampled, before anyone trains, and again on the
+    successful replies, and outside them the strategy raises
+    :class:`~fedlab.errors.AggregationError`.
 
     Parameters
     ----------
@@ -159,14 +162,20 @@ class MultiKrum(Krum):
 
     def num_to_select(self, n: int) -> int:
         """m: ``num_nodes_to_select``, or n − f if it is None; refused above n − f."""
+        self._check_selectable(n, "replies were given")
+        return n - self.num_malicious_nodes if self.num_nodes_to_select is None else self.num_nodes_to_select
+
+    def _check_bound(self, n: int, what: str) -> None:
+        # Checked on the sample too, so that a too-large m is refused before anyone trains.
+        super()._check_bound(n, what)
+        self._check_selectable(n, what)
+
+    def _check_selectable(self, n: int, what: str) -> None:
         limit = n - self.num_malicious_nodes
-        if self.num_nodes_to_select is None:
-            return limit
-        if self.num_nodes_to_select > limit:
+        if self.num_nodes_to_select is not None and self.num_nodes_to_select > limit:
             raise AggregationError(
                 f"MultiKrum was asked to average num_nodes_to_select={self.num_nodes_to_select} "
-                f"replies, but with n={n} replies and f={self.num_malicious_nodes} at most "
-                f"n - f = {limit} can be kept without admitting a malicious one; lower "
+                f"replies, but n={n} {what} this round and with f={self.num_malicious_nodes} at "
+                f"most n - f = {limit} can be kept without admitting a malicious one; lower "
                 "num_nodes_to_select or sample more nodes."
             )
-        return self.num_nodes_to_select
