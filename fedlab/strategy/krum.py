@@ -24,8 +24,9 @@ def pairwise_sq_distances(flat: npt.NDArray[np.float64]) -> npt.NDArray[np.float
     """
     n = flat.shape[0]
     out = np.empty((n, n))
-    for i in range(n):
-        out[i] = np.sum(np.square(flat - flat[i]), axis=1)
+    with np.errstate(invalid="ignore", over="ignore"):  # a hostile reply may hold inf or NaN
+        for i in range(n):
+            out[i] = np.sum(np.square(flat - flat[i]), axis=1)
     return out
 
 
@@ -39,7 +40,8 @@ def krum_ranking(
     are certain with one neighbour (the two members of the closest pair score the same),
     go to the candidate with the smaller sum of distances to all the others, then to the
     smaller node id. Every sum runs over sorted values, so permuting the candidates
-    permutes the scores and leaves the ranking of node ids unchanged.
+    permutes the scores and leaves the ranking of node ids unchanged. A candidate with
+    non-finite values (NaN distances) ranks last, and the others' sums leave it out.
 
     Returns the candidates' indices, best first, and their scores.
 
@@ -48,13 +50,14 @@ def krum_ranking(
     >>> ranking, scores.tolist()   # 1.0 and 1.5 tie; 1.5 is nearer to the rest (8.75 < 10.25)
     ([2, 1, 0, 3], [1.0, 0.25, 0.25, 6.25])
     """
-    others = distances.copy()
-    np.fill_diagonal(others, np.inf)
-    ordered = np.sort(others, axis=1)[:, :-1]  # each row's distances to the others, ascending
+    n = len(node_ids)
+    # Each row's distances to the others, ascending (NaN last).
+    ordered = np.sort(distances[~np.eye(n, dtype=bool)].reshape(n, n - 1), axis=1)
     scores: npt.NDArray[np.float64] = ordered[:, :neighbours].sum(axis=1)
-    totals = ordered.sum(axis=1)
-    ranking = sorted(range(len(node_ids)), key=lambda i: (scores[i], totals[i], node_ids[i]))
-    return ranking, scores
+    totals = np.where(np.isnan(ordered), 0.0, ordered).sum(axis=1)
+    # lexsort sorts by its last key first, and puts NaN scores last.
+    ranking = np.lexsort((np.asarray(node_ids, dtype=np.int64), totals, scores))
+    return [int(i) for i in ranking], scores
 
 
 def krum_scores(flat: npt.NDArray[np.float64], num_malicious: int) -> npt.NDArray[np.float64]:

@@ -124,9 +124,8 @@ class Strategy(ABC):
 
         A strategy with memory (momentum, optimiser moments, control variates) extends this:
         call ``super().state_dict()`` and add its arrays and JSON-able values (and clear
-        them in :meth:`reset`). The base
-        saves the sampling RNG. Nothing here is pickled: arrays are ArrayRecords and values
-        must survive ``json.dumps``.
+        them in :meth:`reset`). The base saves the sampling RNG. Nothing here is pickled:
+        arrays are ArrayRecords and values must survive ``json.dumps``.
         """
         version, internal, gauss = self.rng.getstate()
         return StrategyState(arrays={}, values={"rng": [version, list(internal), gauss]})

@@ -153,3 +153,17 @@ def test_an_exact_krum_tie_goes_to_the_reply_nearer_the_rest_then_to_the_smaller
         _, _, info = _aggregate(MultiKrum(num_malicious_nodes=1, num_nodes_to_select=2), [mirror[i] for i in order])
         # 0, −1 and 1 all score 2; 0 sums 10 to the others, ±1 sum 15 each: node 101 before 102.
         assert info["selected"] == [104, 101]
+
+
+@pytest.mark.parametrize("name", ["Bulyan", "Krum", "MultiKrum"])
+def test_a_reply_of_nan_is_never_selected_and_the_others_ties_are_still_broken_by_distance(name: str) -> None:
+    # The mimicking attacker (11) now has the smaller node id (105) than the reply it mimics.
+    replies = _replies(_on_a_line([np.nan, 1.0, 3.0, 4.0, 6.0, 11.0, 10.0]))
+    reference, _, reference_info = _aggregate(ORDER_FREE[name](), replies)
+    assert 100 not in reference_info["selected"] and 105 not in reference_info["selected"]
+    assert all(np.isfinite(array.numpy()).all() for array in reference.values())
+    for order in _permutations(len(replies), 40):
+        arrays, _, info = _aggregate(ORDER_FREE[name](), [replies[i] for i in order])
+        assert arrays == reference and info["selected"] == reference_info["selected"], order
+    if name == "Bulyan":  # NaN and the attacker go; 10 wins the tie, nearer to the rest
+        assert sorted(reference_info["selected"]) == [101, 102, 103, 104, 106]
