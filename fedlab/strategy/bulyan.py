@@ -7,6 +7,7 @@ import numpy.typing as npt
 
 from fedlab.strategy._arrays import Float64Arrays, flatten
 from fedlab.strategy._robust import RobustFedAvg
+from fedlab.strategy.krum import krum_ranking, pairwise_sq_distances
 
 __all__ = ["Bulyan"]
 
@@ -19,9 +20,14 @@ class Bulyan(RobustFedAvg):
     remaining replies with r − f − 2 neighbours, r being how many remain, and at least one),
     its choice is moved to the selection, and this repeats until θ replies are selected.
     Aggregation: for every coordinate, take the median of the θ selected values and
-    average, without weights, the β values nearest to it. Ties go to the earlier reply. The
-    guarantee needs **n ≥ 4f + 3**; outside it the strategy raises
-    :class:`~fedlab.errors.AggregationError`.
+    average, without weights, the β values nearest to it. The guarantee needs
+    **n ≥ 4f + 3**; outside it the strategy raises :class:`~fedlab.errors.AggregationError`.
+
+    Nothing depends on the order replies arrive in. Once r − f − 2 ≤ 1 each score is the
+    distance to one nearest neighbour, so the two members of the closest pair tie exactly;
+    such a tie goes to the one with the smaller sum of distances to all remaining replies,
+    then to the smaller node id (:func:`~fedlab.strategy.krum.krum_ranking`). Values
+    equally near the median are taken in the order they were selected.
 
     Parameters
     ----------
@@ -33,8 +39,12 @@ class Bulyan(RobustFedAvg):
     Notes
     -----
     Flower's Bulyan selects the θ replies with one round of MultiKrum scores instead of
-    iterating Krum (so its numbers differ), and with fewer than 4f + 3 replies it skips the
-    round with a log line; here the round is refused with an error.
+    iterating Krum (so its numbers differ), leaves exact ties to the order replies arrived
+    in, and with fewer than 4f + 3 replies it skips the round with a log line; here the
+    round is refused with an error. Train metrics here are the weighted mean over every
+    successful reply, as for :class:`~fedlab.strategy.Krum` (Flower averages only the
+    θ selected replies' metrics); the :class:`~fedlab.events.StrategyReport` names the
+    selected nodes in the order they were selected.
     """
 
     bound = "n >= 4f + 3"
@@ -48,7 +58,7 @@ class Bulyan(RobustFedAvg):
         f = self.num_malicious_nodes
         n = len(node_ids)
         theta, beta = n - 2 * f, n - 4 * f
-        chosen = _iterated_krum(_pairwise_sq_distances(flatten(stacks)), f, theta)
+        chosen = _iterated_krum(pairwise_sq_distances(flatten(stacks)), f, theta, node_ids)
         self.report(
             server_round,
             selected=[node_ids[i] for i in chosen],
@@ -59,23 +69,16 @@ class Bulyan(RobustFedAvg):
         return {name: _mean_nearest_median(stack[chosen], beta) for name, stack in stacks.items()}
 
 
-def _pairwise_sq_distances(flat: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    n = flat.shape[0]
-    out = np.empty((n, n))
-    for i in range(n):
-        out[i] = np.sum(np.square(flat - flat[i]), axis=1)
-    return out
-
-
-def _iterated_krum(distances: npt.NDArray[np.float64], f: int, theta: int) -> list[int]:
+def _iterated_krum(
+    distances: npt.NDArray[np.float64], f: int, theta: int, node_ids: list[int]
+) -> list[int]:
     remaining = list(range(distances.shape[0]))
     chosen: list[int] = []
     while len(chosen) < theta:
-        sub = distances[np.ix_(remaining, remaining)].copy()
-        np.fill_diagonal(sub, np.inf)
         neighbours = max(len(remaining) - f - 2, 1)
-        scores = np.sort(sub, axis=1)[:, :neighbours].sum(axis=1)
-        winner = remaining[int(np.argmin(scores))]  # argmin returns the first of equal scores
+        sub = distances[np.ix_(remaining, remaining)]
+        ranking, _ = krum_ranking(sub, neighbours, [node_ids[i] for i in remaining])
+        winner = remaining[ranking[0]]
         chosen.append(winner)
         remaining.remove(winner)
     return chosen

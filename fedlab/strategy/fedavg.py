@@ -135,6 +135,11 @@ class FedAvg(Strategy):
         """The global arrays sent by the latest :meth:`configure_train` (None before it)."""
         return self._current_arrays
 
+    def reset(self) -> None:
+        """Forget the global arrays of an earlier run (see :meth:`Strategy.reset`)."""
+        super().reset()
+        self._current_arrays = None
+
     def required_nodes(self) -> int:
         """The most of the minimums that apply (evaluation ones only if clients evaluate)."""
         needed = [self.min_available_nodes]

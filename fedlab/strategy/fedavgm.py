@@ -61,6 +61,11 @@ class FedAvgM(FedAvg):
         self.server_momentum = float(server_momentum)
         self._momentum: Float64Arrays | None = None
 
+    def reset(self) -> None:
+        """Start the next run with no momentum (v = 0), as a fresh strategy does."""
+        super().reset()
+        self._momentum = None
+
     def aggregate_arrays(self, server_round: int, replies: Sequence[Message]) -> ArrayRecord:
         """One momentum-SGD step along the pseudo-gradient of this round's weighted mean."""
         current = require_global(type(self).__name__, self.current_arrays)

@@ -134,6 +134,12 @@ class FedBuff(Strategy):
         # The global model of each version still needed: version v is what round v + 1 sent.
         self._sent: dict[int, ArrayRecord] = {}
 
+    def reset(self) -> None:
+        """Forget the work and the global models of an earlier run."""
+        super().reset()
+        self._busy.clear()
+        self._sent.clear()
+
     def required_nodes(self) -> int:
         """At least ``min_available_nodes`` and one node to train."""
         return max(self.min_available_nodes, 1)
@@ -229,7 +235,7 @@ class FedBuff(Strategy):
         limit per piece of work, and ``evaluate_config`` is unused.
         """
         self.begin_run(grid, initial_arrays, num_rounds, start_round, seed, timeout)
-        self._busy.clear()
+        self._busy.clear()  # a resumed run too: work in flight is never saved
         self._sent.clear()
         metrics: dict[str, dict[int, MetricRecord]] = {"train": {}, "server": {}}
         if start_round == 1:

@@ -69,6 +69,26 @@ class FedOpt(FedAvg):
     same when every client reports the same count). Flower departs from the paper in two
     ways that change numbers: it starts v at 0 instead of τ², and its FedAdam applies a
     bias correction (with exponent round + 1) that the paper does not have.
+
+    **Choosing η.** While τ is small against the updates, m/(√v + τ) is about ±1 per
+    coordinate in the first rounds (up to about 2 once m builds up; for Adagrad it decays
+    like 1/√t), so each round moves every parameter by about η whatever the size of Δ.
+    η is therefore the per-round step of the parameters, not a multiplier of Δ as in
+    FedAvgM. The paper fixes β₁ = 0.9 and β₂ = 0.99, takes τ = 1e-3 unless it studies τ,
+    and tunes η and η_l for each task; it has no default η. fedlab's defaults were chosen
+    on digits, the tutorials' task; held-out accuracy after 10 rounds with half of 20
+    clients sampled per round (seed 0):
+
+    ========================================  ======  ==========  =======  =======
+    task                                      FedAvg  FedAdagrad  FedAdam  FedYogi
+    ========================================  ======  ==========  =======  =======
+    softmax regression, non-IID (tutorial 2)   0.869       0.864    0.902    0.900
+    same, with η = 0.01                            —       0.629    0.724    0.727
+    MLP 64-64-10, IID (``fedlab.demo``)        0.942       0.891    0.955    0.953
+    same, with η = 0.01                            —       0.844    0.886    0.886
+    ========================================  ======  ==========  =======  =======
+
+    The clients there train at their own learning rate; η_l is only sent to them.
     """
 
     def __init__(
@@ -92,6 +112,11 @@ class FedOpt(FedAvg):
         self.beta_1, self.beta_2 = float(beta_1), float(beta_2)
         self._m: Float64Arrays | None = None
         self._v: Float64Arrays | None = None
+
+    def reset(self) -> None:
+        """Start the next run with fresh moments, as a fresh strategy does."""
+        super().reset()
+        self._m = self._v = None
 
     @abstractmethod
     def second_moment(self, v: Vector, delta_squared: Vector) -> Vector:
@@ -154,8 +179,9 @@ class FedOpt(FedAvg):
 class FedAdagrad(FedOpt):
     """Adagrad on the server: ``v ← v + Δ²``.
 
-    Defaults: η = 0.1, η_l = 0.1, β₁ = 0 (no momentum, as in Adagrad), τ = 1e-3. β₂ is
-    unused. See :class:`FedOpt` for the update and the parameters.
+    Defaults: η = 0.1, η_l = 0.1, β₁ = 0 (no momentum, as in Adagrad), τ = 1e-3; β₂ is
+    unused. They are Flower's; the paper tunes η and η_l per task. See :class:`FedOpt`
+    for the update, the parameters and how the defaults do on digits.
     """
 
     def __init__(
@@ -171,13 +197,16 @@ class FedAdagrad(FedOpt):
 class FedAdam(FedOpt):
     """Adam on the server, without bias correction: ``v ← β₂·v + (1 − β₂)·Δ²``.
 
-    Defaults: η = 1e-2, η_l = 0.1, β₁ = 0.9, β₂ = 0.99, τ = 1e-3. See :class:`FedOpt`.
+    Defaults: η = 0.1, η_l = 0.1, β₁ = 0.9, β₂ = 0.99, τ = 1e-3, as in Flower (whose
+    bias correction makes its steps differ); the paper fixes the β and τ and tunes η and
+    η_l per task. On the tutorials' digits task η = 0.1 reaches 0.902 in 10 rounds where
+    FedAvg reaches 0.869 and η = 0.01 only 0.724 (see :class:`FedOpt`).
     """
 
     def __init__(
         self,
         *,
-        eta: float = 1e-2,
+        eta: float = 1e-1,
         eta_l: float = 1e-1,
         beta_1: float = 0.9,
         beta_2: float = 0.99,
@@ -194,13 +223,18 @@ class FedAdam(FedOpt):
 class FedYogi(FedOpt):
     """Yogi on the server: ``v ← v − (1 − β₂)·Δ²·sign(v − Δ²)``.
 
-    Defaults: η = 1e-2, η_l = 0.1, β₁ = 0.9, β₂ = 0.99, τ = 1e-3. See :class:`FedOpt`.
+    Defaults: η = 0.1, η_l = 0.1, β₁ = 0.9, β₂ = 0.99, τ = 1e-3. Flower's FedYogi uses
+    η = 0.01 and η_l = 0.0316 (10^-1.5); the paper fixes the β and τ and tunes η and η_l
+    per task. On the tutorials' digits task η = 0.01 reaches 0.727 in 10 rounds, η = 0.1
+    0.900 (FedAvg: 0.869); clients that train at the η_l sent to them do better with 0.1
+    than with 0.0316 (mean of seeds 0–3 after 30 rounds: 0.949 against 0.934; the demo's
+    MLP: 0.953 against 0.936). See :class:`FedOpt`.
     """
 
     def __init__(
         self,
         *,
-        eta: float = 1e-2,
+        eta: float = 1e-1,
         eta_l: float = 1e-1,
         beta_1: float = 0.9,
         beta_2: float = 0.99,

@@ -80,6 +80,12 @@ class Scaffold(FedAvg):
         self._control: Float64Arrays | None = None
         self._population = 0
 
+    def reset(self) -> None:
+        """Start the next run with the server control variate c = 0, as a fresh strategy does."""
+        super().reset()
+        self._control = None
+        self._population = 0
+
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:

@@ -123,9 +123,9 @@ class Strategy(ABC):
         """Return what a resumed run needs to continue exactly where this one stopped.
 
         A strategy with memory (momentum, optimiser moments, control variates) extends this:
-        call ``super().state_dict()`` and add its arrays and JSON-able values. The base
-        saves the sampling RNG. Nothing here is pickled: arrays are ArrayRecords and values
-        must survive ``json.dumps``.
+        call ``super().state_dict()`` and add its arrays and JSON-able values (and clear
+        them in :meth:`reset`). The base saves the sampling RNG. Nothing here is pickled:
+        arrays are ArrayRecords and values must survive ``json.dumps``.
         """
         version, internal, gauss = self.rng.getstate()
         return StrategyState(arrays={}, values={"rng": [version, list(internal), gauss]})
@@ -136,6 +136,18 @@ class Strategy(ABC):
         if rng is not None:
             version, internal, gauss = rng
             self.rng.setstate((version, tuple(internal), gauss))
+
+    def reset(self) -> None:
+        """Forget what earlier runs left behind, so that a new run starts afresh.
+
+        :meth:`begin_run` calls this at the start of every new run (``start_round == 1``),
+        before seeding; a resumed run (``start_round > 1``) keeps the state restored with
+        :meth:`load_state_dict`. So two identical runs, on one Federation or on two
+        sharing this strategy object, give identical results. A strategy with memory
+        (momentum, optimiser moments, control variates) extends this: call
+        ``super().reset()`` and clear what :meth:`state_dict` would save. The base keeps
+        nothing besides the sampling RNG, which the run's seed sets.
+        """
 
     def required_nodes(self) -> int:
         """The number of nodes the strategy needs before round 1 (checked by :meth:`start`)."""
@@ -155,7 +167,7 @@ class Strategy(ABC):
         seed: int | None,
         timeout: float | None,
     ) -> None:
-        """Check :meth:`start`'s arguments, seed sampling and wait for the nodes it needs.
+        """Check :meth:`start`'s arguments, :meth:`reset` and seed a new run, wait for its nodes.
 
         Every ``start`` loop (round-based or asynchronous) calls this first, so they refuse
         the same bad input with the same messages and report to the grid's event bus.
@@ -169,8 +181,10 @@ class Strategy(ABC):
             raise StrategyError(f"num_rounds must be a non-negative int, got {num_rounds!r}.")
         if not isinstance(start_round, int) or isinstance(start_round, bool) or start_round < 1:
             raise StrategyError(f"start_round must be an int >= 1, got {start_round!r}.")
-        if seed is not None and start_round == 1:  # a resumed run's RNG was restored instead
-            self.rng.seed(seed)
+        if start_round == 1:  # a resumed run's state (RNG included) was restored instead
+            self.reset()
+            if seed is not None:
+                self.rng.seed(seed)
         # Fail before any client trains if the federation can never satisfy the minimums.
         grid.wait_for_nodes(self.required_nodes(), timeout if timeout is not None else 3600.0)
         self._events, self._run_id = grid.events, grid.run_id

@@ -12,7 +12,7 @@ from fedlab.errors import StrategyError
 from fedlab.message import Message
 from fedlab.records import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 from fedlab.simulation import SimulationGrid
-from fedlab.strategy import FedAdagrad, FedAdam, FedYogi
+from fedlab.strategy import FedAdagrad, FedAdam, FedAvg, FedYogi
 
 LAYOUT: dict[str, tuple[tuple[int, ...], Any]] = {
     "conv.weight": ((2, 3), np.float32),
@@ -133,3 +133,55 @@ def test_adaptive_optimisers_send_eta_l_to_clients_and_keep_the_models_dtypes() 
 def test_adaptive_optimisers_refuse_settings_outside_their_range(settings: dict[str, float], message: str) -> None:
     with pytest.raises(StrategyError, match=message):
         FedAdam(**settings)
+
+
+def test_the_adaptive_optimisers_defaults() -> None:
+    settings = ("eta", "eta_l", "beta_1", "beta_2", "tau")
+    assert [getattr(FedAdagrad(), s) for s in settings] == [0.1, 0.1, 0.0, 0.0, 1e-3]
+    assert [getattr(FedAdam(), s) for s in settings] == [0.1, 0.1, 0.9, 0.99, 1e-3]
+    assert [getattr(FedYogi(), s) for s in settings] == [0.1, 0.1, 0.9, 0.99, 1e-3]
+
+
+def _digits_accuracy(strategy: Any, rounds: int) -> float:
+    """Softmax regression on digits: 10 IID clients, 2 local epochs of SGD at 0.5, seeded."""
+    from sklearn.datasets import load_digits
+
+    from fedlab import Federation
+
+    x, y = load_digits(return_X_y=True)
+    x = x / 16.0
+    order = np.random.default_rng(0).permutation(len(x))
+    test, parts = order[:360], np.array_split(order[360:], 10)
+
+    def predict(w: np.ndarray, b: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        z = x[rows] @ w + b
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        return p / p.sum(axis=1, keepdims=True)
+
+    app = ClientApp()
+
+    @app.train()
+    def train(msg: Message, ctx: Any) -> Message:
+        pid, rnd = ctx.node_config["partition-id"], msg.content["config"]["server-round"]
+        rows, rng = parts[pid], np.random.default_rng([pid, rnd])
+        w, b = (msg.content["arrays"][k].numpy().copy() for k in ("w", "b"))
+        for _ in range(2):
+            for batch in np.array_split(rng.permutation(len(rows)), len(rows) // 32):
+                grad = (predict(w, b, rows[batch]) - np.eye(10)[y[rows[batch]]]) / len(batch)
+                w, b = w - 0.5 * x[rows[batch]].T @ grad, b - 0.5 * grad.sum(axis=0)
+        trained = ArrayRecord({"w": w, "b": b})
+        return msg.reply(RecordDict({"arrays": trained, "metrics": MetricRecord({"num-examples": len(rows)})}))
+
+    fed = Federation(app, strategy=strategy, num_clients=10, seed=0, display="none",
+                     initial_arrays=ArrayRecord({"w": np.zeros((64, 10)), "b": np.zeros(10)}))
+    arrays = fed.run(rounds=rounds).arrays
+    return float((predict(arrays["w"].numpy(), arrays["b"].numpy(), test).argmax(axis=1) == y[test]).mean())
+
+
+def test_fedadam_with_its_defaults_learns_digits_in_8_rounds_as_well_as_fedavg() -> None:
+    sampling = {"fraction_train": 0.5, "fraction_evaluate": 0.0}
+    fedavg = _digits_accuracy(FedAvg(**sampling), rounds=8)
+    fedadam = _digits_accuracy(FedAdam(**sampling), rounds=8)
+    # Measured: FedAvg 0.931, FedAdam 0.947 (with eta=0.01: 0.792).
+    assert fedavg > 0.9
+    assert fedadam > 0.9 and fedadam >= fedavg - 0.01

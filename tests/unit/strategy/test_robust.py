@@ -199,7 +199,7 @@ def test_multikrum_keeps_n_minus_f_replies_by_default() -> None:
 
 
 def test_multikrum_refuses_to_average_more_than_n_minus_f_replies() -> None:
-    with pytest.raises(AggregationError, match=r"num_nodes_to_select=7 .* n=8 replies and f=2 .* n - f = 6"):
+    with pytest.raises(AggregationError, match=r"num_nodes_to_select=7 .* n=8 replies succeeded this round and with f=2 .* n - f = 6"):
         MultiKrum(num_malicious_nodes=2, num_nodes_to_select=7).aggregate_train(1, _replies(_models(8, seed=0)))
 
 
@@ -212,11 +212,12 @@ def _bulyan_reference(flats: list[list[float]], f: int) -> tuple[list[int], list
     remaining, selected = list(range(n)), []
     while len(selected) < theta:  # El Mhamdi et al.: apply Krum to what is left, move its choice
         k = max(len(remaining) - f - 2, 1)
-        scores = {}
+        scores, totals = {}, {}
         for i in remaining:
             others = sorted(_sq_dist(flats[i], flats[j]) for j in remaining if j != i)
-            scores[i] = sum(others[:k])
-        winner = min(remaining, key=lambda i: (scores[i], remaining.index(i)))
+            scores[i], totals[i] = sum(others[:k]), sum(others)
+        # An exact tie goes to the one nearer to all remaining, then to the smaller node id.
+        winner = min(remaining, key=lambda i: (scores[i], totals[i], i))
         selected.append(winner)
         remaining.remove(winner)
     out = []
@@ -329,3 +330,26 @@ def test_krum_on_one_dimensional_values_picks_the_hand_computed_winner() -> None
     assert arrays is not None and arrays["w"].numpy().tolist() == [0.7]
     assert reports[-1].info["selected"] == [2]
     np.testing.assert_allclose(reports[-1].info["scores"], [0.41, 0.10, 0.25, 0.17, 16.0 + 18.49])
+
+
+def test_multikrum_refuses_to_select_more_than_n_minus_f_of_the_sample_before_any_client_trains() -> None:
+    from fedlab import ClientApp, Federation
+
+    calls: list[int] = []
+    app = ClientApp()
+
+    @app.train()
+    def train(msg: Message, ctx: Any) -> Message:
+        calls.append(ctx.node_id)
+        return msg.reply(RecordDict({"arrays": msg.content["arrays"], "metrics": MetricRecord({"num-examples": 1})}))
+
+    strategy = MultiKrum(num_malicious_nodes=1, num_nodes_to_select=9, fraction_train=0.9, fraction_evaluate=0.0)
+    fed = Federation(app, strategy=strategy, num_clients=10, initial_arrays=[np.zeros(2)], seed=0, display="none")
+    with pytest.raises(AggregationError) as caught:
+        fed.run(rounds=1)
+    assert str(caught.value) == (
+        "MultiKrum was asked to average num_nodes_to_select=9 replies, but n=9 nodes were sampled "
+        "this round and with f=1 at most n - f = 8 can be kept without admitting a malicious one; "
+        "lower num_nodes_to_select or sample more nodes."
+    )
+    assert calls == []

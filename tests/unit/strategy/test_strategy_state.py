@@ -123,3 +123,23 @@ def test_a_stateful_strategy_saves_its_memory_and_needs_it_to_continue(name: str
     _round(original, grid, 3, current)
     _round(amnesiac, grid, 3, current)
     assert original.state_dict().arrays != amnesiac.state_dict().arrays
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_reset_leaves_a_strategy_that_continues_as_a_fresh_one(name: str) -> None:
+    grid = SimulationGrid(ClientApp(), NUM_NODES, seed=1)
+    used, fresh = FACTORIES[name](), FACTORIES[name]()
+    current = _initial()
+    for rnd in (1, 2):
+        _, current = _round(used, grid, rnd, current)
+    used.reset()
+    assert used.state_dict().arrays == {}  # nothing of the earlier run is left to save
+
+    ours, theirs = _initial(), _initial()
+    for strategy in (used, fresh):
+        strategy.rng.seed(9)
+    for rnd in (1, 2, 3):
+        sampled_a, ours = _round(used, grid, rnd, ours)
+        sampled_b, theirs = _round(fresh, grid, rnd, theirs)
+        assert sampled_a == sampled_b
+        assert ours == theirs
