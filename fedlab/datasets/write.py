@@ -42,12 +42,12 @@ def write_partition(
     >>> import datasets, tempfile, fedlab
     >>> from fedlab.datasets import FederatedDataset, load_partition, write_partition
     >>> fds = FederatedDataset(datasets.Dataset.from_dict({"x": list(range(6))}), partitioners={"train": 3})
-    >>> folder = tempfile.mkdtemp()
-    >>> write_partition(fds, 2, folder)
-    {'train': 2}
-    >>> ctx = fedlab.Context(run_id=1, node_id=7, node_config={"partition-path": folder})
-    >>> load_partition(ctx, "train")["x"]
-    [4, 5]
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     rows = write_partition(fds, 2, folder)
+    ...     node = fedlab.Context(run_id=1, node_id=7, node_config={"partition-path": folder})
+    ...     same = load_partition(node, "train")["x"][:] == fds.load_partition(2)["x"][:]
+    >>> rows, same
+    ({'train': 2}, True)
     """
     target = Path(folder)
     target.mkdir(parents=True, exist_ok=True)
