@@ -72,11 +72,13 @@ def explain_missing(name: str, manifest: Mapping[str, object]) -> str:
     not_shipped = manifest.get("not_shipped")
     files = manifest.get("files")
     if isinstance(requires, dict) and top in requires:
-        dists = [d for d in requires[top] or () if isinstance(d, str)] or [top]
+        dists = [d for d in requires[top] or () if isinstance(d, str)]
+        known = f" (distribution {dists[0]!r})" if dists else ""
+        command = f" (pip install {dists[0]})" if dists else ""
         return (
-            f"{top!r} is an installed package (distribution {dists[0]!r}) on the machine that "
-            f"built the bundle, and this SuperNode lacks it: pip install it on the SuperNode "
-            f"(pip install {dists[0]}), in the environment the SuperNode runs in."
+            f"{top!r} is an installed package{known} on the machine that built the bundle, and "
+            f"this SuperNode lacks it: pip install it on the SuperNode{command}, in the "
+            "environment the SuperNode runs in."
         )
     if isinstance(not_shipped, dict) and top in not_shipped:
         return (
@@ -126,14 +128,16 @@ def _classify(
         spec = importlib.util.find_spec(name)
     except (ImportError, ValueError):
         spec = None
-    if spec is None or spec.origin in (None, "built-in", "frozen") and not spec.has_location:
-        if spec is not None and spec.submodule_search_locations:
-            closure.not_shipped[name] = (
-                f"it is a folder without __init__.py (a namespace package), which is not "
-                f"shipped on a guess (it may hold only data); add an __init__.py to {name}/ "
-                "to have it shipped."
-            )
+    if spec is None:
         return {}  # not importable here either: nothing is known about it
+    if spec.origin is None and spec.submodule_search_locations:
+        closure.not_shipped[name] = (
+            "it is a folder without __init__.py (a namespace package), which is not shipped on "
+            f"a guess (it may hold only data); add an __init__.py to {name}/ to have it shipped."
+        )
+        return {}
+    if not spec.has_location:
+        return {}  # built into this interpreter
     if any(_in_installation(Path(p)) for p in _locations(spec)):
         closure.requires[name] = []
         return {}

@@ -193,3 +193,19 @@ def test_a_module_nobody_recorded_gets_both_fixes() -> None:
         "on the SuperNode; if it is a file of your own, import it by name (import nowhere) from "
         "the app's code, so that the bundle captures it."
     )
+
+
+def test_an_installed_package_of_no_known_distribution_still_says_to_pip_install_it() -> None:
+    assert explain_missing("pkgx.sub", {"requires": {"pkgx": []}}) == (
+        "'pkgx' is an installed package on the machine that built the bundle, and this "
+        "SuperNode lacks it: pip install it on the SuperNode, in the environment the SuperNode "
+        "runs in."
+    )
+
+
+def test_a_submodule_missing_from_a_shipped_package_is_said_to_need_installing() -> None:
+    manifest = {"files": {"pkg/__init__.py": {}}}
+    assert explain_missing("pkg.fast", manifest) == (
+        "The bundle ships 'pkg', but not 'pkg.fast': a bundle carries source files only (.py "
+        "and small text files), so a compiled module must be installed on the node."
+    )
