@@ -391,3 +391,22 @@ def test_deploy_local_with_more_nodes_than_partitions_is_refused() -> None:
         "deploy(local=3) starts 3 SuperNodes, but the dataset has only 2 partitions; pass "
         "local=2 or fewer, or partition the dataset into more."
     )
+
+
+def test_a_relative_partition_path_in_node_configs_means_the_callers_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fedlab.datasets import FederatedDataset, write_partition
+
+    fds = FederatedDataset.from_sklearn("iris", partitioners={"train": 3})
+    write_partition(fds, 1, tmp_path / "mine")
+    monkeypatch.chdir(tmp_path)  # the nodes run elsewhere, yet "mine" is found here
+    strategy = FedAvg(fraction_evaluate=0.0, min_train_nodes=1, min_available_nodes=1)
+    fed = Federation(make_data_app(), strategy=strategy, num_clients=1,
+                     node_configs=[{"partition-path": "mine"}],
+                     initial_arrays=[np.zeros(2, np.float32)], display="none")  # fmt: skip
+    replies: list[ClientReplied] = []
+    fed.subscribe(lambda e: replies.append(e) if isinstance(e, ClientReplied) else None)
+    fed.deploy(local=1, rounds=1)
+    (reply,) = replies
+    assert reply.error is None and reply.metrics["num-examples"] == len(fds.load_partition(1))
