@@ -27,7 +27,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["DEFAULT_ADDRESS", "FederationSpec", "Project", "load_project", "parse_overrides"]
+__all__ = ["DEFAULT_ADDRESS", "FederationSpec", "Project", "load_project"]
 
 #: Where ``fedlab ls/log/stop`` look for a SuperLink when nothing else says.
 DEFAULT_ADDRESS = "127.0.0.1:9093"
@@ -172,22 +172,3 @@ def _federation(name: str, spec: object, path: Path) -> FederationSpec:
     return FederationSpec(
         name, address=address, insecure=bool(spec.get("insecure", False)), options=spec
     )
-
-
-def parse_overrides(pairs: Sequence[str]) -> UserConfig:
-    """Parse ``key=value`` pairs; values are TOML (``0.1``, ``true``, ``"a b"``) or plain text."""
-    config: UserConfig = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep or not key.strip():
-            raise FederationError(f"--run-config takes key=value pairs, got {pair!r}.")
-        try:
-            value = tomllib.loads(f"v = {text}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = text
-        if not isinstance(value, bool | int | float | str):
-            raise FederationError(
-                f"--run-config {key} must be a bool, number or string, got {text!r}."
-            )
-        config[key.strip()] = value
-    return config

@@ -2,8 +2,10 @@
 
 Each partition ``i`` of each partitioned split goes to ``OUT/partition-i/<split>.parquet``;
 a SuperNode started with the node config ``partition-path=OUT/partition-i`` then gets it
-with ``fedlab.datasets.load_partition(ctx, split)``. ``OUT/manifest.json`` records the
-source, the partitioner, the seed and the partition sizes.
+with ``fedlab.datasets.load_partition(ctx, split)``. Splits asked for with ``--whole``
+(by default the test split, when it is not partitioned) go to ``OUT/<split>.parquet``
+unpartitioned, e.g. for the server's evaluation. ``OUT/manifest.json`` records the
+source, the partitioner, the seed, the partition sizes and the whole splits.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 from fedlab.errors import DatasetError, FedlabError
 
-__all__ = ["PARTITIONERS", "build_partitioner", "main", "write_partitions"]
+__all__ = ["PARTITIONERS", "build_partitioner", "main", "write_partitions", "write_whole"]
 
 #: The partitioners the command offers, with the options each one uses.
 PARTITIONERS = {
@@ -70,21 +72,21 @@ def build_partitioner(args: argparse.Namespace) -> Any:
 
 def write_partitions(fds: Any, out: Path) -> dict[str, list[int]]:
     """Write every partition of every partitioned split of ``fds`` under ``out``; return sizes."""
-    import pyarrow.parquet as pq
+    from fedlab.datasets import write_partition
 
-    from fedlab.datasets._hf import to_table
-
-    sizes: dict[str, list[int]] = {}
-    for split in fds.partitioners:
-        count = fds.partitioner(split).num_partitions
-        sizes[split] = []
-        for pid in range(count):
-            part = fds.load_partition(pid, split)
-            folder = out / f"partition-{pid}"
-            folder.mkdir(parents=True, exist_ok=True)
-            pq.write_table(to_table(part), folder / f"{split}.parquet")
-            sizes[split].append(len(part))
+    count = max(fds.partitioner(split).num_partitions for split in fds.partitioners)
+    sizes: dict[str, list[int]] = {split: [] for split in fds.partitioners}
+    for pid in range(count):
+        for split, rows in write_partition(fds, pid, out / f"partition-{pid}").items():
+            sizes[split].append(rows)
     return sizes
+
+
+def write_whole(fds: Any, splits: Sequence[str], out: Path) -> dict[str, int]:
+    """Write each of ``splits`` of ``fds`` unpartitioned to ``out/<split>.parquet``; return rows."""
+    from fedlab.datasets.write import write_split
+
+    return {split: write_split(fds.load_split(split), out / f"{split}.parquet") for split in splits}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -111,6 +113,8 @@ def _run(args: argparse.Namespace) -> int:
         # Only what this command writes is removed, never anything else in the folder.
         for old in out.glob("partition-*"):
             shutil.rmtree(old)
+        for split in _whole_splits_written(out / "manifest.json"):
+            (out / f"{split}.parquet").unlink(missing_ok=True)
         (out / "manifest.json").unlink()
     kind = args.source_kind
     if kind == "auto":
@@ -132,7 +136,13 @@ def _run(args: argparse.Namespace) -> int:
         fds = FederatedDataset.from_sklearn(args.source, **options)
     else:
         fds = FederatedDataset.from_hub(args.source, name=args.subset, **options)
+    whole = args.whole
+    if whole is None:  # by default the test split, when no partitioner takes it
+        whole = ["test"] if "test" in fds.splits and "test" not in fds.partitioners else []
+    for split in whole:  # checked before anything is written
+        fds.load_split(split)
     sizes = write_partitions(fds, out)
+    whole_rows = write_whole(fds, whole, out)
     manifest = {
         "source": fds.source,
         "partitioner": args.partitioner,
@@ -142,6 +152,7 @@ def _run(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "test_size": args.test_size,
         "partition_sizes": sizes,
+        "whole_splits": whole_rows,
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     for split, counts in sizes.items():
@@ -149,7 +160,18 @@ def _run(args: argparse.Namespace) -> int:
             f"wrote {len(counts)} partitions of {split!r} ({sum(counts)} rows, "
             f"{min(counts)} to {max(counts)} per partition) to {out}/partition-*/{split}.parquet"
         )
+    for split, rows in whole_rows.items():
+        print(f"wrote {split!r} whole ({rows} rows) to {out / f'{split}.parquet'}")
     return 0
+
+
+def _whole_splits_written(manifest: Path) -> list[str]:
+    try:
+        written = json.loads(manifest.read_text()).get("whole_splits", {})
+    except (OSError, ValueError, AttributeError):
+        return []
+    # Split names come from our own manifest; anything else is not a file we wrote.
+    return [s for s in written if isinstance(s, str) and "/" not in s and not s.startswith(".")]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -157,7 +179,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="fedlab datasets",
         description="Write the partitions of a dataset to disk as parquet, one folder per partition.",
         epilog="A SuperNode given node config partition-path=OUT/partition-3 loads its partition "
-        "with fedlab.datasets.load_partition(ctx, 'train').",
+        "with fedlab.datasets.load_partition(ctx, 'train'); a whole split such as OUT/test.parquet "
+        "loads with datasets.Dataset.from_parquet('OUT/test.parquet').",
     )
     parser.add_argument(
         "source",
@@ -206,6 +229,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--test-size", type=_size, help="first divide train into train and test (fraction or rows)"
+    )
+    parser.add_argument(
+        "--whole",
+        action="append",
+        metavar="SPLIT",
+        help="also write SPLIT unpartitioned to OUT/SPLIT.parquet, e.g. a test set for the "
+        "server's evaluation (repeatable; default: the test split when it is not partitioned, "
+        "as --test-size makes it)",
     )
     parser.add_argument(
         "--seed", type=int, default=42, help="seed of the partitioner and the test split"

@@ -10,7 +10,8 @@ from typing import Any
 
 from fedlab.cli._follow import follow_run
 from fedlab.cli._output import Output, add_format_option
-from fedlab.cli._project import FederationSpec, Project, load_project, parse_overrides
+from fedlab.cli._project import FederationSpec, Project, load_project
+from fedlab.cli._run_config import parse_run_config
 from fedlab.context import UserConfig
 from fedlab.errors import FederationError
 from fedlab.server import Result
@@ -35,8 +36,22 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         nargs="+",
         action="extend",
         default=[],
-        metavar="KEY=VALUE",
-        help="override [tool.fedlab.config] values, e.g. --run-config num-server-rounds=5 lr=0.05",
+        metavar="CONFIG",
+        help="override [tool.fedlab.config]: space-separated key=value pairs with TOML values, "
+        "or a .toml file; repeatable, later values win. E.g. --run-config "
+        '"num-server-rounds=5 learning-rate=0.05" --run-config \'optimizer="adam"\'',
+    )
+    parser.add_argument(
+        "--superlink",
+        metavar="HOST:PORT",
+        help="run on the SuperLink whose Control API is at HOST:PORT instead of FEDERATION's "
+        "address (FEDERATION's other settings still apply)",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="talk to --superlink without TLS (required until TLS lands; only on a network "
+        "you trust)",
     )
     parser.add_argument(
         "--detach", action="store_true", help="on a SuperLink: print the run id and return at once"
@@ -54,11 +69,27 @@ def run_command(args: argparse.Namespace) -> int:
     """Run the project; 0 when the run completed, 1 when it failed."""
     out = Output(args.format)
     project = load_project(args.app)
-    federation = project.federation(args.federation)
-    config = {**project.config, **parse_overrides(args.run_config)}
+    federation = _federation(project, args)
+    config = {**project.config, **parse_run_config(args.run_config)}
     if federation.is_simulation:
         return _simulate(project, federation, config, out)
     return _submit(project, federation, config, args, out)
+
+
+def _federation(project: Project, args: argparse.Namespace) -> FederationSpec:
+    """The federation to run on: FEDERATION (or the default), sent to --superlink if given."""
+    if not args.superlink:
+        return project.federation(args.federation)
+    named = project.federation(args.federation) if args.federation or project.federations else None
+    if named is None or named.is_simulation:  # a simulation's settings mean nothing there
+        name = "superlink" if named is None else named.name
+        return FederationSpec(name, address=args.superlink, insecure=args.insecure)
+    return FederationSpec(
+        named.name,
+        address=args.superlink,
+        insecure=args.insecure or named.insecure,
+        options=named.options,
+    )
 
 
 def _simulate(project: Project, federation: FederationSpec, config: UserConfig, out: Output) -> int:
@@ -72,7 +103,12 @@ def _simulate(project: Project, federation: FederationSpec, config: UserConfig, 
     client_app, server_app = (
         _import(project, path) for path in (project.clientapp, project.serverapp)
     )
-    rounds = int(config.get("num-server-rounds", 3))
+    rounds = config.get("num-server-rounds", 3)
+    if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 0:
+        raise FederationError(
+            f"num-server-rounds must be a whole number of rounds, got {rounds!r}; write e.g. "
+            "--run-config num-server-rounds=5."
+        )
     fed = Federation(
         client_app,  # type: ignore[arg-type]
         server_app=server_app,  # type: ignore[arg-type]
@@ -105,6 +141,12 @@ def _submit(
     from fedlab.deploy.control import ControlClient
 
     assert federation.address is not None
+    if not federation.insecure and args.superlink:
+        raise FederationError(
+            f"Talking to the SuperLink at {federation.address} needs TLS, which this version "
+            "does not support yet; pass --insecure to connect without encryption (only on a "
+            "network you trust)."
+        )
     if not federation.insecure:
         raise FederationError(
             f"Federation {federation.name!r} needs TLS, which this version does not support yet; "
@@ -127,10 +169,17 @@ def _submit(
     with ControlClient(federation.address) as control:
         run_id = control.create_run(bundle, config, attached=False)
         if args.detach:
-            out.document({"success": True, "run-id": run_id, "federation": federation.name})
+            out.document(
+                {
+                    "success": True,
+                    "run-id": run_id,
+                    "federation": federation.name,
+                    "superlink": federation.address,
+                }
+            )
             out.say(
-                f"Started run [bold]{run_id}[/] on {federation.address}; "
-                f"follow it with `fedlab log {run_id}`."
+                f"Started run [bold]{run_id}[/] on {federation.address}; follow it with "
+                f"`fedlab log {run_id} --superlink {federation.address}`."
             )
             return 0
         return _follow(control, run_id, federation, out)
@@ -141,9 +190,10 @@ def _follow(control: Any, run_id: int, federation: FederationSpec, out: Output) 
     try:
         history, finished = follow_run(control, run_id, out, json_lines=False)
     except KeyboardInterrupt:
+        target = f"--superlink {federation.address}"
         out.say(
-            f"Stopped following; the run goes on. `fedlab log {run_id}` resumes, "
-            f"`fedlab stop {run_id}` stops it."
+            f"Stopped following; the run goes on. `fedlab log {run_id} {target}` resumes, "
+            f"`fedlab stop {run_id} {target}` stops it."
         )
         return 130
     error = None if finished is None else finished.error

@@ -19,4 +19,4 @@ def run_command(args: argparse.Namespace) -> int:
     """Run the SuperNode until it is stopped; return its exit status."""
     from fedlab.deploy.supernode import main
 
-    return main(list(args.rest))
+    return main(list(args.rest), prog="fedlab supernode")

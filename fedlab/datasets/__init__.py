@@ -4,7 +4,8 @@
 ``datasets.Dataset``, pandas, numpy, a folder of parquet/CSV files, or one of
 scikit-learn's bundled datasets) and divides its splits among clients with a
 partitioner (:mod:`fedlab.datasets.partitioner`). A ClientApp gets its own partition
-with one call, :func:`load_partition`, in simulation and in deployment alike.
+with one call, :func:`load_partition`, in simulation and in deployment alike;
+:func:`write_partition` writes a node's partition for a SuperNode elsewhere.
 
 Importing this package is cheap: Hugging Face ``datasets``, pandas and matplotlib are
 imported only when data is loaded, counted or plotted.
@@ -37,6 +38,7 @@ from fedlab.datasets.partitioner import (
 )
 from fedlab.datasets.plot import plot_label_distribution
 from fedlab.datasets.preprocessor import Preprocessor, divide_split, merge_splits
+from fedlab.datasets.write import write_partition
 
 __all__ = [  # noqa: RUF022 (plain sorted(), which tests/unit/test_package.py checks)
     "ColumnPartitioner",
@@ -70,4 +72,5 @@ __all__ = [  # noqa: RUF022 (plain sorted(), which tests/unit/test_package.py ch
     "load_partition",
     "merge_splits",
     "plot_label_distribution",
+    "write_partition",
 ]

@@ -7,11 +7,20 @@ import importlib.metadata
 import importlib.util
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 
 from fedlab.errors import BundleError
 
-__all__ = ["SHIPPED_SUFFIXES", "is_installed", "is_provided", "package_files", "top_level"]
+__all__ = [
+    "SHIPPED_SUFFIXES",
+    "installed_distributions",
+    "is_installed",
+    "is_provided",
+    "package_files",
+    "top_level",
+]
 
 #: File types copied from an app's package: code and small text configuration, never data.
 SHIPPED_SUFFIXES = (".py", ".pyi", ".json", ".toml", ".yaml", ".yml", ".cfg", ".ini", ".txt")
@@ -35,13 +44,18 @@ def is_provided(module_name: str) -> bool:
 
 
 @functools.lru_cache(maxsize=1)
-def _distributions() -> frozenset[str]:
-    return frozenset(importlib.metadata.packages_distributions())
+def installed_distributions() -> Mapping[str, list[str]]:
+    """Top-level module names of the installed distributions, to their distribution names.
+
+    Read once per process (it takes a while); a package installed later is still known as
+    installed by where it lives (see :mod:`fedlab.deploy._bundle_deps`).
+    """
+    return MappingProxyType(dict(importlib.metadata.packages_distributions()))
 
 
 def is_installed(module_name: str) -> bool:
     """True if the module's top-level package comes from an installed distribution."""
-    return is_provided(module_name) or top_level(module_name) in _distributions()
+    return is_provided(module_name) or top_level(module_name) in installed_distributions()
 
 
 def package_files(module_name: str) -> dict[str, bytes]:

@@ -16,7 +16,7 @@ import shutil
 import sys
 import tempfile
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib.machinery import ModuleSpec
 from pathlib import Path
 from types import ModuleType
@@ -64,13 +64,32 @@ def write_files(files: Mapping[str, bytes], directory: Path | None) -> Path:
     return root
 
 
-def import_attribute(root: Path | None, top_names: Iterable[str], module: str, attr: str) -> object:
-    """Import ``module`` (from ``root`` when it is one of ``top_names``) and return ``attr``."""
+def import_attribute(
+    root: Path | None,
+    top_names: Iterable[str],
+    module: str,
+    attr: str,
+    explain_missing: Callable[[str], str] | None = None,
+) -> object:
+    """Import ``module`` (from ``root`` when it is one of ``top_names``) and return ``attr``.
+
+    ``explain_missing(name)`` says why a module the code imports is missing on this node.
+    """
     names = frozenset(top_names)
     if root is not None and names:
         _install_finder(root, names)
     try:
         loaded = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if explain_missing is None or not exc.name:
+            raise BundleError(
+                f"Importing {module!r} from the bundle failed with ModuleNotFoundError: {exc}. "
+                "Check that every package the app imports is installed on this node."
+            ) from exc
+        raise BundleError(
+            f"Importing {module!r} from the bundle failed with ModuleNotFoundError: {exc}. "
+            f"{explain_missing(exc.name)}"
+        ) from exc
     except Exception as exc:
         raise BundleError(
             f"Importing {module!r} from the bundle failed with {type(exc).__name__}: {exc}. "

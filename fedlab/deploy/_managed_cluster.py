@@ -190,6 +190,9 @@ class LocalCluster:
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
+            # Not the caller's directory: what the nodes import must come from the bundle,
+            # as on a remote machine, so a local run rehearses a remote one faithfully.
+            cwd=self.directory,
             start_new_session=True,
         )
         self.processes.append(process)

@@ -11,6 +11,10 @@ Where the code comes from
   an importable module): the source files of the module's top-level package are shipped
   (``.py`` plus small text files such as ``.json``/``.toml``/``.yaml``; never data).
   fedlab itself and the standard library are never shipped; every node has them.
+* **The user's own modules the shipped code imports** (``import helpers``, with
+  ``helpers.py`` beside the app's module, outside site-packages and no installed
+  distribution's): shipped too, transitively. Installed packages are not shipped; the
+  manifest lists them, so that a node lacking one says to pip install it there.
 * **A notebook or ``__main__``**: the app is *captured by value*. Its handler, Mod and
   lifespan functions are shipped as source (via :mod:`inspect`), together with what they
   refer to by global name, and the app is rebuilt from them on the node. What can be
@@ -40,8 +44,11 @@ A zip archive (deterministic: sorted entries, fixed timestamps) holding
     ``{"format": "fedlab-bundle", "version": 1, "fedlab": "<version>", "python": "3.11",
     "client_app": {"module": "pkg.client_app", "attr": "app", "source": "import"},
     "server_app": {...} or null, "run_config": {...},
+    "requires": {"numpy": ["numpy"], ...}, "not_shipped": {"mod": "<why>", ...},
     "files": {"pkg/client_app.py": {"sha256": "<hex>", "size": 1234}, ...}}``;
-    ``source`` is ``"import"`` or ``"captured"``.
+    ``source`` is ``"import"`` or ``"captured"``; ``requires`` maps the installed packages
+    the code imports to their distributions, ``not_shipped`` the user's modules left out to
+    the reason (both only explain a missing module on a node).
 ``signature.json`` (only in signed bundles)
     ``{"algorithm": "ed25519", "public_key": "<32 bytes hex>", "signature": "<64 bytes hex>"}``,
     the signature of the exact bytes of ``manifest.json``. Since the manifest holds every
@@ -77,6 +84,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from fedlab.client import ClientApp
 from fedlab.context import UserConfig
 from fedlab.deploy._bundle_apps import app_entry, check_entry
+from fedlab.deploy._bundle_deps import close_over_imports, explain_missing
 from fedlab.deploy._bundle_files import top_level
 from fedlab.deploy._bundle_format import read_bundle, sha256_hex, write_bundle
 from fedlab.deploy._bundle_import import import_attribute, write_files
@@ -158,7 +166,13 @@ class Bundle:
         tops = {top_level(path.split("/")[0].removesuffix(".py")) for path in self._files}
         shipped = top_level(module) in tops
         root = self.extract() if shipped else None
-        return import_attribute(root, tops if shipped else (), module, attr)
+        return import_attribute(
+            root,
+            tops if shipped else (),
+            module,
+            attr,
+            lambda name: explain_missing(name, self.manifest),
+        )
 
     def __repr__(self) -> str:
         app = self.manifest["client_app"]
@@ -212,6 +226,8 @@ def build_bundle(
                     raise BundleError(
                         f"The client and server apps ship different versions of {path!r}."
                     )
+        # Modules of the user's that the shipped code imports travel too (see _bundle_deps).
+        closure = close_over_imports(files)
     finally:
         if added is not None and added in sys.path:
             sys.path.remove(added)
@@ -221,10 +237,12 @@ def build_bundle(
         "client_app": client_entry,
         "server_app": server_entry,
         "run_config": config,
+        "requires": closure.requires,
+        "not_shipped": closure.not_shipped,
         "fedlab": __version__,
         "python": f"{sys.version_info.major}.{sys.version_info.minor}",
     }
-    return write_bundle(manifest, files, signing_key)
+    return write_bundle(manifest, closure.files, signing_key)
 
 
 def load_bundle(data: bytes, *, trusted_keys: Sequence[Ed25519PublicKey] | None = None) -> Bundle:

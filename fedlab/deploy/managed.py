@@ -7,6 +7,11 @@ them as an app bundle, runs the strategy in this process over a
 run fails or is interrupted. ``deploy(fed, "host:port")`` does the same against a
 SuperLink that is already running (the address of its Control API).
 
+The local processes run in a private temporary directory, not the caller's: like remote
+SuperNodes, they see only the code the bundle carries. A Federation built with
+``dataset=...`` has each local SuperNode's partition written there as parquet, and the
+node's ``partition-path`` names it, so ``load_partition(ctx)`` works as in a simulation.
+
 The run goes through the Federation's own driver, so History, the terminal console and
 the notebook dashboard receive the same events as for ``fed.run()``, and the same
 :class:`~fedlab.server.Result` comes back.
@@ -15,12 +20,16 @@ the notebook dashboard receive the same events as for ``fed.run()``, and the sam
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fedlab._driver import AsyncInbox, BlockingInbox, drive_blocking
+from fedlab.datasets import PARTITION_PATH, write_partition
 from fedlab.deploy._managed_cluster import LocalCluster
 from fedlab.deploy.bundle import build_bundle
 from fedlab.errors import FederationError, FedlabError
@@ -31,6 +40,8 @@ if TYPE_CHECKING:
     from fedlab.federation import Federation
 
 __all__ = ["deploy"]
+
+_log = logging.getLogger("fedlab.deploy")
 
 
 def deploy(
@@ -82,11 +93,13 @@ def deploy(
     if local is not None:
         assert signing_key is not None
         cluster = LocalCluster(
-            local,
-            _node_configs(fed, local),
-            startup_timeout=startup_timeout,
-            trusted_keys=[signing_key.public_key()],
+            local, [], startup_timeout=startup_timeout, trusted_keys=[signing_key.public_key()]
         )
+        try:  # the partitions go into the cluster's directory, removed when it stops
+            cluster.node_configs = _node_configs(fed, local, cluster.directory / "partitions")
+        except BaseException:
+            cluster.stop()
+            raise
         with cluster:
             assert cluster.addresses is not None
             links = cluster.addresses
@@ -117,14 +130,53 @@ def _check(fed: Federation, address: str | None, local: int | None, insecure: bo
         )
 
 
-def _node_configs(fed: Federation, local: int) -> list[str]:
+def _node_configs(fed: Federation, local: int, partitions: Path) -> list[str]:
+    if fed.dataset is not None:
+        _check_partitions(fed, local)
     configs = []
     for index in range(local):
         config: dict[str, Any] = {"partition-id": index, "num-partitions": local}
         if fed.node_configs is not None and len(fed.node_configs) == local:
             config.update(fed.node_configs[index])
+        path = config.get(PARTITION_PATH)
+        if path is not None:  # the nodes run elsewhere; the caller meant their own directory
+            config[PARTITION_PATH] = os.path.abspath(os.path.expanduser(str(path)))
+        elif fed.dataset is not None:
+            pid = config["partition-id"]
+            if not isinstance(pid, int) or isinstance(pid, bool):
+                raise FederationError(
+                    f"node_configs[{index}]['partition-id'] must be an int, got {pid!r}."
+                )
+            folder = partitions / f"partition-{index}"
+            write_partition(fed.dataset, pid, folder)
+            config[PARTITION_PATH] = str(folder)
         configs.append(" ".join(f"{k}={_quoted(v)}" for k, v in config.items()))
     return configs
+
+
+def _check_partitions(fed: Federation, local: int) -> None:
+    assert fed.dataset is not None
+    counts = [fed.dataset.partitioner(split).num_partitions for split in fed.dataset.partitioners]
+    if local > min(counts):
+        raise FederationError(
+            f"deploy(local={local}) starts {local} SuperNodes, but the dataset has only "
+            f"{min(counts)} partitions; pass local={min(counts)} or fewer, or partition the "
+            "dataset into more."
+        )
+    if max(counts) > local:
+        left = max(counts) - local
+        unused = (
+            f"partition {local} goes" if left == 1 else f"partitions {local}-{local + left - 1} go"
+        )
+        _log.warning(
+            "The dataset has %d partitions but deploy(local=%d) starts %d SuperNodes, so %s "
+            "unused; pass local=%d to use every partition.",
+            max(counts),
+            local,
+            local,
+            unused,
+            max(counts),
+        )
 
 
 def _quoted(value: object) -> str:

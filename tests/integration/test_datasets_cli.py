@@ -144,3 +144,49 @@ def test_the_command_reports_a_bad_partitioner_setting_as_an_error(
     )
     assert code == 1
     assert "only 3 classes" in capsys.readouterr().err
+
+
+def test_test_size_also_writes_the_whole_test_split_for_the_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "parts"
+    args = ["datasets", "digits", "--out", str(out), "--num-partitions", "5"]
+    assert main([*args, "--test-size", "0.2", "--seed", "3"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        (
+            f"wrote 5 partitions of 'train' (1438 rows, 287 to 288 per partition) to "
+            f"{out}/partition-*/train.parquet"
+        ),
+        f"wrote 'test' whole (359 rows) to {out}/test.parquet",
+    ]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "manifest.json",
+        *[f"partition-{i}" for i in range(5)],
+        "test.parquet",
+    ]
+    assert [p.name for p in (out / "partition-0").iterdir()] == ["train.parquet"]
+    assert json.loads((out / "manifest.json").read_text())["whole_splits"] == {"test": 359}
+    # Exactly the in-process test split: the rows the partitions do not hold.
+    fds = FederatedDataset.from_sklearn("digits", partitioners={"train": 5}, test_size=0.2, seed=3)
+    written = pq.read_table(out / "test.parquet").to_pandas()
+    assert written["label"].tolist() == fds.load_split("test")["label"]
+    # Written again without a test split, the old test.parquet goes with the old partitions.
+    assert main([*args, "--overwrite"]) == 0
+    assert "whole" not in capsys.readouterr().out
+    assert not (out / "test.parquet").exists()
+    assert json.loads((out / "manifest.json").read_text())["whole_splits"] == {}
+
+
+def test_whole_writes_any_split_unpartitioned_and_refuses_an_unknown_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "parts"
+    args = ["datasets", "iris", "--out", str(out), "--num-partitions", "3"]
+    assert main([*args, "--whole", "valid"]) == 1
+    assert capsys.readouterr().err == "error: There is no split 'valid'; the dataset has ['train'].\n"
+    assert not out.exists()
+    assert main([*args, "--whole", "train"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"wrote 'train' whole (150 rows) to {out}/train.parquet"
+    )
+    assert pq.read_table(out / "train.parquet").num_rows == 150

@@ -66,13 +66,15 @@ def build_parser(prog: str = "python -m fedlab.deploy.superlink") -> argparse.Ar
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "python -m fedlab.deploy.superlink") -> int:
     """Run a SuperLink until SIGTERM or Ctrl-C; return the exit status.
 
     Prints ``superlink ready fleet=HOST:PORT serverappio=HOST:PORT control=HOST:PORT`` on
     stdout once listening (with the real ports when 0 was asked for).
+
+    ``prog`` is the command name its usage and help show.
     """
-    parser = build_parser()
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     for flag in ("ssl_certfile", "ssl_keyfile", "ssl_ca_certfile", "enable_supernode_auth"):
         if getattr(args, flag):

@@ -83,13 +83,15 @@ def load_trusted_keys(paths: Sequence[str]) -> list[Any]:
     return keys
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "python -m fedlab.deploy.supernode") -> int:
     """Run a SuperNode until SIGTERM or Ctrl-C; return the exit status.
 
     Prints ``supernode registered node_id=N superlink=HOST:PORT`` on stdout each time it
     registers.
+
+    ``prog`` is the command name its usage and help show.
     """
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     for flag in ("root_certificates", "auth_supernode_private_key"):
         if getattr(args, flag):
             print(f"error: {tls_not_available('--' + flag.replace('_', '-'))}", file=sys.stderr)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -139,6 +141,41 @@ def test_stop_ends_one_run_after_its_current_round(cluster: LocalCluster, projec
     assert [run["status"] for run_id, run in runs.items() if run_id != long_run] == [
         "completed"
     ] * (len(runs) - 1)
+
+
+def test_detach_prints_a_log_command_that_finds_the_superlink_from_anywhere(
+    cluster: LocalCluster, project: Path, tmp_path: Path
+) -> None:
+    cluster.start_nodes()
+    address = _address(project)
+    out = fedlab(
+        "run", ".", "local-deployment", "--detach", "--run-config", "num-server-rounds=1",
+        cwd=project,
+    ).stdout  # fmt: skip
+    run_id = int(re.fullmatch(r"Started run (\d+) .*\n", out).group(1))  # type: ignore[union-attr]
+    command = f"fedlab log {run_id} --superlink {address}"
+    assert out == f"Started run {run_id} on {address}; follow it with `{command}`.\n"
+    # Run as printed, from a folder with no project in it.
+    logged = fedlab(*shlex.split(command)[1:], cwd=tmp_path).stdout
+    assert "round 1/1" in logged
+
+
+def test_run_sends_a_simulation_project_to_the_superlink_given_on_the_command_line(
+    cluster: LocalCluster, project: Path
+) -> None:
+    cluster.start_nodes()
+    address = _address(project)
+    args = ["run", ".", "two-clients", "--superlink", address, "--run-config", "num-server-rounds=1"]
+    refused = subprocess.run(
+        [FEDLAB, *args], cwd=project, capture_output=True, text=True, timeout=300
+    )
+    assert refused.returncode == 1 and "pass --insecure" in refused.stderr
+    out = fedlab(*args, "--insecure", cwd=project).stdout
+    run_id = int(re.search(r"Started run (\d+) on ", out).group(1))  # type: ignore[union-attr]
+    assert f"Started run {run_id} on {address} (two-clients)." in out
+    assert f"Run {run_id} finished after 1 round(s)." in out
+    with ControlClient(address) as control:
+        assert control.wait_for_run(run_id, timeout=240).status == "completed"
 
 
 def _address(project: Path) -> str:

@@ -193,3 +193,220 @@ def test_a_checkpointing_federation_cannot_be_deployed(tmp_path: object) -> None
     fed.checkpoint_dir = str(tmp_path)
     with pytest.raises(FederationError, match="Checkpoints are for simulations"):
         fed.deploy(local=2)
+
+
+# -- code from the user's folder ---------------------------------------------------------------
+
+HELPERS = """
+import numpy as np
+
+def step(w, pid):
+    return np.asarray(w) * 0.5 + (pid + 1)
+"""
+
+CLIENT_MODULE = """
+import fedlab as fl
+from fedlab import ArrayRecord, MetricRecord, RecordDict
+from helpers import step
+
+app = fl.ClientApp()
+
+@app.train()
+def train(msg, ctx):
+    pid = int(ctx.node_config["partition-id"])
+    w = step(msg.content.array_record("arrays").to_numpy()[0], pid)
+    return msg.reply(RecordDict({"arrays": ArrayRecord([w]),
+                                 "metrics": MetricRecord({"num-examples": pid + 1})}))
+"""
+
+
+@pytest.fixture
+def user_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A folder of the user's own modules, importable here only through sys.path."""
+    folder = tmp_path / "user"
+    folder.mkdir()
+    monkeypatch.syspath_prepend(str(folder))
+    yield folder
+    for name, module in list(sys.modules.items()):
+        if str(getattr(module, "__file__", "") or "").startswith(str(folder)):
+            del sys.modules[name]
+
+
+def test_a_client_module_importing_a_helper_from_its_folder_runs_on_nodes_elsewhere(
+    user_folder: Path, clusters: list[LocalCluster]
+) -> None:
+    from fedlab.deploy.bundle import build_bundle, load_bundle
+    from fedlab.events import RoundStarted
+
+    (user_folder / "helpers.py").write_text(HELPERS)
+    (user_folder / "user_client_app.py").write_text(CLIENT_MODULE)
+    import user_client_app  # type: ignore[import-not-found]
+
+    bundle = load_bundle(build_bundle(user_client_app.app))
+    assert sorted(bundle.files) == ["helpers.py", "user_client_app.py"]
+    assert bundle.manifest["requires"]["numpy"] == ["numpy"]
+
+    def fed() -> Federation:
+        strategy = FedAvg(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=2,
+                          min_available_nodes=2)  # fmt: skip
+        return Federation(user_client_app.app, strategy=strategy, num_clients=2,
+                          initial_arrays=[np.zeros(3, np.float32)], display="none")  # fmt: skip
+
+    seen: dict[int, tuple[str, str]] = {}
+
+    def look_at_the_nodes(event: Event) -> None:
+        if isinstance(event, RoundStarted) and not seen:
+            for pid in clusters[0].pids[1:]:  # the SuperNodes, while they run
+                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                paths = [e for e in environ if e.startswith(b"PYTHONPATH=")]
+                seen[pid] = (os.readlink(f"/proc/{pid}/cwd"), b"".join(paths).decode())
+
+    deployed = fed()
+    deployed.subscribe(look_at_the_nodes)
+    result = deployed.deploy(local=2, rounds=2)
+    # w_r = w_{r-1} / 2 + (1*1 + 2*2) / 3 from 0, as in the simulation.
+    expected = np.full(3, 5 / 3 / 2 + 5 / 3, np.float32)
+    np.testing.assert_allclose(result.arrays.to_numpy()[0], expected, rtol=1e-6)
+    assert result.arrays == fed().run(rounds=2).arrays
+    # The nodes ran in a folder of their own, with nothing of the user's on their path.
+    assert len(seen) == 2
+    for cwd, pythonpath in seen.values():
+        assert cwd == str(clusters[0].directory) and not (Path(cwd) / "helpers.py").exists()
+        assert str(user_folder) not in pythonpath
+
+
+FAKE_INSTALLED = """
+import fedlab as fl
+import fedlab_fake_installed
+
+app = fl.ClientApp()
+
+@app.train()
+def train(msg, ctx):
+    return msg.reply(msg.content)
+"""
+
+
+def test_a_node_lacking_an_installed_package_says_to_pip_install_it_there(
+    user_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clusters: list[LocalCluster]
+) -> None:
+    from fedlab.deploy._bundle_files import installed_distributions
+
+    site = tmp_path / "site"
+    (site / "fedlab_fake_installed").mkdir(parents=True)
+    (site / "fedlab_fake_installed" / "__init__.py").write_text("")
+    info = site / "fedlab_fake_dist-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fedlab-fake-dist\nVersion: 1.0\n")
+    (info / "top_level.txt").write_text("fedlab_fake_installed\n")
+    monkeypatch.syspath_prepend(str(site))  # installed here only; the nodes do not have it
+    installed_distributions.cache_clear()
+    (user_folder / "uses_installed.py").write_text(FAKE_INSTALLED)
+    try:
+        import uses_installed  # type: ignore[import-not-found]
+
+        replies: list[ClientReplied] = []
+        fed = Federation(
+            uses_installed.app,
+            strategy=FedAvg(fraction_evaluate=0.0, min_train_nodes=1, min_available_nodes=1),
+            num_clients=1,
+            initial_arrays=[np.zeros(2, np.float32)],
+            display="none",
+        )
+        fed.subscribe(lambda e: replies.append(e) if isinstance(e, ClientReplied) else None)
+        fed.deploy(local=1, rounds=1)
+    finally:
+        installed_distributions.cache_clear()
+        sys.modules.pop("fedlab_fake_installed", None)
+    (reply,) = replies
+    assert reply.error is not None
+    assert reply.error.reason.endswith(
+        "Importing 'uses_installed' from the bundle failed with ModuleNotFoundError: No module "
+        "named 'fedlab_fake_installed'. 'fedlab_fake_installed' is an installed package "
+        "(distribution 'fedlab-fake-dist') on the machine that built the bundle, and this "
+        "SuperNode lacks it: pip install it on the SuperNode (pip install fedlab-fake-dist), in "
+        "the environment the SuperNode runs in."
+    )
+
+
+# -- a FederatedDataset ------------------------------------------------------------------------
+
+
+def make_data_app() -> ClientApp:
+    # Captured by value; each node reads the partition its partition-path names.
+    app = ClientApp()
+
+    @app.train()
+    def train(msg: Message, ctx: Context) -> Message:
+        from fedlab.datasets import load_partition
+
+        part = load_partition(ctx, "train")
+        metrics = MetricRecord({"num-examples": len(part), "label-sum": sum(part["label"])})
+        return msg.reply(RecordDict({"arrays": msg.content["arrays"], "metrics": metrics}))
+
+    return app
+
+
+def test_deploy_local_gives_each_node_its_own_partition_of_a_federated_dataset(
+    clusters: list[LocalCluster], caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from fedlab.datasets import FederatedDataset, LinearPartitioner
+
+    # Sizes 1:2:3:4, so that every partition is told apart by its size.
+    fds = FederatedDataset.from_sklearn("digits", partitioners={"train": LinearPartitioner(4)})
+    expected = {
+        pid: {"num-examples": len(part), "label-sum": sum(part["label"])}
+        for pid, part in ((i, fds.load_partition(i)) for i in range(3))
+    }
+    strategy = FedAvg(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=3,
+                      min_available_nodes=3)  # fmt: skip
+    fed = Federation(make_data_app(), strategy=strategy, dataset=fds, num_clients=3,
+                     initial_arrays=[np.zeros(2, np.float32)], display="none")  # fmt: skip
+    replies: list[ClientReplied] = []
+    fed.subscribe(lambda e: replies.append(e) if isinstance(e, ClientReplied) else None)
+    with caplog.at_level(logging.WARNING, logger="fedlab.deploy"):
+        fed.deploy(local=3, rounds=1)
+    assert [r.error for r in replies] == [None] * 3
+    assert {r.partition_id: dict(r.metrics) for r in replies} == expected
+    assert [len(fds.load_partition(i)) for i in range(4)] == [180, 359, 539, 719]
+    assert (
+        "The dataset has 4 partitions but deploy(local=3) starts 3 SuperNodes, so partition 3 "
+        "goes unused; pass local=4 to use every partition." in caplog.messages
+    )
+    (cluster,) = clusters
+    assert not cluster.directory.exists()  # the written partitions went with it
+
+
+def test_deploy_local_with_more_nodes_than_partitions_is_refused() -> None:
+    from fedlab.datasets import FederatedDataset
+
+    fds = FederatedDataset.from_sklearn("iris", partitioners={"train": 2})
+    fed = Federation(make_data_app(), strategy=FedAvg(fraction_evaluate=0.0), dataset=fds,
+                     initial_arrays=[np.zeros(2, np.float32)], display="none")  # fmt: skip
+    with pytest.raises(FederationError) as raised:
+        fed.deploy(local=3)
+    assert str(raised.value) == (
+        "deploy(local=3) starts 3 SuperNodes, but the dataset has only 2 partitions; pass "
+        "local=2 or fewer, or partition the dataset into more."
+    )
+
+
+def test_a_relative_partition_path_in_node_configs_means_the_callers_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fedlab.datasets import FederatedDataset, write_partition
+
+    fds = FederatedDataset.from_sklearn("iris", partitioners={"train": 3})
+    write_partition(fds, 1, tmp_path / "mine")
+    monkeypatch.chdir(tmp_path)  # the nodes run elsewhere, yet "mine" is found here
+    strategy = FedAvg(fraction_evaluate=0.0, min_train_nodes=1, min_available_nodes=1)
+    fed = Federation(make_data_app(), strategy=strategy, num_clients=1,
+                     node_configs=[{"partition-path": "mine"}],
+                     initial_arrays=[np.zeros(2, np.float32)], display="none")  # fmt: skip
+    replies: list[ClientReplied] = []
+    fed.subscribe(lambda e: replies.append(e) if isinstance(e, ClientReplied) else None)
+    fed.deploy(local=1, rounds=1)
+    (reply,) = replies
+    assert reply.error is None and reply.metrics["num-examples"] == len(fds.load_partition(1))

@@ -1,4 +1,4 @@
-"""Reading an app project's [tool.fedlab] table and --run-config overrides."""
+"""Reading an app project's [tool.fedlab] table."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fedlab.cli._project import load_project, parse_overrides
+from fedlab.cli._project import load_project
 from fedlab.errors import FederationError
 
 PYPROJECT = """
@@ -38,23 +38,6 @@ def test_a_project_names_its_apps_config_and_federations(tmp_path: Path) -> None
     assert project.federation(None).name == "sim" and project.federation(None).num_clients == 4
     remote = project.federation("remote")
     assert not remote.is_simulation and remote.address == "10.0.0.1:9093" and not remote.insecure
-
-
-def test_run_config_overrides_are_typed_like_toml() -> None:
-    assert parse_overrides(["a=1", "b=0.5", "c=true", 'd="x y"', "e=plain", "f="]) == {
-        "a": 1,
-        "b": 0.5,
-        "c": True,
-        "d": "x y",
-        "e": "plain",
-        "f": "",
-    }
-
-
-@pytest.mark.parametrize("pair", ["novalue", "=3", "x=[1, 2]"])
-def test_a_malformed_override_is_refused(pair: str) -> None:
-    with pytest.raises(FederationError, match="--run-config"):
-        parse_overrides([pair])
 
 
 @pytest.mark.parametrize(

@@ -44,12 +44,24 @@ def test_a_new_project_runs_in_simulation_and_its_loss_falls(
         assert low <= report["train_metrics"][rnd]["num-examples"] <= high
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["--run-config", "num-server-rounds=1 lr=0.0"],  # Flower's syntax: one quoted value
+        ["--run-config", "num-server-rounds=1", "--run-config", "lr=0.0"],
+        ["--run-config", "num-server-rounds=1", "lr=0.0"],
+    ],
+)
 def test_run_config_overrides_reach_the_clients(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], isolated_imports: None
+    overrides: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    isolated_imports: None,
 ) -> None:
     root = create_project("cli-run-override", "numpy", tmp_path)
-    main(["run", str(root), "--format", "json", "--run-config", "num-server-rounds=1", "lr=0.0"])
+    assert main(["run", str(root), "--format", "json", *overrides]) == 0
     report = json.loads(capsys.readouterr().out)
+    assert report["rounds_completed"] == 1
     # With lr=0 the weights stay zero: every client's loss is the mean of y**2 on its data.
     import numpy as np
 
@@ -122,3 +134,50 @@ def test_an_unknown_backend_in_a_project_names_the_choices(
     assert main(["run", str(root), "odd"]) != 0
     err = capsys.readouterr().err
     assert "'gpu' is not one of 'inline', 'threads', 'processes', 'ray'" in err
+
+
+def test_a_malformed_run_config_value_is_a_cli_error_naming_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], isolated_imports: None
+) -> None:
+    root = create_project("cli-run-badvalue", "numpy", tmp_path)
+    status = main(["run", str(root), "--run-config", "learning-rate=0.05 optimizer=adam"])
+    assert status == 1
+    assert capsys.readouterr().err == (
+        "error: --run-config optimizer=adam: 'adam' is not a TOML value. Numbers and true/false "
+        'are written bare, strings in double quotes: optimizer="adam" (in a shell, quote the '
+        "whole pair: 'optimizer=\"adam\"').\n"
+    )
+
+
+def test_num_server_rounds_must_be_a_whole_number(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], isolated_imports: None
+) -> None:
+    root = create_project("cli-run-rounds", "numpy", tmp_path)
+    assert main(["run", str(root), "--run-config", 'num-server-rounds="2"']) == 1
+    assert capsys.readouterr().err == (
+        "error: num-server-rounds must be a whole number of rounds, got '2'; write e.g. "
+        "--run-config num-server-rounds=5.\n"
+    )
+
+
+def test_a_toml_file_of_overrides_sets_the_rounds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], isolated_imports: None
+) -> None:
+    root = create_project("cli-run-tomlfile", "numpy", tmp_path)
+    (tmp_path / "short.toml").write_text("num-server-rounds = 1\n")
+    status = main(
+        ["run", str(root), "--format", "json", "--run-config", str(tmp_path / "short.toml")]
+    )
+    assert status == 0 and json.loads(capsys.readouterr().out)["rounds_completed"] == 1
+
+
+def test_run_on_a_superlink_given_on_the_command_line_asks_for_insecure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], isolated_imports: None
+) -> None:
+    root = create_project("cli-run-superlink", "numpy", tmp_path)
+    assert main(["run", str(root), "--superlink", "127.0.0.1:1"]) == 1
+    assert capsys.readouterr().err == (
+        "error: Talking to the SuperLink at 127.0.0.1:1 needs TLS, which this version does not "
+        "support yet; pass --insecure to connect without encryption (only on a network you "
+        "trust).\n"
+    )
