@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from fedlab.dashboard._format import describe_error, format_metrics, format_seconds
+from fedlab.dashboard._format import (
+    describe_error,
+    format_metrics,
+    format_rounds,
+    format_seconds,
+)
 from fedlab.dashboard._tracker import RoundState, RunTracker
-from fedlab.events import ClientReplied, RunFinished, RunStarted
+from fedlab.events import ClientReplied, ReplyRejected, RunFinished, RunStarted
 
 __all__ = ["failure_line", "finished_line", "round_line", "started_line"]
 
@@ -41,15 +46,19 @@ def round_line(tracker: RunTracker, state: RoundState) -> str | None:
     return "  ".join(parts)
 
 
-def failure_line(event: ClientReplied) -> str:
-    """``client 17 failed in round 3 (train): ValueError: boom``."""
+def failure_line(event: ClientReplied | ReplyRejected) -> str:
+    """``client 17 failed in round 3 (train): ValueError: boom`` (also for a refused reply)."""
     error = event.error
     reason = describe_error(error.code, error.reason) if error else "no error"
     return f"client {event.node_id} failed in round {event.round} ({event.phase}): {reason}"
 
 
 def finished_line(tracker: RunTracker, event: RunFinished) -> str:
-    """``run finished: 10 rounds in 12.3s, no client failures`` (or why it stopped)."""
+    """``run finished: 10 rounds in 12.3s, no client failures`` (or why it stopped).
+
+    Rounds that kept the global arrays unchanged are named:
+    ``run finished: 3 rounds in 1.00s, 2 client failures; rounds 2, 3 aggregated nothing``.
+    """
     done = event.rounds_completed
     partial = event.error is not None or event.stopped_early
     if partial and tracker.num_rounds:
@@ -61,6 +70,8 @@ def finished_line(tracker: RunTracker, event: RunFinished) -> str:
     )
     head = "failed" if event.error else "stopped early" if event.stopped_early else "finished"
     line = f"run {head}: {rounds} in {format_seconds(event.duration_s)}, {failures}"
+    if tracker.unaggregated:
+        line += f"; {format_rounds(tracker.unaggregated)} aggregated nothing"
     if event.error:
         line += f"; error: {describe_error(None, event.error)}"
     return line

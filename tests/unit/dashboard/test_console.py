@@ -159,7 +159,7 @@ def test_plain_console_says_when_a_round_was_not_aggregated_or_the_run_stopped_e
         "run started: FedAvg, 10 rounds from round 3, 2 nodes",
         "client 1 failed in round 3 (train): TIMEOUT",
         "round 3/12  clients 1/2 (1 failed)  not aggregated: too few replies (1 < 2)  9.00s",
-        "run stopped early: 1 of 10 rounds in 12m 05s, 1 client failure",
+        "run stopped early: 1 of 10 rounds in 12m 05s, 1 client failure; round 3 aggregated nothing",
     ]
 
 
