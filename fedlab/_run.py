@@ -218,8 +218,10 @@ class _Learned:
                     f"No round aggregated anything: {rounds} kept the global arrays unchanged, "
                     f"with {self.failures} client failure{'' if self.failures == 1 else 's'}"
                 )
+                outcome = "the model was not trained"
             elif self.replies and self.failures >= self.replies:
                 head = f"Every client reply failed ({self.failures} of {self.replies})"
+                outcome = "no client answered"
             else:
                 return
             first, quiet = self.first_failure, self.unaggregated[:1]
@@ -235,5 +237,5 @@ class _Learned:
             detail = f"No client failed; round {quiet[0].round}: {quiet[0].reason}"
         raise FederationError(
             f"{head}. {detail}. Fix what the failures say (History.failures() lists every one); "
-            "the model was not trained."
+            f"{outcome}."
         )

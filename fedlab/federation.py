@@ -209,6 +209,14 @@ class Federation:
         Blocks until done. Works in a script and inside a notebook whose event loop is
         already running; there a kernel interrupt stops the run cleanly after the current
         round (interrupt twice to abort at once).
+
+        Raises
+        ------
+        FederationError
+            If the run learned nothing: no round aggregated anything (every reply failed or
+            was refused), or, for a ServerApp that exchanges messages without rounds, every
+            client reply failed. The message names the first failure; ``self.history``
+            holds them all. A run in which only some rounds aggregated nothing returns.
         """
         try:
             asyncio.get_running_loop()
