@@ -138,7 +138,8 @@ class BufferedLoop:
         for reply in replies:
             instruction, _ = self.in_flight.pop(reply.metadata.reply_to_message_id)
             self.strategy._release(instruction.metadata.dst_node_id)
-            reason = None if reply.has_error() else self.strategy.check_train_reply(instruction, reply)
+            check = self.strategy.check_train_reply
+            reason = None if reply.has_error() else check(instruction, reply)
             if reason is not None:  # that node failed this piece of work after all
                 reply = reject(self.grid, instruction, reply, reason)
             self._check_failures(reply)

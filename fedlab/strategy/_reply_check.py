@@ -26,6 +26,8 @@ __all__ = ["ReplyCheck", "ReplyScreen", "check_arrays", "check_weight", "reject"
 #: ``check(instruction, reply)``: why ``reply`` cannot be aggregated, or None to accept it.
 ReplyCheck = Callable[[Message, Message], "str | None"]
 
+#: Values checked for finiteness at a time.
+_BLOCK = 65536
 _FIX = "Return the arrays it received, trained: same names, order, shapes and dtypes."
 _DIVERGED = (
     "Its training diverged or read bad data: lower the learning rate, clip the gradients "
@@ -39,31 +41,31 @@ def check_arrays(reply: Message, expected: Mapping[str, ArrayRecord]) -> str | N
     With one expected record, the reply must hold exactly one ArrayRecord, under any name
     (strategies read "the" ArrayRecord of a reply); with several, each under its name.
     """
-    node = reply.metadata.src_node_id
+    refused = f"Reply of node {reply.metadata.src_node_id} refused:"
     found = reply.content.array_records
     if len(expected) == 1 and len(found) != 1:
         return (
-            f"Reply of node {node} refused: it returned {len(found)} ArrayRecords ({sorted(found)}) "
-            f"where exactly one is expected, the model it was sent under {next(iter(expected))!r}. "
-            "Reply with RecordDict({'arrays': ArrayRecord(...), 'metrics': MetricRecord(...)})."
+            f"{refused} it returned {len(found)} ArrayRecords ({sorted(found)}) where exactly "
+            f"one is expected, the model it was sent under {next(iter(expected))!r}. Reply "
+            "with RecordDict({'arrays': ArrayRecord(...), 'metrics': MetricRecord(...)})."
         )
     for key, sent in expected.items():
         record = next(iter(found.values())) if len(expected) == 1 else found.get(key)
         if record is None:
             return (
-                f"Reply of node {node} refused: it returned no ArrayRecord under {key!r} (its records: "
+                f"{refused} it returned no ArrayRecord under {key!r} (its records: "
                 f"{sorted(reply.content)}); the strategy reads {sorted(expected)}."
             )
         found_problem = _layout_problem(key, record, sent) or _values_problem(key, record)
         if found_problem is not None:
             problem, fix = found_problem
-            return f"Reply of node {node} refused: {problem}. {fix}"
+            return f"{refused} {problem}. {fix}"
     return None
 
 
 def check_weight(reply: Message, key: str) -> str | None:
     """Why the reply's weight metric ``key`` is missing or not a positive finite number."""
-    node = reply.metadata.src_node_id
+    refused = f"Reply of node {reply.metadata.src_node_id} refused:"
     records = reply.content.metric_records
     fix = (
         f"Report how many examples it trained on, e.g. "
@@ -71,17 +73,17 @@ def check_weight(reply: Message, key: str) -> str | None:
     )
     if len(records) != 1:
         return (
-            f"Reply of node {node} refused: it returned {len(records)} MetricRecords ({sorted(records)}) "
-            f"where exactly one is expected, holding the weight {key!r}. {fix}"
+            f"{refused} it returned {len(records)} MetricRecords ({sorted(records)}) where "
+            f"exactly one is expected, holding the weight {key!r}. {fix}"
         )
     metrics: MetricRecord = next(iter(records.values()))
     value = metrics.get(key)
     if value is None:
-        return f"Reply of node {node} refused: it reported no {key!r} (its metrics: {sorted(metrics)}). {fix}"
+        return f"{refused} it reported no {key!r} (its metrics: {sorted(metrics)}). {fix}"
     if isinstance(value, list) or not math.isfinite(value) or value <= 0:
         return (
-            f"Reply of node {node} refused: it reported {key}={value!r}; a reply's weight must be a "
-            f"positive, finite number. {fix}"
+            f"{refused} it reported {key}={value!r}; a reply's weight must be a positive, "
+            f"finite number. {fix}"
         )
     return None
 
@@ -189,13 +191,12 @@ def _non_finite(array: Array) -> tuple[int, int] | None:
     kind = np.dtype(array.dtype).kind
     if kind not in "fc":
         return None
-    values = array.numpy()
-    with np.errstate(all="ignore"):
-        # One read of the array and no temporary as large as it: a finite sum means every
-        # value is finite. Only a sum that is not (or overflowed) is checked value by value.
-        total = complex(np.sum(values, dtype=np.complex128 if kind == "c" else np.float64))
-        if math.isfinite(total.real) and math.isfinite(total.imag):
-            return None
-        nans = int(np.count_nonzero(np.isnan(values)))
-        infs = int(np.count_nonzero(np.isinf(values)))
-    return (nans, infs) if nans or infs else None
+    values = array.numpy().reshape(-1)
+    # Block by block into one small buffer: exact, and no temporary as large as the array.
+    flags = np.empty(min(values.size, _BLOCK), dtype=bool)
+    for start in range(0, values.size, _BLOCK):
+        part = values[start : start + _BLOCK]
+        if not np.isfinite(part, out=flags[: part.size]).all():
+            nans = int(np.count_nonzero(np.isnan(values)))
+            return nans, int(np.count_nonzero(np.isinf(values)))
+    return None

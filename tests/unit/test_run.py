@@ -143,7 +143,8 @@ def _query_server(every: bool) -> ServerApp:
 
 
 def test_a_server_app_whose_every_exchange_failed_fails_and_one_without_any_does_not() -> None:
-    fed = Federation(_app(), server_app=_query_server(every=True), num_clients=3, seed=0, display="none")
+    server = _query_server(every=True)
+    fed = Federation(_app(), server_app=server, num_clients=3, seed=0, display="none")
     with pytest.raises(FederationError) as raised:
         fed.run(rounds=1)
     assert fed.history is not None

@@ -53,8 +53,10 @@ SPOILS: dict[str, tuple[Spoil, str]] = {
     ),
     "wrong dtype": (
         lambda c: {**c, "arrays": {"w": c["arrays"]["w"].astype(np.float32)}},
-        "array 'w' in 'arrays' has dtype float32 where the global model's has float64, and "
-        "dtypes are not converted. Cast it back before replying, e.g. arr.astype('float64').",
+        (
+            "array 'w' in 'arrays' has dtype float32 where the global model's has float64, and "
+            "dtypes are not converted. Cast it back before replying, e.g. arr.astype('float64')."
+        ),
     ),
     "an extra array": (
         lambda c: {**c, "arrays": {**c["arrays"], "extra": np.zeros(2)}},
@@ -73,9 +75,11 @@ SPOILS: dict[str, tuple[Spoil, str]] = {
     "an infinity": (_inf, f"array 'w' in 'arrays' holds 1 infinite value (of 2). {DIVERGED}"),
     "two ArrayRecords": (
         lambda c: {**c, "more": {"w": np.zeros(2)}},
-        "it returned 2 ArrayRecords (['arrays', 'more']) where exactly one is expected, the "
-        "model it was sent under 'arrays'. Reply with RecordDict({'arrays': ArrayRecord(...), "
-        "'metrics': MetricRecord(...)}).",
+        (
+            "it returned 2 ArrayRecords (['arrays', 'more']) where exactly one is expected, the "
+            "model it was sent under 'arrays'. Reply with RecordDict({'arrays': "
+            "ArrayRecord(...), 'metrics': MetricRecord(...)})."
+        ),
     ),
 }
 
@@ -143,9 +147,13 @@ def test_the_console_counts_a_refused_reply_as_failed(capsys: pytest.CaptureFixt
     fed.run(rounds=1)
 
     lines = capsys.readouterr().out.splitlines()
-    assert lines[1].startswith("client ") and " failed in round 1 (train): Reply of node " in lines[1]
-    assert lines[2].startswith("round 1/1  clients 3/4 (1 failed)  train num-examples=8  ")
-    assert lines[3].startswith("run finished: 1 round in ") and lines[3].endswith(", 1 client failure")
+    refusal = (
+        r"client \d+ failed in round 1 \(train\): Reply of node \d+ refused: array 'w' in "
+        r"'arrays' has shape \(3,\) where the global model's has \(2,\)\. "
+    )
+    assert re.fullmatch(refusal + re.escape(FIX), lines[1])
+    assert re.fullmatch(r"round 1/1  clients 3/4 \(1 failed\)  train num-examples=8  \S+", lines[2])
+    assert re.fullmatch(r"run finished: 1 round in \S+, 1 client failure", lines[3])
 
 
 @pytest.mark.parametrize("kind", ["wrong shape", "two ArrayRecords", "a NaN"])
@@ -177,7 +185,8 @@ def test_when_every_reply_is_bad_the_run_fails_and_the_model_is_left_unchanged(k
 
 
 def _instruction(arrays: ArrayRecord) -> Message:
-    return Message(RecordDict({"arrays": arrays}), dst_node_id=5, message_type="train", group_id="1")
+    content = RecordDict({"arrays": arrays})
+    return Message(content, dst_node_id=5, message_type="train", group_id="1")
 
 
 def _reply(instruction: Message, arrays: ArrayRecord, weight: float = 10) -> Message:
@@ -208,7 +217,7 @@ def test_a_bfloat16_nan_is_found_and_huge_finite_values_are_accepted() -> None:
         "Reply of node 5 refused: array 'b' in 'arrays' holds 1 NaN value and 1 infinite value "
         f"(of 3). {DIVERGED}"
     )
-    # Their sum overflows, but every value is finite: nothing to refuse.
+    # Values near the largest float64 are finite: nothing to refuse.
     huge = ArrayRecord({"w": np.full(4, 1e308)})
     instruction = _instruction(huge)
     assert FedAvg().check_train_reply(instruction, _reply(instruction, huge)) is None
@@ -295,7 +304,8 @@ def test_fedbuff_refuses_a_nan_update_and_keeps_training_with_the_others() -> No
     grid = SimulationGrid(_app(_nan, bad=frozenset({1})), 3, seed=0)
     grid.events.subscribe(events.append)
 
-    result = FedBuff(buffer_size=2).start(grid, ArrayRecord({"w": np.zeros(2)}), num_rounds=2, seed=0)
+    strategy = FedBuff(buffer_size=2)
+    result = strategy.start(grid, ArrayRecord({"w": np.zeros(2)}), num_rounds=2, seed=0)
 
     assert result.rounds_completed == 2
     assert np.isfinite(result.arrays["w"].numpy()).all()
