@@ -21,7 +21,7 @@ from collections.abc import Coroutine
 from typing import Any, Protocol, TypeVar
 
 from fedlab.errors import FederationError
-from fedlab.events import ClientReplied, Event
+from fedlab.events import ClientReplied, Event, ReplyRejected
 
 T = TypeVar("T")
 
@@ -38,7 +38,7 @@ def _urgent(event: Event) -> bool:
     event (a round's end) or within :data:`POLL_S`, which is sooner than any display
     redraws (at most 10 times a second).
     """
-    return not isinstance(event, ClientReplied)
+    return not isinstance(event, ClientReplied | ReplyRejected)
 
 
 class Inbox(Protocol):

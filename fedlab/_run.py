@@ -1,4 +1,11 @@
-"""The engine of one Federation run: its grid, History and the thread serving it (private)."""
+"""The engine of one Federation run: its grid, History and the thread serving it (private).
+
+A run that learned nothing fails: when rounds aggregated (``RoundAggregated`` events) and
+not one of them changed the global arrays, or, for a ServerApp that exchanges messages
+without a strategy's rounds, when every client reply failed, the run ends with a
+:class:`~fedlab.errors.FederationError` that says so and names the first failure, instead
+of returning the untrained model as a success.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +20,18 @@ from typing import TYPE_CHECKING
 from fedlab._resume import RoundCheckpointer, follow, merged, restore_nodes
 from fedlab.checkpoint import Checkpoint
 from fedlab.context import Context, UserConfigValue
-from fedlab.events import LISTED_NODES, EventBus, RunFinished, RunStarted
+from fedlab.dashboard._format import describe_error, format_rounds
+from fedlab.errors import FederationError
+from fedlab.events import (
+    LISTED_NODES,
+    ClientReplied,
+    Event,
+    EventBus,
+    ReplyRejected,
+    RoundAggregated,
+    RunFinished,
+    RunStarted,
+)
 from fedlab.history import History
 from fedlab.records import ArrayRecord
 from fedlab.server import Grid, Result
@@ -53,6 +71,8 @@ class Run:
         self.bus = EventBus()
         self.history = History() if saved is None else saved.history
         self.bus.subscribe(self.history if saved is None else follow(self.history))
+        self._learned = _Learned()
+        self.bus.subscribe(self._learned)
         # make_grid: a deployment's grid (fedlab.deploy.managed); it decides the run id.
         self.grid: Grid = make_grid(self.bus) if make_grid is not None else SimulationGrid(
             fed.client_app,
@@ -100,6 +120,7 @@ class Run:
         )
         try:
             self.result = self._serve()
+            self._learned.check()
         except BaseException as exc:  # reported in RunFinished and re-raised by outcome()
             self.error = exc
         finally:
@@ -175,3 +196,68 @@ def _server_rounds(value: UserConfigValue, rounds: int) -> int:
 
 def _with_history(result: Result, history: History) -> Result:
     return dataclasses.replace(result, history=history)
+
+
+class _Learned:
+    """Follows a run's events to tell whether it learned anything (an event subscriber)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # replies are reported from the backend's threads
+        self.aggregated = 0
+        self.unaggregated: list[RoundAggregated] = []
+        self.replies = 0
+        self.failures = 0
+        self.first_failure: ClientReplied | ReplyRejected | None = None
+
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            if isinstance(event, RoundAggregated):
+                if event.aggregated:
+                    self.aggregated += 1
+                else:
+                    self.unaggregated.append(event)
+                return
+            if isinstance(event, ClientReplied):
+                self.replies += 1
+                if event.error is not None:
+                    self._failed(event)
+            elif isinstance(event, ReplyRejected):
+                self._failed(event)
+
+    def _failed(self, event: ClientReplied | ReplyRejected) -> None:
+        self.failures += 1
+        if self.first_failure is None:
+            self.first_failure = event
+
+    def check(self) -> None:
+        """Raise a FederationError if the run learned nothing (see the module docstring)."""
+        with self._lock:
+            if self.aggregated:
+                return
+            if self.unaggregated:
+                rounds = format_rounds(e.round for e in self.unaggregated)
+                head = (
+                    f"No round aggregated anything: {rounds} kept the global arrays unchanged, "
+                    f"with {self.failures} client failure{'' if self.failures == 1 else 's'}"
+                )
+                outcome = "the model was not trained"
+            elif self.replies and self.failures >= self.replies:
+                head = f"Every client reply failed ({self.failures} of {self.replies})"
+                outcome = "no client answered"
+            else:
+                return
+            first, quiet = self.first_failure, self.unaggregated[:1]
+        if first is not None:
+            who = f"node {first.node_id}"
+            if first.partition_id is not None:
+                who = f"client {first.partition_id} ({who})"
+            error = first.error
+            reason = describe_error(error.code, error.reason) if error else "unknown error"
+            reason = reason.rstrip(".")
+            detail = f"First failure: {who} in round {first.round} ({first.phase}): {reason}"
+        else:
+            detail = f"No client failed; round {quiet[0].round}: {quiet[0].reason}"
+        raise FederationError(
+            f"{head}. {detail}. Fix what the failures say (History.failures() lists every one); "
+            f"{outcome}."
+        )

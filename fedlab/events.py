@@ -1,7 +1,8 @@
 """Typed events that every runtime emits, and the small bus that delivers them.
 
 A run emits, in order: :class:`RunStarted`; per round :class:`RoundStarted` (train),
-one :class:`ClientReplied` per sampled node, :class:`RoundAggregated`, then optionally
+one :class:`ClientReplied` per sampled node (each maybe followed by a :class:`ReplyRejected`
+when the strategy refuses that reply), :class:`RoundAggregated`, then optionally
 :class:`RoundStarted` (evaluate) with its replies and :class:`Evaluated`; finally
 :class:`RunFinished`. Strategies may add :class:`StrategyReport` events describing what they
 did (e.g. which clients a robust rule kept). History, the terminal console and the notebook
@@ -26,6 +27,7 @@ __all__ = [
     "EventBus",
     "LISTED_NODES",
     "Phase",
+    "ReplyRejected",
     "RoundAggregated",
     "RoundStarted",
     "RunFinished",
@@ -99,6 +101,23 @@ class ClientReplied(Event):
     metrics: MetricDict
     duration_s: float
     error: Error | None = None
+    partition_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ReplyRejected(Event):
+    """The strategy refused a reply that had arrived: that node failed this round after all.
+
+    It follows the node's :class:`ClientReplied` (which had no error): observers count the
+    reply as failed instead of successful, with ``error`` (code
+    :attr:`~fedlab.message.ErrorCode.REPLY_REJECTED`) saying why, e.g. an array whose
+    shape differs from the global model's, or a NaN.
+    """
+
+    round: int
+    phase: Phase
+    node_id: int
+    error: Error
     partition_id: int | None = None
 
 

@@ -226,6 +226,14 @@ class Federation:
         and progress count towards that number, and a run is reported as stopped early
         only when the ServerApp's Result says so (or the run was stopped), never because
         it ran fewer rounds than ``rounds``.
+
+        Raises
+        ------
+        FederationError
+            If the run learned nothing: no round aggregated anything (every reply failed or
+            was refused), or, for a ServerApp that exchanges messages without rounds, every
+            client reply failed. The message names the first failure; ``self.history``
+            holds them all. A run in which only some rounds aggregated nothing returns.
         """
         try:
             asyncio.get_running_loop()

@@ -28,13 +28,14 @@ from fedlab._history_rows import (
     new_run,
     plain,
 )
-from fedlab.dashboard._format import format_metrics, format_seconds
+from fedlab.dashboard._format import format_metrics, format_rounds, format_seconds
 from fedlab.errors import HistoryError, MissingDependencyError
 from fedlab.events import (
     ClientReplied,
     Evaluated,
     Event,
     EventBus,
+    ReplyRejected,
     RoundAggregated,
     RoundStarted,
     RunFinished,
@@ -128,6 +129,8 @@ class History:
                     "error_reason": None if error is None else error.reason,
                 }
             )
+        elif isinstance(event, ReplyRejected):
+            self._reject(event)
         elif isinstance(event, RoundAggregated):
             self._row(event.round).update(
                 train=plain(event.metrics),
@@ -163,6 +166,28 @@ class History:
                 duration_s=event.duration_s,
             )
 
+    def _reject(self, event: ReplyRejected) -> None:
+        # The refused reply's row was written a moment ago: replies are screened as they are
+        # handed to the strategy, a few (the grid's window) behind their arrival at most.
+        key = (event.round, event.phase, event.node_id)
+        for row in reversed(self._clients):
+            if (row["round"], row["phase"], row["node_id"]) == key and row["error_code"] is None:
+                row.update(error_code=int(event.error.code), error_reason=event.error.reason)
+                return
+        self._clients.append(  # attached after the reply arrived: keep the failure anyway
+            {
+                **dict.fromkeys(CLIENT_COLUMNS),
+                "round": event.round,
+                "phase": event.phase,
+                "node_id": event.node_id,
+                "partition_id": event.partition_id,
+                "metrics": {},
+                "timestamp": event.timestamp,
+                "error_code": int(event.error.code),
+                "error_reason": event.error.reason,
+            }
+        )
+
     # -- reading -------------------------------------------------------------------
 
     @property
@@ -192,7 +217,8 @@ class History:
 
         Keys: ``round``, ``phase``, ``partition_id`` (None outside a simulation),
         ``node_id``, ``metrics`` (dict),
-        ``error_code`` and ``error_reason`` (None unless the reply failed), ``timestamp``
+        ``error_code`` and ``error_reason`` (None unless the reply failed, also when it
+        arrived but the strategy refused it: ``ErrorCode.REPLY_REJECTED``), ``timestamp``
         (Unix time of the reply) and ``duration_s``.
         """
         with self._lock:
@@ -404,7 +430,8 @@ class History:
         return plot_history(self, metric)
 
     def summary(self) -> str:
-        """Return a few lines: rounds done, failures, timing and the last metrics of each kind."""
+        """Return a few lines: rounds done, failures, timing, the rounds that aggregated
+        nothing, the run's error and the last metrics of each kind."""
         with self._lock:
             run = copy_rows(self._run)
             newest_first = [self._rounds[r] for r in sorted(self._rounds, reverse=True)]
@@ -412,6 +439,7 @@ class History:
                 s: next((copy_rows(row[s]) for row in newest_first if row[s]), {}) for s in SOURCES
             }
             failed = sum(1 for row in self._clients if row["error_code"] is not None)
+            idle = [r for r, row in self._rounds.items() if row["aggregated"] is False]
         head = f"run {run['run_id']}" + (f" ({run['strategy']})" if run["strategy"] else "")
         done = self.rounds_completed
         status = f"{done}/{run['num_rounds']} rounds" if run["num_rounds"] else f"{done} rounds"
@@ -421,6 +449,8 @@ class History:
         lines = [f"{head}: {status}, {failed} client failure{plural}"]
         if not run["finished"] and run["run_id"] is not None:
             lines[0] += " (running)"
+        if idle:
+            lines.append(f"  {format_rounds(idle)} aggregated nothing")
         if run["error"]:
             lines.append(f"  error: {str(run['error']).splitlines()[0]}")
         for source in SOURCES:

@@ -58,7 +58,12 @@ def validate_message_type(message_type: str) -> str:
 
 
 class ErrorCode(IntEnum):
-    """Why a reply carries an :class:`Error` instead of content."""
+    """Why a reply carries an :class:`Error` instead of content.
+
+    ``REPLY_REJECTED`` is set on the server, not by a client: the client's training reply
+    arrived but could not be aggregated (arrays that differ from the model it was sent,
+    NaN or infinite values, a missing weight); its reason says what to fix.
+    """
 
     UNKNOWN = 0
     CLIENT_APP_RAISED_EXCEPTION = 2
@@ -70,6 +75,7 @@ class ErrorCode(IntEnum):
     CLIENT_APP_CRASHED = 8
     UNKNOWN_MESSAGE_TYPE = 9
     INVALID_REPLY = 10
+    REPLY_REJECTED = 11
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """Run the project; 0 when the run completed, 1 when it failed."""
+    """Run the project; 0 when the run completed, 1 when it failed.
+
+    A simulation in which no round aggregated anything (every client failed or was
+    refused) fails: its error names the first failure.
+    """
     out = Output(args.format)
     project = load_project(args.app)
     federation = _federation(project, args)
@@ -93,6 +97,7 @@ def _federation(project: Project, args: argparse.Namespace) -> FederationSpec:
 
 
 def _simulate(project: Project, federation: FederationSpec, config: UserConfig, out: Output) -> int:
+    from fedlab.dashboard._format import format_rounds
     from fedlab.federation import Federation
 
     if project.serverapp is None:
@@ -126,7 +131,9 @@ def _simulate(project: Project, federation: FederationSpec, config: UserConfig, 
     out.document(
         {"success": True, "federation": federation.name, "mode": "simulation", **_summary(result)}
     )
-    out.say(f"Finished {result.rounds_completed} round(s).")
+    idle = _not_aggregated(result)
+    note = f"; {format_rounds(idle)} aggregated nothing" if idle else ""
+    out.say(f"Finished {result.rounds_completed} round(s){note}.")
     return 0
 
 
@@ -248,8 +255,15 @@ def _summary(result: Result) -> dict[str, Any]:
 
     return {
         "rounds_completed": result.rounds_completed,
+        "rounds_not_aggregated": _not_aggregated(result),
         "stopped_early": result.stopped_early,
         "train_metrics": table(result.train_metrics_clientapp),
         "evaluate_metrics": table(result.evaluate_metrics_clientapp),
         "server_metrics": table(result.evaluate_metrics_serverapp),
     }
+
+
+def _not_aggregated(result: Result) -> list[int]:
+    """The rounds whose aggregation kept the global arrays unchanged."""
+    rows = result.history.rounds if result.history is not None else []
+    return [row["round"] for row in rows if row["aggregated"] is False]

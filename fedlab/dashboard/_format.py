@@ -16,6 +16,7 @@ __all__ = [
     "describe_error",
     "format_metrics",
     "format_number",
+    "format_rounds",
     "format_seconds",
     "pick_metrics",
 ]
@@ -145,3 +146,27 @@ def describe_error(code: int | None, reason: str | None) -> str:
         return ErrorCode(code).name if code is not None else "unknown error"
     except ValueError:
         return f"error code {code}"
+
+
+def format_rounds(numbers: Iterable[int]) -> str:
+    """Name rounds: ``round 2``, ``rounds 2, 3``; three or more in a row as a range.
+
+    Examples
+    --------
+    >>> format_rounds([2]), format_rounds([3, 2]), format_rounds([1, 2, 3, 4, 7])
+    ('round 2', 'rounds 2, 3', 'rounds 1-4, 7')
+    """
+    ordered = sorted(set(numbers))
+    runs: list[list[int]] = []
+    for number in ordered:
+        if runs and number == runs[-1][-1] + 1:
+            runs[-1].append(number)
+        else:
+            runs.append([number])
+    parts = []
+    for run in runs:
+        if len(run) >= 3:
+            parts.append(f"{run[0]}-{run[-1]}")
+        else:
+            parts.extend(str(n) for n in run)
+    return ("round " if len(ordered) == 1 else "rounds ") + ", ".join(parts)

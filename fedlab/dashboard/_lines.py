@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from fedlab.dashboard._format import describe_error, format_metrics, format_seconds
+from fedlab.dashboard._format import (
+    describe_error,
+    format_metrics,
+    format_rounds,
+    format_seconds,
+)
 from fedlab.dashboard._tracker import RoundState, RunTracker
-from fedlab.events import ClientReplied, RunFinished, RunStarted
+from fedlab.events import ClientReplied, ReplyRejected, RunFinished, RunStarted
 
 __all__ = ["client_name", "failure_line", "finished_line", "round_line", "started_line"]
 
@@ -47,8 +52,8 @@ def client_name(node_id: int, partition_id: int | None) -> str:
     return f"client {node_id}" if partition_id is None else f"client {partition_id} (node {node_id})"
 
 
-def failure_line(event: ClientReplied) -> str:
-    """``client 7 (node 8211…) failed in round 3 (train): ValueError: boom``."""
+def failure_line(event: ClientReplied | ReplyRejected) -> str:
+    """``client 7 (node 8211…) failed in round 3 (train): ValueError: boom`` (also for a refused reply)."""
     error = event.error
     reason = describe_error(error.code, error.reason) if error else "no error"
     who = client_name(event.node_id, event.partition_id)
@@ -56,7 +61,11 @@ def failure_line(event: ClientReplied) -> str:
 
 
 def finished_line(tracker: RunTracker, event: RunFinished) -> str:
-    """``run finished: 10 rounds in 12.3s, no client failures`` (or why it stopped)."""
+    """``run finished: 10 rounds in 12.3s, no client failures`` (or why it stopped).
+
+    Rounds that kept the global arrays unchanged are named:
+    ``run finished: 3 rounds in 1.00s, 2 client failures; rounds 2, 3 aggregated nothing``.
+    """
     done = event.rounds_completed
     partial = event.error is not None or event.stopped_early
     if partial and tracker.num_rounds:
@@ -68,6 +77,8 @@ def finished_line(tracker: RunTracker, event: RunFinished) -> str:
     )
     head = "failed" if event.error else "stopped early" if event.stopped_early else "finished"
     line = f"run {head}: {rounds} in {format_seconds(event.duration_s)}, {failures}"
+    if tracker.unaggregated:
+        line += f"; {format_rounds(tracker.unaggregated)} aggregated nothing"
     if event.error:
         line += f"; error: {describe_error(None, event.error)}"
     return line

@@ -20,6 +20,7 @@ from fedlab.events import (
     ClientReplied,
     Evaluated,
     Event,
+    ReplyRejected,
     RoundAggregated,
     RoundStarted,
     RunFinished,
@@ -184,6 +185,8 @@ class DashboardModel:
             self._round_started(event)
         elif isinstance(event, ClientReplied):
             self._client_replied(event)
+        elif isinstance(event, ReplyRejected):
+            self._reply_rejected(event)
         elif isinstance(event, RoundAggregated):
             col = self._column(event.round)
             if col is not None:
@@ -247,6 +250,18 @@ class DashboardModel:
         for name, value in event.metrics.items():
             if _is_number(value):
                 self._metric_grid(f"{event.phase}:{name}")[row, col] = float(value)
+
+    def _reply_rejected(self, event: ReplyRejected) -> None:
+        # Its ClientReplied counted it as done: it stays done, and is failed now too.
+        row = self._row(event.node_id, event.partition_id)
+        if (event.round, event.phase) == (self.progress.round, self.progress.phase):
+            self.progress.failed += 1
+        code, reason = _code_name(event.error.code), event.error.reason[:MAX_REASON]
+        self.failures.append(Failure(row, event.node_id, event.round, event.phase, code, reason))
+        del self.failures[:-MAX_FAILURES]
+        col = self._column(event.round)
+        if col is not None:
+            self._status[row, col] = max(int(self._status[row, col]), FAILED)
 
     # -- storage ---------------------------------------------------------------------
 

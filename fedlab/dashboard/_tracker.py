@@ -14,6 +14,7 @@ from fedlab.events import (
     ClientReplied,
     Evaluated,
     Event,
+    ReplyRejected,
     RoundAggregated,
     RoundStarted,
     RunFinished,
@@ -54,6 +55,8 @@ class RunTracker:
     num_nodes: int = 0
     failures: int = 0
     rounds_aggregated: int = 0
+    #: Rounds whose aggregation kept the global arrays unchanged, in the order reported.
+    unaggregated: list[int] = field(default_factory=list)
     open: dict[int, RoundState] = field(default_factory=dict)
     closed_upto: int = -1
     latest: RoundState | None = None
@@ -81,7 +84,9 @@ class RunTracker:
         number = getattr(event, "round", None)
         if not isinstance(number, int):
             return []
-        if isinstance(event, ClientReplied) and event.error is not None:
+        if isinstance(event, ReplyRejected) or (
+            isinstance(event, ClientReplied) and event.error is not None
+        ):
             self.failures += 1
         if number <= self.closed_upto:
             return []  # a straggler of a round already shown
@@ -104,12 +109,18 @@ class RunTracker:
         elif isinstance(event, ClientReplied):
             counts = state.replied if event.error is None else state.failed
             counts[event.phase] = counts.get(event.phase, 0) + 1
+        elif isinstance(event, ReplyRejected):  # its reply was counted as a success
+            replied = state.replied.get(event.phase, 0)
+            state.replied[event.phase] = max(replied - 1, 0)
+            state.failed[event.phase] = state.failed.get(event.phase, 0) + 1
         elif isinstance(event, RoundAggregated):
             state.train = dict(event.metrics)
             state.replied["train"], state.failed["train"] = event.num_replies, event.num_failures
             state.duration_s += event.train_duration_s + event.aggregate_duration_s
             state.aggregated, state.reason = event.aggregated, event.reason
             self.rounds_aggregated += 1
+            if not event.aggregated:
+                self.unaggregated.append(event.round)
             self.latest = state
         elif isinstance(event, Evaluated):
             if event.source == "server":

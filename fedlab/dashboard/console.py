@@ -10,14 +10,22 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, TextIO, TypeGuard
 
 from fedlab.dashboard._format import format_metrics
 from fedlab.dashboard._lines import failure_line, finished_line, round_line, started_line
 from fedlab.dashboard._round_table import ROWS, round_table
 from fedlab.dashboard._tracker import RoundState, RunTracker
 from fedlab.errors import FederationError
-from fedlab.events import ClientReplied, Event, RoundStarted, RunFinished, RunStarted, Subscriber
+from fedlab.events import (
+    ClientReplied,
+    Event,
+    ReplyRejected,
+    RoundStarted,
+    RunFinished,
+    RunStarted,
+    Subscriber,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -67,7 +75,7 @@ class PlainConsole:
                 self._tracker = RunTracker.from_start(event)
                 self._write(started_line(event))
                 return
-            if isinstance(event, ClientReplied) and event.error is not None:
+            if _is_failure(event):
                 self._write(failure_line(event))
             for state in self._tracker.feed(event):
                 line = round_line(self._tracker, state)
@@ -188,7 +196,7 @@ class RichConsole:
     def _update(self, event: Event) -> None:
         from rich.text import Text
 
-        if isinstance(event, ClientReplied) and event.error is not None:
+        if _is_failure(event):
             self._print(failure_line(event), style="red")
         self._print_rounds(event)
         progress, tracker = self._progress, self._tracker
@@ -201,7 +209,7 @@ class RichConsole:
                 counter = f"round {event.round}/{tracker.last_round}"
                 progress.update(self._rounds_task, counter=counter)
             progress.reset(self._clients_task, total=len(event.node_ids), description=event.phase)
-        elif isinstance(event, ClientReplied) and state is not None:
+        elif isinstance(event, ClientReplied | ReplyRejected) and state is not None:
             if self._phase != (state.round, event.phase):
                 return  # a straggler of an earlier phase: the bar shows the current one
             ok, bad = state.replied.get(event.phase, 0), state.failed.get(event.phase, 0)
@@ -224,6 +232,13 @@ class RichConsole:
     def _print(self, line: str, style: str = "") -> None:
         # Our lines hold user text (strategy names, error reasons): never read it as markup.
         self.console.print(line, style=style, markup=False, highlight=False)
+
+
+def _is_failure(event: Event) -> TypeGuard[ClientReplied | ReplyRejected]:
+    """A failed reply: an error reply, or one the strategy refused."""
+    return isinstance(event, ReplyRejected) or (
+        isinstance(event, ClientReplied) and event.error is not None
+    )
 
 
 def _in_notebook() -> bool:

@@ -11,6 +11,7 @@ from fedlab.events import RoundStarted
 from fedlab.message import Message
 from fedlab.records import ArrayRecord
 from fedlab.server.grid import Grid, timeout_reply
+from fedlab.strategy._reply_check import reject
 from fedlab.strategy.strategy import ConfigSource, round_config
 
 if TYPE_CHECKING:
@@ -108,7 +109,10 @@ class BufferedLoop:
         )
 
     def _collect(self) -> list[Message]:
-        """Wait for replies (time-outs count as error replies) and free their nodes."""
+        """Wait for replies (time-outs count as error replies) and free their nodes.
+
+        A reply the strategy refuses (``check_train_reply``) becomes an error reply.
+        """
         now = time.monotonic()
         waits = [_POLL_S] + [
             max(due - now, 0.0) for _, due in self.in_flight.values() if due is not None
@@ -130,11 +134,17 @@ class BufferedLoop:
                 reply = timeout_reply(instruction, self.timeout)
                 self.grid.report_reply(instruction, reply, float(self.timeout or 0.0))
                 replies.append(reply)
+        checked = []
         for reply in replies:
             instruction, _ = self.in_flight.pop(reply.metadata.reply_to_message_id)
             self.strategy._release(instruction.metadata.dst_node_id)
+            check = self.strategy.check_train_reply
+            reason = None if reply.has_error() else check(instruction, reply)
+            if reason is not None:  # that node failed this piece of work after all
+                reply = reject(self.grid, instruction, reply, reason)
             self._check_failures(reply)
-        return replies
+            checked.append(reply)
+        return checked
 
     def _check_failures(self, reply: Message) -> None:
         if not reply.has_error():

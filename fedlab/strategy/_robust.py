@@ -38,6 +38,8 @@ class RobustFedAvg(FedAvg):
 
     #: The bound, as written in the paper, e.g. ``"n > 2f + 2"``.
     bound: str = ""
+    #: The rules combine the arrays without weights (``num-examples`` weighs the metrics).
+    weighs_arrays = False
 
     def __init__(self, *, num_malicious_nodes: int = 0, **fedavg: Any) -> None:
         super().__init__(**fedavg)

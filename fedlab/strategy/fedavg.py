@@ -16,6 +16,7 @@ from fedlab.strategy._aggregate import (
     weighted_average_metrics,
     without_arrays,
 )
+from fedlab.strategy._reply_check import check_arrays, check_weight
 from fedlab.strategy._selection import NodeFilter
 from fedlab.strategy.strategy import Strategy
 
@@ -60,6 +61,9 @@ class FedAvg(Strategy):
     -----
     Subclasses usually override only :meth:`aggregate_arrays` (how the successful
     replies become the new global arrays) and, to send more, :meth:`configure_train`.
+    A training reply whose arrays differ from the model it was sent, hold NaN or
+    infinite values, or lack a positive weight is refused before aggregation
+    (:meth:`check_train_reply`): that client fails the round, the others are aggregated.
     Node selection applies to training and evaluation alike; sampling is reproducible
     with the seed given to :meth:`start`.
 
@@ -69,6 +73,10 @@ class FedAvg(Strategy):
 
     >>> strategy = FedAvg(fraction_train=0.3, node_filter=lambda cfg: cfg.get("region") == "eu")
     """
+
+    #: True when the arrays are averaged with the weights replies report under
+    #: ``weighted_by_key``: a training reply must then report a positive, finite weight.
+    weighs_arrays: bool = True
 
     def __init__(
         self,
@@ -156,6 +164,30 @@ class FedAvg(Strategy):
         self._current_arrays = arrays
         nodes = self.sample_nodes(grid, self.fraction_train, self.min_train_nodes, self.min_available_nodes)
         return self._instructions(grid, nodes, arrays, config, MessageType.TRAIN, server_round)
+
+    def expected_arrays(self, instruction: Message) -> dict[str, ArrayRecord]:
+        """The ArrayRecords a training reply must return, by name, as they were sent.
+
+        FedAvg: the model sent under ``arrayrecord_key`` (the reply may hold it under any
+        name, as long as it holds exactly one ArrayRecord). A strategy whose clients return
+        more (control variates) adds them; their layout is then checked under their names.
+        """
+        sent = instruction.content.get(self.arrayrecord_key)
+        return {self.arrayrecord_key: sent} if isinstance(sent, ArrayRecord) else {}
+
+    def check_train_reply(self, instruction: Message, reply: Message) -> str | None:
+        """Refuse a reply whose arrays are not the model it was sent, or have no usable weight.
+
+        Checked, in order: the records of :meth:`expected_arrays` (names in the same order,
+        shapes, dtypes: none is converted, so a float64 reply to a float32 model is
+        refused), that every float value is finite (the array and its NaN or infinite
+        values are named), and, if :attr:`weighs_arrays`, that ``weighted_by_key`` is a
+        positive finite number in the reply's one MetricRecord.
+        """
+        reason = check_arrays(reply, self.expected_arrays(instruction))
+        if reason is None and self.weighs_arrays:
+            reason = check_weight(reply, self.weighted_by_key)
+        return reason
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]

@@ -17,6 +17,7 @@ from fedlab.server.result import Result
 from fedlab.strategy._aggregate import weighted_average_metrics
 from fedlab.strategy._arrays import check_matches_global, from_float64, reply_arrays, to_float64
 from fedlab.strategy._buffered_loop import BufferedLoop
+from fedlab.strategy._reply_check import check_arrays
 from fedlab.strategy._selection import NodeFilter
 from fedlab.strategy.fedavg import MetricsAggregationFn
 from fedlab.strategy.strategy import ConfigSource, EvaluateFn, Strategy
@@ -200,6 +201,16 @@ class FedBuff(Strategy):
         )
         metrics = self.train_metrics_aggr_fn([r.content for r in ok], self.weighted_by_key)
         return new, metrics
+
+    def check_train_reply(self, instruction: Message, reply: Message) -> str | None:
+        """Refuse a reply whose arrays are not the model it was sent, or hold NaN or infinities.
+
+        Names (in order), shapes and dtypes must be those sent under ``arrayrecord_key``;
+        ``weighted_by_key`` only weighs the metrics, so it is not required.
+        """
+        sent = instruction.content.get(self.arrayrecord_key)
+        expected = {self.arrayrecord_key: sent} if isinstance(sent, ArrayRecord) else {}
+        return check_arrays(reply, expected)
 
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -74,6 +75,22 @@ class FedNova(FedAvg):
             raise StrategyError(f"client_momentum must be in [0, 1), got {client_momentum!r}.")
         self.local_steps_key = local_steps_key
         self.client_momentum = float(client_momentum)
+
+    def check_train_reply(self, instruction: Message, reply: Message) -> str | None:
+        """FedAvg's checks, and a finite number of local steps > 0 under ``local_steps_key``."""
+        reason = super().check_train_reply(instruction, reply)
+        if reason is not None:
+            return reason
+        try:
+            steps = self._steps(reply)
+        except AggregationError as exc:
+            return f"Reply of node {reply.metadata.src_node_id} refused: {exc}"
+        if not math.isfinite(steps):
+            return (
+                f"Reply of node {reply.metadata.src_node_id} refused: it reported "
+                f"{self.local_steps_key}={steps}; FedNova needs a finite number of local steps."
+            )
+        return None
 
     def aggregate_arrays(self, server_round: int, replies: Sequence[Message]) -> ArrayRecord:
         """``x − τ_eff · Σ p_i (x − y_i) / a_i``."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -78,6 +79,25 @@ class QFedAvg(FedAvg):
         self.client_learning_rate = float(client_learning_rate)
         self.q = float(q)
         self.loss_key = loss_key
+
+    #: The step weighs replies by their losses, not by ``num-examples``.
+    weighs_arrays = False
+
+    def check_train_reply(self, instruction: Message, reply: Message) -> str | None:
+        """FedAvg's checks of the arrays, and a finite loss >= 0 under ``loss_key``."""
+        reason = super().check_train_reply(instruction, reply)
+        if reason is not None:
+            return reason
+        try:
+            loss = self._loss(reply)
+        except AggregationError as exc:
+            return f"Reply of node {reply.metadata.src_node_id} refused: {exc}"
+        if not math.isfinite(loss):
+            return (
+                f"Reply of node {reply.metadata.src_node_id} refused: it reported "
+                f"{self.loss_key}={loss}; QFedAvg needs a finite loss of the received model."
+            )
+        return None
 
     def aggregate_arrays(self, server_round: int, replies: Sequence[Message]) -> ArrayRecord:
         """One q-FedAvg step from the replies' models and losses."""

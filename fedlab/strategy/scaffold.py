@@ -72,6 +72,9 @@ class Scaffold(FedAvg):
     in each array's float dtype. Each client keeps c_i in its ``context.state``.
     """
 
+    #: Both means are unweighted (``num-examples`` weighs the metrics).
+    weighs_arrays = False
+
     def __init__(self, *, server_learning_rate: float = 1.0, **fedavg: Any) -> None:
         super().__init__(**fedavg)
         if isinstance(server_learning_rate, bool) or not server_learning_rate > 0:
@@ -99,6 +102,17 @@ class Scaffold(FedAvg):
         return self._instructions(
             grid, nodes, arrays, config, MessageType.TRAIN, server_round, {SERVER_CONTROL_KEY: control}
         )
+
+    def expected_arrays(self, instruction: Message) -> dict[str, ArrayRecord]:
+        """The model under ``arrayrecord_key`` and Δc_i under ``"scaffold-control-delta"``.
+
+        Δc_i must have the layout of the control variate c that was sent with the model.
+        """
+        expected = super().expected_arrays(instruction)
+        control = instruction.content.get(SERVER_CONTROL_KEY)
+        if isinstance(control, ArrayRecord):
+            expected[CONTROL_DELTA_KEY] = control
+        return expected
 
     def aggregate_arrays(self, server_round: int, replies: Sequence[Message]) -> ArrayRecord:
         """Move x by η_g times the mean model change and c by |S|/N times the mean Δc_i."""

@@ -15,6 +15,7 @@ from fedlab.message import Message
 from fedlab.records import ArrayRecord, ConfigRecord, MetricRecord
 from fedlab.server.grid import Grid
 from fedlab.server.result import Result
+from fedlab.strategy._reply_check import ReplyCheck, ReplyScreen
 from fedlab.strategy._selection import NodeFilter, eligible_nodes, sample_eligible
 
 __all__ = ["ConfigSource", "EvaluateFn", "Strategy", "StrategyState"]
@@ -84,6 +85,19 @@ class Strategy(ABC):
     @abstractmethod
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         """Combine evaluation replies into metrics."""
+
+    def check_train_reply(self, instruction: Message, reply: Message) -> str | None:
+        """Return why a successful training reply cannot be aggregated, or None to accept it.
+
+        :meth:`start` asks this of every training reply before :meth:`aggregate_train` sees
+        it. A refused reply reaches ``aggregate_train`` as an error reply (code
+        :attr:`~fedlab.message.ErrorCode.REPLY_REJECTED`, the returned text as its reason)
+        and is reported with a :class:`~fedlab.events.ReplyRejected` event: that client
+        failed this round, and the round goes on with the others. The base accepts every
+        reply; :class:`~fedlab.strategy.FedAvg` and the strategies built on it compare the
+        reply with the model in ``instruction`` (see :meth:`FedAvg.check_train_reply`).
+        """
+        return None
 
     # -- helpers for subclasses ---------------------------------------------------------
 
@@ -277,7 +291,7 @@ class Strategy(ABC):
         messages = list(self.configure_train(rnd, arrays, round_config(config, rnd), grid))
         if not messages:  # e.g. federated evaluation only: nothing trained, nothing failed
             return arrays
-        stream = _exchange(grid, rnd, "train", messages, timeout)
+        stream = _exchange(grid, rnd, "train", messages, timeout, self._reply_check())
         if self.streams_replies:
             # Replies are summed as they arrive: training and aggregation overlap, so the
             # round's time is reported as training, and aggregation as what follows it.
@@ -308,6 +322,12 @@ class Strategy(ABC):
             )
         )
         return new_arrays if new_arrays is not None else arrays
+
+    def _reply_check(self) -> ReplyCheck | None:
+        # A strategy that accepts every reply is not handed them one more time.
+        if type(self).check_train_reply is Strategy.check_train_reply:
+            return None
+        return self.check_train_reply
 
     def _evaluate_round(
         self,
@@ -399,12 +419,21 @@ def round_config(source: ConfigSource | None, server_round: int) -> ConfigRecord
 
 
 def _exchange(
-    grid: Grid, rnd: int, phase: Phase, messages: list[Message], timeout: float | None
+    grid: Grid,
+    rnd: int,
+    phase: Phase,
+    messages: list[Message],
+    timeout: float | None,
+    check: ReplyCheck | None = None,
 ) -> ReplyStream:
-    """Announce the phase, send its messages, and return their replies as a stream."""
+    """Announce the phase, send its messages, and return their replies as a stream.
+
+    With ``check``, every successful reply is screened against its instruction first.
+    """
     node_ids = tuple(m.metadata.dst_node_id for m in messages)
     grid.events.emit(RoundStarted(run_id=grid.run_id, round=rnd, phase=phase, node_ids=node_ids))
-    return ReplyStream(grid.send_and_stream(messages, timeout=timeout))
+    screen = None if check is None else ReplyScreen(grid, messages, check)
+    return ReplyStream(grid.send_and_stream(messages, timeout=timeout), screen)
 
 
 class ReplyStream(Iterable[Message]):
@@ -412,11 +441,15 @@ class ReplyStream(Iterable[Message]):
 
     It can be iterated once; it counts what passed through, so the round's report knows
     how many replies and failures there were, and :meth:`drain` consumes whatever the
-    strategy left (so time-outs are still reported).
+    strategy left (so time-outs are still reported). ``screen`` may replace each reply
+    (by an error reply, when it refuses one) before it is counted and handed out.
     """
 
-    def __init__(self, replies: Iterator[Message]) -> None:
+    def __init__(
+        self, replies: Iterator[Message], screen: Callable[[Message], Message] | None = None
+    ) -> None:
         self._replies = replies
+        self._screen = screen
         self._used = False
         self.count = 0
         self.failures = 0
@@ -438,6 +471,8 @@ class ReplyStream(Iterable[Message]):
 
     def _counted(self) -> Iterator[Message]:
         for reply in self._replies:
+            if self._screen is not None:
+                reply = self._screen(reply)
             self.count += 1
             self.failures += reply.has_error()
             yield reply

@@ -19,6 +19,7 @@ from fedlab.events import (
     Evaluated,
     Event,
     EventBus,
+    ReplyRejected,
     RoundAggregated,
     RoundStarted,
     RunFinished,
@@ -595,3 +596,42 @@ def test_history_summary_and_repr_read_well() -> None:
     )
     assert failed.summary().splitlines()[1] == "  error: RuntimeError: disk full"
     assert History().summary() == "run None: 0 rounds, 0 client failures"
+
+
+REFUSED = Error(ErrorCode.REPLY_REJECTED, "Reply of node 2 refused: array 'w' holds 1 NaN value")
+
+
+def test_a_refused_reply_marks_its_own_row_failed_without_adding_one() -> None:
+    events: list[Event] = [
+        RunStarted(run_id=3, num_rounds=2, node_ids=(1, 2), strategy="FedAvg"),
+        RoundStarted(run_id=3, round=1, phase="train", node_ids=(1, 2)),
+        *(
+            ClientReplied(run_id=3, round=1, phase="train", node_id=n, metrics={"loss": 0.5},
+                          duration_s=1.0, partition_id=n - 1)
+            for n in (1, 2)
+        ),
+        ReplyRejected(run_id=3, round=1, phase="train", node_id=2, error=REFUSED, partition_id=1),
+        RoundAggregated(run_id=3, round=1, metrics={"loss": 0.5}, num_replies=1, num_failures=1,
+                        train_duration_s=1.0, aggregate_duration_s=0.0),
+        RoundStarted(run_id=3, round=2, phase="train", node_ids=(1, 2)),
+        *(
+            ClientReplied(run_id=3, round=2, phase="train", node_id=n, metrics={},
+                          duration_s=1.0, error=BOOM)
+            for n in (1, 2)
+        ),
+        RoundAggregated(run_id=3, round=2, metrics={}, num_replies=0, num_failures=2,
+                        train_duration_s=1.0, aggregate_duration_s=0.0, aggregated=False,
+                        reason="0 of 2 replies succeeded"),
+        RunFinished(run_id=3, rounds_completed=2, duration_s=2.0),
+    ]
+    history = recorded(events)
+    assert len(history.clients) == 4
+    (refused,) = [row for row in history.failures() if row["round"] == 1]
+    assert (refused["node_id"], refused["error_code"], refused["error_reason"]) == (
+        2, int(ErrorCode.REPLY_REJECTED), REFUSED.reason
+    )
+    assert refused["metrics"] == {"loss": 0.5}  # what the client reported is kept
+    assert history.summary().splitlines()[:2] == [
+        "run 3 (FedAvg): 2/2 rounds in 2.00s, 3 client failures",
+        "  round 2 aggregated nothing",
+    ]

@@ -181,3 +181,53 @@ def test_run_on_a_superlink_given_on_the_command_line_asks_for_insecure(
         "support yet; pass --insecure to connect without encryption (only on a network you "
         "trust).\n"
     )
+
+
+def test_a_run_whose_clients_all_reply_wrongly_exits_1_and_says_nothing_was_learned(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], isolated_imports: None
+) -> None:
+    root = create_project("cli-run-allfail", "numpy", tmp_path)
+    client_app = root / "cli_run_allfail" / "client_app.py"
+    source = client_app.read_text()
+    # Every client returns two arrays where the model has one.
+    spoiled = source.replace('{"arrays": ArrayRecord([w]),', '{"arrays": ArrayRecord([w, w]),')
+    assert spoiled != source
+    client_app.write_text(spoiled)
+
+    status = main(["run", str(root), "--run-config", "num-server-rounds=2", "--format", "json"])
+
+    report = json.loads(capsys.readouterr().out)
+    assert status == 1 and report["success"] is False
+    assert report["error"].startswith(
+        "No round aggregated anything: rounds 1, 2 kept the global arrays unchanged, with 10 "
+        "client failures. First failure: client "
+    )
+    assert "refused: 'arrays' has extra ['1']: the global model's arrays are ['0']." in report["error"]
+    assert main(["run", str(root), "--run-config", "num-server-rounds=1"]) == 1
+    assert "error: No round aggregated anything: round 1 kept" in capsys.readouterr().err
+
+
+def test_a_run_where_some_rounds_aggregated_nothing_succeeds_and_names_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], isolated_imports: None
+) -> None:
+    root = create_project("cli-run-somefail", "numpy", tmp_path)
+    client_app = root / "cli_run_somefail" / "client_app.py"
+    source = client_app.read_text()
+    spoiled = source.replace(
+        '    return msg.reply(RecordDict({"arrays": ArrayRecord([w]), "metrics": metrics}))',
+        '    if msg.content["config"]["server-round"] == 2:\n'
+        '        raise OSError("the data disk is offline")\n'
+        '    return msg.reply(RecordDict({"arrays": ArrayRecord([w]), "metrics": metrics}))',
+    )
+    assert spoiled != source
+    client_app.write_text(spoiled)
+
+    status = main(["run", str(root), "--run-config", "num-server-rounds=3", "--format", "json"])
+
+    report = json.loads(capsys.readouterr().out)
+    assert status == 0 and report["success"]
+    assert (report["rounds_completed"], report["rounds_not_aggregated"]) == (3, [2])
+    assert main(["run", str(root), "--run-config", "num-server-rounds=3"]) == 0
+    out = capsys.readouterr().out
+    assert "run finished: 3 rounds in " in out and ", 5 client failures; round 2 aggregated nothing" in out
+    assert "Finished 3 round(s); round 2 aggregated nothing." in out

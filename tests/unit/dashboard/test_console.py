@@ -20,6 +20,7 @@ from fedlab.events import (
     Evaluated,
     Event,
     EventBus,
+    ReplyRejected,
     RoundAggregated,
     RoundStarted,
     RunFinished,
@@ -159,7 +160,7 @@ def test_plain_console_says_when_a_round_was_not_aggregated_or_the_run_stopped_e
         "run started: FedAvg, 10 rounds from round 3, 2 nodes",
         "client 1 failed in round 3 (train): TIMEOUT",
         "round 3/12  clients 1/2 (1 failed)  not aggregated: too few replies (1 < 2)  9.00s",
-        "run stopped early: 1 of 10 rounds in 12m 05s, 1 client failure",
+        "run stopped early: 1 of 10 rounds in 12m 05s, 1 client failure; round 3 aggregated nothing",
     ]
 
 
@@ -510,3 +511,56 @@ def test_rich_console_shows_a_small_table_of_the_latest_completed_rounds() -> No
         "1/2     3/3           0.4312              0.9120            0.9120   2.75s",
     ]
     console(run_events()[-1])
+
+
+REFUSED = Error(ErrorCode.REPLY_REJECTED, "Reply of node 2 refused: array 'w' holds 1 NaN value (of 2).")
+
+
+def _with_refusal(r: int) -> list[Event]:
+    events = train_round(r)
+    rejected = ReplyRejected(run_id=7, round=r, phase="train", node_id=2, error=REFUSED)
+    aggregated = events[-1]
+    assert isinstance(aggregated, RoundAggregated)
+    counted = RoundAggregated(
+        run_id=7, round=r, metrics=aggregated.metrics, num_replies=2, num_failures=1,
+        train_duration_s=1.0, aggregate_duration_s=0.25,
+    )
+    return [*events[:-1], rejected, counted]
+
+
+def test_plain_console_counts_a_refused_reply_as_one_failure_and_names_idle_rounds() -> None:
+    idle = RoundAggregated(
+        run_id=7, round=3, metrics={}, num_replies=0, num_failures=3, train_duration_s=1.0,
+        aggregate_duration_s=0.0, aggregated=False, reason="0 of 3 replies succeeded",
+    )
+    events: list[Event] = [
+        RunStarted(run_id=7, num_rounds=4, node_ids=(1, 2, 3), strategy="FedAvg"),
+        *_with_refusal(1),
+        *train_round(2, failed=(1, 2, 3))[:-1],
+        RoundAggregated(
+            run_id=7, round=2, metrics={}, num_replies=0, num_failures=3, train_duration_s=1.0,
+            aggregate_duration_s=0.0, aggregated=False, reason="0 of 3 replies succeeded",
+        ),
+        *train_round(3, failed=(1, 2, 3))[:-1],
+        idle,
+        *train_round(4),
+        RunFinished(run_id=7, rounds_completed=4, duration_s=6.0),
+    ]
+    lines = plain_output(events)
+    assert lines[1] == "client 2 failed in round 1 (train): " + REFUSED.reason
+    assert lines[2] == "round 1/4  clients 2/3 (1 failed)  train loss=0.5000 num-examples=30  1.25s"
+    assert lines[-1] == (
+        "run finished: 4 rounds in 6.00s, 7 client failures; rounds 2, 3 aggregated nothing"
+    )
+
+
+def test_rich_console_counts_a_refused_reply_in_the_clients_bar() -> None:
+    console, stream = rich_console()
+    console(RunStarted(run_id=7, num_rounds=1, node_ids=(1, 2, 3), strategy="FedAvg"))
+    for event in _with_refusal(1)[:-1]:  # the round is still open: the bar shows its clients
+        console(event)
+    frame = Console(file=io.StringIO(), width=100)
+    frame.print(console._renderable())
+    assert "clients 3/3 (1 failed)" in plain_text(frame.file)  # type: ignore[arg-type]
+    console(RunFinished(run_id=7, rounds_completed=1, duration_s=1.0))
+    assert "client 2 failed in round 1 (train): " + REFUSED.reason in plain_text(stream)

@@ -17,6 +17,7 @@ from fedlab.events import (
     ClientReplied,
     Evaluated,
     Event,
+    ReplyRejected,
     RoundAggregated,
     RoundStarted,
     RunFinished,
@@ -148,3 +149,16 @@ def test_replaying_a_history_rebuilds_the_same_model() -> None:
     np.testing.assert_array_equal(again.timing(), live.timing())
     assert again.failures == live.failures and again.central == live.central
     assert again.finished and again.num_rounds == 3
+
+
+def test_a_refused_reply_turns_its_finished_cell_failed_and_joins_the_failures() -> None:
+    refused = Error(ErrorCode.REPLY_REJECTED, "Reply of node 102 refused: array 'w' holds 1 NaN value")
+    model = fed(DashboardModel(), small_run()[:5])
+    model.feed(ReplyRejected(run_id=RUN, round=1, phase="train", node_id=102, error=refused, partition_id=1))
+    assert model.status()[:, 0].tolist() == [FINISHED, FAILED, FAILED]
+    p = model.progress
+    assert (p.round, p.sampled, p.done, p.failed) == (1, 3, 3, 2)
+    (failure,) = model.client_failures(1)
+    assert (failure.node_id, failure.round, failure.code, failure.reason) == (
+        102, 1, "REPLY_REJECTED", refused.reason
+    )

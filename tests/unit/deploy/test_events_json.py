@@ -13,6 +13,7 @@ from fedlab.events import (
     ClientReplied,
     Evaluated,
     Event,
+    ReplyRejected,
     RoundAggregated,
     RoundStarted,
     RunFinished,
@@ -27,6 +28,8 @@ EVENTS: list[Event] = [
     ClientReplied(run_id=1, round=1, phase="train", node_id=7, metrics={"loss": 0.5, "n": [1, 2]},
                   duration_s=0.25, error=Error(ErrorCode.NODE_UNAVAILABLE, "gone"), partition_id=2,
                   timestamp=3.0),  # fmt: skip
+    ReplyRejected(run_id=1, round=1, phase="train", node_id=5, error=Error(ErrorCode.REPLY_REJECTED, "NaN"),
+                  partition_id=1, timestamp=3.5),  # fmt: skip
     RoundAggregated(run_id=1, round=1, metrics={"loss": 0.5}, num_replies=1, num_failures=1,
                     train_duration_s=1.0, aggregate_duration_s=0.1, timestamp=4.0),  # fmt: skip
     Evaluated(run_id=1, round=1, source="server", metrics={"acc": 0.9}, duration_s=0.5, timestamp=5.0),
