@@ -86,7 +86,7 @@ def test_every_error_belongs_to_exactly_one_family() -> None:
         ("MissingDependencyError", ImportError),
     ],
 )
-def test_errors_are_still_the_builtin_exceptions_code_catches_them_as(
+def test_errors_are_the_builtin_exceptions_code_may_catch_them_as(
     name: str, builtin: type[Exception]
 ) -> None:
     assert issubclass(getattr(errors, name), builtin)
