@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Coroutine
 from typing import Any, Protocol, TypeVar
 
-from fedlab.errors import FederationError
+from fedlab.errors import RunError
 from fedlab.events import ClientReplied, Event, ReplyRejected
 
 T = TypeVar("T")
@@ -117,4 +117,7 @@ def drive_blocking(coro: Coroutine[Any, Any, T]) -> T:
     except StopIteration as finished:
         return finished.value  # type: ignore[no-any-return]
     coro.close()
-    raise FederationError("The run's coroutine awaited a loop-bound object; this is a fedlab bug.")
+    raise RunError(
+        "The run's coroutine awaited a loop-bound object; this is a fedlab bug: please report it "
+        "with this traceback."
+    )

@@ -29,14 +29,14 @@ from fedlab.events import (
 from fedlab.message import ErrorCode
 
 __all__ = [
+    "DashboardModel",
     "FAILED",
     "FINISHED",
+    "Failure",
     "NOT_SAMPLED",
     "SAMPLED",
     "TIMED_OUT",
     "TIMING_COLUMNS",
-    "DashboardModel",
-    "Failure",
 ]
 
 # Participation codes, ordered so that a cell keeps the most telling state of its phases.

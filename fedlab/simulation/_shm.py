@@ -27,8 +27,8 @@ from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
-    "SHARE_MIN_BYTES",
     "Buffer",
+    "SHARE_MIN_BYTES",
     "close_inherited_segments",
     "create_segment",
     "open_segment",

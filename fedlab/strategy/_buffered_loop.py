@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from fedlab.errors import StrategyError
+from fedlab.errors import AggregationError, StrategyError
 from fedlab.events import RoundStarted
 from fedlab.message import Message
 from fedlab.records import ArrayRecord
@@ -156,7 +156,7 @@ class BufferedLoop:
             reason = (
                 reply.error.reason.splitlines()[0] if reply.error and reply.error.reason else ""
             )
-            raise StrategyError(
+            raise AggregationError(
                 f"FedBuff stopped: the last {self._failed_in_a_row} replies all failed, the last "
                 f"with: {reason!r}. Fix the ClientApp (history.failures() lists every failure) or "
                 "raise the timeout if clients are just slow."

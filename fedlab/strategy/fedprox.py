@@ -11,7 +11,7 @@ from fedlab.records import ArrayRecord, ConfigRecord
 from fedlab.server.grid import Grid
 from fedlab.strategy.fedavg import FedAvg
 
-__all__ = ["PROXIMAL_MU_KEY", "FedProx", "proximal_term"]
+__all__ = ["FedProx", "PROXIMAL_MU_KEY", "proximal_term"]
 
 #: The config key carrying μ to the clients.
 PROXIMAL_MU_KEY = "proximal-mu"

@@ -10,18 +10,20 @@ from fedlab.datasets.partitioner.column import ColumnPartitioner
 from fedlab.datasets.partitioner.continuous import ContinuousPartitioner
 from fedlab.datasets.partitioner.dirichlet import DirichletPartitioner
 from fedlab.datasets.partitioner.distribution import DistributionPartitioner
-from fedlab.datasets.partitioner.exponential import ExponentialPartitioner
 from fedlab.datasets.partitioner.grouped_natural_id import GroupedNaturalIdPartitioner, GroupMode
-from fedlab.datasets.partitioner.id_to_size import IdToSizePartitioner
+from fedlab.datasets.partitioner.id_to_size import (
+    ExponentialPartitioner,
+    IdToSizePartitioner,
+    LinearPartitioner,
+    SquarePartitioner,
+)
 from fedlab.datasets.partitioner.iid import IidPartitioner
 from fedlab.datasets.partitioner.inner_dirichlet import InnerDirichletPartitioner
-from fedlab.datasets.partitioner.linear import LinearPartitioner
 from fedlab.datasets.partitioner.natural_id import NaturalIdPartitioner
 from fedlab.datasets.partitioner.partitioner import Indices, Partitioner, RowPartitioner
 from fedlab.datasets.partitioner.pathological import ClassAssignment, PathologicalPartitioner
 from fedlab.datasets.partitioner.shard import ShardPartitioner
 from fedlab.datasets.partitioner.size import SizePartitioner
-from fedlab.datasets.partitioner.square import SquarePartitioner
 from fedlab.datasets.partitioner.vertical_even import VerticalEvenPartitioner
 from fedlab.datasets.partitioner.vertical_size import VerticalSizePartitioner
 

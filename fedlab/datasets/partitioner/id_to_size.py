@@ -1,7 +1,12 @@
-"""`IdToSizePartitioner`: partition sizes given by a function of the partition id."""
+"""Partition sizes given by a function of the partition id.
+
+:class:`IdToSizePartitioner` takes any such function; :class:`LinearPartitioner`,
+:class:`SquarePartitioner` and :class:`ExponentialPartitioner` are it with a fixed one.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -11,7 +16,12 @@ from fedlab.datasets.partitioner._sizes import cut, proportional_sizes
 from fedlab.datasets.partitioner.partitioner import Indices, RowPartitioner
 from fedlab.errors import DatasetError
 
-__all__ = ["IdToSizePartitioner"]
+__all__ = [
+    "ExponentialPartitioner",
+    "IdToSizePartitioner",
+    "LinearPartitioner",
+    "SquarePartitioner",
+]
 
 
 class IdToSizePartitioner(RowPartitioner):
@@ -65,3 +75,87 @@ class IdToSizePartitioner(RowPartitioner):
                 f"{n} rows; lower num_partitions or use a dataset with more rows."
             )
         return cut(np.random.default_rng(self.seed).permutation(n), sizes)
+
+
+def _linear(partition_id: int) -> float:
+    return float(partition_id + 1)
+
+
+class LinearPartitioner(IdToSizePartitioner):
+    """Partition ``i`` gets a share of the rows proportional to ``i + 1``.
+
+    Parameters
+    ----------
+    num_partitions
+        How many partitions to make.
+    seed
+        Seed of the shuffle.
+
+    Examples
+    --------
+    >>> import datasets
+    >>> partitioner = LinearPartitioner(num_partitions=4)
+    >>> partitioner.dataset = datasets.Dataset.from_dict({"x": list(range(100))})
+    >>> partitioner.partition_sizes()
+    [10, 20, 30, 40]
+    """
+
+    def __init__(self, num_partitions: int, *, seed: int = 42) -> None:
+        super().__init__(num_partitions, _linear, seed=seed)
+
+
+def _square(partition_id: int) -> float:
+    return float((partition_id + 1) ** 2)
+
+
+class SquarePartitioner(IdToSizePartitioner):
+    """Partition ``i`` gets a share of the rows proportional to ``(i + 1) ** 2``.
+
+    Parameters
+    ----------
+    num_partitions
+        How many partitions to make.
+    seed
+        Seed of the shuffle.
+
+    Examples
+    --------
+    >>> import datasets
+    >>> partitioner = SquarePartitioner(num_partitions=3)
+    >>> partitioner.dataset = datasets.Dataset.from_dict({"x": list(range(140))})
+    >>> partitioner.partition_sizes()
+    [10, 40, 90]
+    """
+
+    def __init__(self, num_partitions: int, *, seed: int = 42) -> None:
+        super().__init__(num_partitions, _square, seed=seed)
+
+
+def _exponential(partition_id: int) -> float:
+    return math.exp(partition_id)
+
+
+class ExponentialPartitioner(IdToSizePartitioner):
+    """Partition ``i`` gets a share of the rows proportional to ``e ** i``.
+
+    Sizes grow fast: with many partitions the first ones get few rows (an error says so
+    if one would get none).
+
+    Parameters
+    ----------
+    num_partitions
+        How many partitions to make.
+    seed
+        Seed of the shuffle.
+
+    Examples
+    --------
+    >>> import datasets
+    >>> partitioner = ExponentialPartitioner(num_partitions=3)
+    >>> partitioner.dataset = datasets.Dataset.from_dict({"x": list(range(111))})
+    >>> partitioner.partition_sizes()
+    [10, 27, 74]
+    """
+
+    def __init__(self, num_partitions: int, *, seed: int = 42) -> None:
+        super().__init__(num_partitions, _exponential, seed=seed)

@@ -14,7 +14,7 @@ import numpy.typing as npt
 import pytest
 
 import fedlab as fl
-from fedlab.errors import StrategyError
+from fedlab.errors import AggregationError, StrategyError
 from fedlab.events import Event, RoundAggregated, RoundStarted, StrategyReport
 from fedlab.message import ErrorCode, Message
 from fedlab.records import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
@@ -244,7 +244,7 @@ def test_fedbuff_gives_up_with_the_clients_error_when_every_reply_fails() -> Non
         seed=0,
         display="none",
     )
-    with pytest.raises(StrategyError, match="replies all failed.*no data here"):
+    with pytest.raises(AggregationError, match="replies all failed.*no data here"):
         fed.run(rounds=2)
 
 

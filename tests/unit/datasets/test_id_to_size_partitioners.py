@@ -1,4 +1,4 @@
-"""SizePartitioner and the id-to-size family: sizes follow their rule exactly."""
+"""IdToSizePartitioner and its linear, square and exponential rules: sizes follow the rule."""
 
 from __future__ import annotations
 
@@ -11,17 +11,10 @@ from fedlab.datasets import (
     ExponentialPartitioner,
     IdToSizePartitioner,
     LinearPartitioner,
-    SizePartitioner,
     SquarePartitioner,
 )
 from fedlab.errors import DatasetError
-from tests.unit.datasets.partition_checks import (
-    assert_disjoint,
-    assert_partition,
-    labelled,
-    partitions_with,
-    same,
-)
+from tests.unit.datasets.partition_checks import assert_partition, labelled, partitions_with, same
 
 
 def largest_remainder(total: int, weights: list[float]) -> list[int]:
@@ -32,30 +25,6 @@ def largest_remainder(total: int, weights: list[float]) -> list[int]:
     for i in by_remainder[: total - sum(sizes)]:
         sizes[i] += 1
     return sizes
-
-
-def test_size_partitioner_gives_exactly_the_requested_sizes() -> None:
-    parts = partitions_with(lambda s: SizePartitioner([10, 0, 35, 5], seed=s), labelled(100), 0)
-    assert [len(p) for p in parts] == [10, 0, 35, 5]
-    assert len(assert_disjoint(parts)) == 50
-
-
-def test_size_partitioner_covers_the_data_when_sizes_add_up_to_it() -> None:
-    assert_partition(
-        partitions_with(lambda s: SizePartitioner([60, 40], seed=s), labelled(100), 0), 100
-    )
-
-
-def test_size_partitioner_without_shuffle_takes_consecutive_rows() -> None:
-    parts = partitions_with(lambda s: SizePartitioner([3, 2], shuffle=False), labelled(10), 0)
-    assert [p.tolist() for p in parts] == [[0, 1, 2], [3, 4]]
-
-
-def test_size_partitioner_refuses_sizes_beyond_the_dataset() -> None:
-    partitioner = SizePartitioner([60, 60])
-    partitioner.dataset = labelled(100)
-    with pytest.raises(DatasetError, match="at least 120 rows"):
-        partitioner.partition_sizes()
 
 
 @pytest.mark.parametrize(
@@ -82,13 +51,6 @@ def test_linear_sizes_are_proportional_to_id_plus_one() -> None:
 def test_id_to_size_same_seed_same_partitions_other_seed_other_partitions(cls: type) -> None:
     data = labelled(300)
     make = lambda s: cls(4, seed=s)
-    assert same(partitions_with(make, data, 1), partitions_with(make, data, 1))
-    assert not same(partitions_with(make, data, 1), partitions_with(make, data, 2))
-
-
-def test_size_partitioner_same_seed_same_partitions_other_seed_other_partitions() -> None:
-    data = labelled(300)
-    make = lambda s: SizePartitioner([100, 50, 150], seed=s)
     assert same(partitions_with(make, data, 1), partitions_with(make, data, 1))
     assert not same(partitions_with(make, data, 1), partitions_with(make, data, 2))
 
