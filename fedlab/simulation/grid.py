@@ -42,8 +42,9 @@ class SimulationGrid(Grid):
     deadline, whatever the backend, and its call is given up: the backend kills the
     worker process or actor running it, or leaves the thread running it behind, and a
     fresh worker serves later calls. A node whose abandoned call still runs in a thread
-    gets no new work until that call returns: its messages are answered at once with
-    :attr:`ErrorCode.NODE_UNAVAILABLE`.
+    gets no new work until that call returns: its messages wait, as for any busy node,
+    and so time out too; with the inline backend, where that wait would spend the rest
+    of the round, they are answered at once with :attr:`ErrorCode.NODE_UNAVAILABLE`.
 
     Parameters
     ----------
@@ -369,11 +370,13 @@ class SimulationGrid(Grid):
     def _claim(self, node_id: int, message_id: str) -> str:
         """Mark ``node_id`` busy with ``message_id``, once no other call of the node runs.
 
-        Returns ``"ok"``; ``"stuck"`` if the node is busy with an abandoned call (one that
-        did not return in time) that the backend could not stop, which may never end;
-        ``"given up"`` if this call was abandoned or its deadline passed while it waited.
+        Returns ``"ok"``; ``"stuck"`` if the backend is deferred and the node is busy with
+        an abandoned call (one that did not return in time) it could not stop, which may
+        never end; ``"given up"`` if this call was abandoned or its deadline passed while
+        it waited.
         """
-        stoppable = self._backend.cancel_stops
+        # One call at a time: waiting for a call that may never end would starve the rest.
+        refuse = self._backend.deferred and not self._backend.cancel_stops
         with self._lock:
             deadline = self._deadlines.get(message_id)
             while True:
@@ -383,7 +386,7 @@ class SimulationGrid(Grid):
                 if holder is None:
                     self._busy[node_id] = message_id
                     return "ok"
-                if holder in self._abandoned and not stoppable:
+                if refuse and holder in self._abandoned:
                     return "stuck"
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:

@@ -172,7 +172,7 @@ class BackendContract:
         assert first["error_code"] == int(ErrorCode.TIMEOUT)
         assert first["duration_s"] == timeout
         assert f"did not reply within {timeout}s" in first["error_reason"]
-        # In round 2 it timed out again, or, still stuck in this process, was not called.
+        # In round 2 it timed out again; inline, still stuck in this process, does not call it.
         assert second["error_code"] in (int(ErrorCode.TIMEOUT), int(ErrorCode.NODE_UNAVAILABLE))
         for summary in (r for r in result.history.rounds if r["round"] >= 1):
             assert (summary["train_replies"], summary["train_failures"]) == (2, 1)

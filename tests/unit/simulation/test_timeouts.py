@@ -68,11 +68,10 @@ def test_a_call_that_overruns_is_a_timeout_and_the_next_calls_are_answered(
     assert codes(second) == [None, None]  # a fresh thread took the stuck one's place
 
 
-@pytest.mark.parametrize("backend", ["inline", "threads"])
-def test_a_node_stuck_in_an_abandoned_call_is_answered_unavailable_at_once(
-    backend: str, gate: threading.Event
+def test_an_inline_node_stuck_in_an_abandoned_call_is_answered_unavailable_at_once(
+    gate: threading.Event,
 ) -> None:
-    grid = SimulationGrid(hanging_app(gate), 2, backend=backend, seed=0)
+    grid = SimulationGrid(hanging_app(gate), 2, backend="inline", seed=0)
     stuck = grid.get_node_ids()[0]
     try:
         grid.send_and_receive([message(grid, 0)], timeout=0.5)
@@ -85,6 +84,20 @@ def test_a_node_stuck_in_an_abandoned_call_is_answered_unavailable_at_once(
     assert replies[0].error.reason.startswith(
         f"Node {stuck} is still running an earlier call that did not return in time"
     )
+
+
+def test_a_threads_node_stuck_in_an_abandoned_call_times_out_again_and_frees_its_thread(
+    gate: threading.Event,
+) -> None:
+    grid = SimulationGrid(hanging_app(gate), 3, backend=ThreadBackend(1), seed=0)
+    try:
+        grid.send_and_receive([message(grid, 0)], timeout=0.5)
+        again = grid.send_and_receive([message(grid, 0)], timeout=0.5)
+        replies = grid.send_and_receive([message(grid, 1), message(grid, 2)], timeout=GUARD_S)
+    finally:
+        grid.close()
+    assert codes(again) == [ErrorCode.TIMEOUT]
+    assert codes(replies) == [None, None]  # the one thread that waited for the node serves on
 
 
 def test_the_thread_backend_keeps_its_concurrency_after_calls_hang(gate: threading.Event) -> None:
