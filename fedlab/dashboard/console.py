@@ -78,9 +78,9 @@ class PlainConsole:
             if stall is None:
                 return
             key = (stall.round, stall.phase, stall.node_id, stall.pending)
-            if self._reported is not None and self._reported[0] == key:
-                if stall.seconds < 2 * self._reported[1]:
-                    return
+            last = self._reported
+            if last is not None and last[0] == key and stall.seconds < 2 * last[1]:
+                return
             self._reported = (key, stall.seconds)
             self._write(_waiting_text(stall))
 

@@ -62,7 +62,9 @@ class DaemonPool:
         future: Future[T] = Future()
         with self._lock:
             if self._closed:
-                raise SimulationError("The backend's threads were stopped; start the backend again.")
+                raise SimulationError(
+                    "The backend's threads were stopped; start the backend again."
+                )
             if not self._serving:
                 for _ in range(self.size):
                     self._start_thread()

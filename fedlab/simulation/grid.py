@@ -88,6 +88,7 @@ class SimulationGrid(Grid):
         self._node_ids = _population(num_nodes, seed, node_ids)
         self._app = client_app
         self._backend = make_backend(backend, max_workers) if isinstance(backend, str) else backend
+        _check_backend(self._backend)
         self._backend.start(client_app)
         self._node_configs = node_configs
         self._run_config: UserConfig = dict(run_config or {})
@@ -425,6 +426,20 @@ _STUCK = (
     "hangs, e.g. waiting for something that never comes); it gets no new work until that "
     "call returns."
 )
+
+
+_BACKEND_MEMBERS = (
+    "name", "deferred", "cancel_stops", "concurrency", "start", "submit", "call", "cancel", "close"
+)
+
+
+def _check_backend(backend: Backend) -> None:
+    missing = [name for name in _BACKEND_MEMBERS if not hasattr(backend, name)]
+    if missing:
+        raise SimulationError(
+            f"The backend {type(backend).__name__} lacks {', '.join(missing)} of the "
+            "fedlab.simulation.Backend protocol; add them, or use a built-in backend."
+        )
 
 
 def _population(num_nodes: int, seed: int | None, node_ids: Sequence[int] | None) -> NodeIdList:

@@ -61,7 +61,12 @@ def run_script(backend: str, timeout: float) -> subprocess.CompletedProcess[str]
     try:
         return subprocess.run(
             [sys.executable, "-c", SCRIPT, backend, str(timeout)],
-            capture_output=True, text=True, env=env, cwd=ROOT, timeout=120,
+            check=False,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=120,
         )
     except subprocess.TimeoutExpired as err:  # subprocess.run has killed it
         pytest.fail(f"The script with a hung client on {backend!r} did not exit:\n{err.stdout!r}")
@@ -71,15 +76,21 @@ def run_script(backend: str, timeout: float) -> subprocess.CompletedProcess[str]
 def test_a_script_whose_client_hangs_exits_once_run_returns(backend: str) -> None:
     done = run_script(backend, 1.0)
     assert done.returncode == 0, done.stderr
-    assert re.search(rf"run returned; partition 0 \(node \d+\) error code: {int(ErrorCode.TIMEOUT)}$",
-                     done.stdout, re.MULTILINE), done.stdout
+    assert re.search(
+        rf"run returned; partition 0 \(node \d+\) error code: {int(ErrorCode.TIMEOUT)}$",
+        done.stdout,
+        re.MULTILINE,
+    ), done.stdout
 
 
 def test_a_script_on_the_inline_backend_says_which_client_it_waits_on_and_exits() -> None:
     done = run_script("inline", 8.0)  # the line comes once 5 s passed without a reply
     assert done.returncode == 0, done.stderr
-    found = re.search(rf"run returned; partition 0 \(node (\d+)\) error code: {int(ErrorCode.TIMEOUT)}$",
-                      done.stdout, re.MULTILINE)
+    found = re.search(
+        rf"run returned; partition 0 \(node (\d+)\) error code: {int(ErrorCode.TIMEOUT)}$",
+        done.stdout,
+        re.MULTILINE,
+    )
     assert found, done.stdout
     waiting = [line for line in done.stdout.splitlines() if "waiting on" in line]
     # Named by node id: it never replied, so its partition was never reported.
@@ -101,13 +112,23 @@ def hang_in_partition_zero(msg: Message, ctx: fl.Context) -> Message:
     return msg.reply(RecordDict({"arrays": msg.content.array_record("arrays"), "metrics": metrics}))
 
 
-def test_the_worker_process_of_a_hung_client_is_killed_and_replaced_each_round(tmp_path: Path) -> None:
+def test_the_worker_process_of_a_hung_client_is_killed_and_replaced_each_round(
+    tmp_path: Path,
+) -> None:
     pid_file = tmp_path / "pids"
     strategy = FedAvg(fraction_train=1.0, fraction_evaluate=0.0, min_available_nodes=3)
     backend = ProcessBackend(2)
-    fed = fl.Federation(app, strategy, num_clients=3, initial_arrays=ArrayRecord([np.zeros(2)]),
-                        seed=0, backend=backend, timeout=2.0, display="none",
-                        run_config={"pid-file": str(pid_file)})
+    fed = fl.Federation(
+        app,
+        strategy,
+        num_clients=3,
+        initial_arrays=ArrayRecord([np.zeros(2)]),
+        seed=0,
+        backend=backend,
+        timeout=2.0,
+        display="none",
+        run_config={"pid-file": str(pid_file)},
+    )
     result = fed.run(rounds=2)
 
     assert result.history is not None

@@ -19,7 +19,9 @@ class FakeClock:
         return self.now
 
 
-def reply(node: int, partition: int, at: float, rnd: int = 1, timed_out: bool = False) -> ClientReplied:
+def reply(
+    node: int, partition: int, at: float, rnd: int = 1, timed_out: bool = False
+) -> ClientReplied:
     return ClientReplied(
         run_id=7,
         round=rnd,
@@ -36,14 +38,18 @@ def reply(node: int, partition: int, at: float, rnd: int = 1, timed_out: bool = 
 def round_one_waiting_on_node_12() -> list[Event]:
     """Nodes 11 and 13 reply by t=101.5; node 12 (sent work second) never does."""
     return [
-        RunStarted(run_id=7, num_rounds=2, node_ids=(11, 12, 13), strategy="FedAvg", timestamp=99.0),
+        RunStarted(
+            run_id=7, num_rounds=2, node_ids=(11, 12, 13), strategy="FedAvg", timestamp=99.0
+        ),
         RoundStarted(run_id=7, round=1, phase="train", node_ids=(11, 12, 13), timestamp=100.0),
         reply(11, 0, at=101.0),
         reply(13, 2, at=101.5),
     ]
 
 
-def test_plain_console_names_the_client_a_round_waits_on_after_five_seconds_then_as_the_wait_doubles() -> None:
+def test_plain_console_names_the_client_a_round_waits_on_after_five_seconds_then_as_the_wait_doubles() -> (
+    None
+):
     clock, stream = FakeClock(), io.StringIO()
     console = PlainConsole(stream, clock=clock)
     for event in round_one_waiting_on_node_12():
@@ -63,14 +69,24 @@ def test_plain_console_names_the_client_a_round_waits_on_after_five_seconds_then
     }
 
 
-def test_a_client_that_replied_before_is_named_by_its_partition_and_nodes_still_out_are_counted() -> None:
+def test_a_client_that_replied_before_is_named_by_its_partition_and_nodes_still_out_are_counted() -> (
+    None
+):
     clock, stream = FakeClock(), io.StringIO()
     console = PlainConsole(stream, clock=clock)
     events = [
         *round_one_waiting_on_node_12(),
         reply(12, 1, at=103.0, timed_out=True),
-        RoundAggregated(run_id=7, round=1, metrics={}, num_replies=2, num_failures=1,
-                        train_duration_s=3.0, aggregate_duration_s=0.0, timestamp=103.0),
+        RoundAggregated(
+            run_id=7,
+            round=1,
+            metrics={},
+            num_replies=2,
+            num_failures=1,
+            train_duration_s=3.0,
+            aggregate_duration_s=0.0,
+            timestamp=103.0,
+        ),
         RoundStarted(run_id=7, round=2, phase="train", node_ids=(13, 12, 11), timestamp=104.0),
         reply(13, 2, at=104.5, rnd=2),
     ]

@@ -10,6 +10,7 @@ import pytest
 
 from fedlab.client import ClientApp
 from fedlab.context import Context
+from fedlab.errors import SimulationError
 from fedlab.message import ErrorCode, Message
 from fedlab.records import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 from fedlab.simulation import SimulationGrid, ThreadBackend
@@ -133,3 +134,21 @@ def test_a_call_queued_behind_a_hung_one_never_runs_once_abandoned(gate: threadi
     assert codes(first) == [ErrorCode.TIMEOUT, ErrorCode.TIMEOUT]
     assert codes(second) == [None]
     assert ran == [0, 2]  # partition 1's call was dropped before it started
+
+
+def test_a_backend_without_the_members_the_grid_needs_is_refused_by_name() -> None:
+    class OldBackend:
+        name, deferred = "old", False
+        concurrency = 1
+
+        def start(self, app: ClientApp) -> None: ...
+        def submit(self, fn: object) -> None: ...
+        def call(self, message: Message, context: Context) -> None: ...
+        def close(self) -> None: ...
+
+    with pytest.raises(SimulationError) as caught:
+        SimulationGrid(ClientApp(), 2, backend=OldBackend(), seed=0)  # type: ignore[arg-type]
+    assert str(caught.value) == (
+        "The backend OldBackend lacks cancel_stops, cancel of the fedlab.simulation.Backend "
+        "protocol; add them, or use a built-in backend."
+    )
