@@ -73,7 +73,14 @@ class Federation:
         options, e.g. ``RayBackend(address="head:6379", num_cpus=1, num_gpus=0.5)``. A
         seeded run gives the same result on every backend.
     timeout
-        Seconds to wait for a round's replies; slower clients count as failed.
+        Seconds to wait for each phase of a round (training, evaluation) to reply; the
+        default is 600 (ten minutes). At the deadline the round goes on without the
+        clients still running, which count as timed out (``ErrorCode.TIMEOUT``); in a
+        simulation their calls are abandoned (a worker process or actor running one is
+        killed and replaced), so a client that hangs cannot hang the run. With ``"inline"`` clients
+        run one after another, so the timeout is the budget of the whole phase. None
+        waits forever. While a round waits on a client for more than a few seconds, the
+        progress line says which one.
     display
         ``"auto"`` picks a live view from ``FEDLAB_DISPLAY``, the notebook and the terminal;
         or force one: ``"widget"`` (the live notebook dashboard), ``"static"`` (a PNG in the
@@ -116,7 +123,7 @@ class Federation:
         seed: int | None = None,
         backend: str | Backend = "inline",
         max_workers: int | None = None,
-        timeout: float | None = 3600.0,
+        timeout: float | None = 600.0,
         display: Display = "auto",
         checkpoint_dir: str | os.PathLike[str] | None = None,
     ) -> None:
@@ -155,7 +162,8 @@ class Federation:
                 f"Unknown backend {backend!r}; choose one of {', '.join(map(repr, BACKENDS))}."
             )
         if not isinstance(backend, str) and not all(
-            callable(getattr(backend, name, None)) for name in ("start", "submit", "call", "close")
+            callable(getattr(backend, name, None))
+            for name in ("start", "submit", "call", "cancel", "close")
         ):
             raise FederationError(
                 f"backend must be a backend name ({', '.join(map(repr, BACKENDS))}) or a backend "

@@ -1,8 +1,9 @@
 """Follow a run's events and tell a display when a round is complete.
 
 A round is complete once an event of a later round arrives, or the run finishes: until
-then an evaluation may still follow its aggregation. Not thread-safe on its own; each
-display feeds it under its own lock.
+then an evaluation may still follow its aggregation. The tracker also follows the phase
+in progress, so that a display can say which client a stalled round waits on. Not
+thread-safe on its own; each display feeds it under its own lock.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fedlab.events import (
+    LISTED_NODES,
     ClientReplied,
     Evaluated,
     Event,
@@ -21,7 +23,10 @@ from fedlab.events import (
     RunStarted,
 )
 
-__all__ = ["RoundState", "RunTracker"]
+__all__ = ["RoundState", "RunTracker", "STALL_S", "Stall"]
+
+#: Seconds a phase may go without a reply before displays say which client it waits on.
+STALL_S = 5.0
 
 
 @dataclass
@@ -44,6 +49,29 @@ class RoundState:
         return [("train", self.train), ("evaluate", self.evaluate), ("server", self.server)]
 
 
+@dataclass(frozen=True)
+class Stall:
+    """A phase that has had no reply for ``seconds``: the client it waits on first."""
+
+    round: int
+    phase: str
+    node_id: int
+    partition_id: int | None
+    pending: int
+    seconds: float
+
+
+@dataclass
+class _Phase:
+    """The phase in progress: who was sampled, who replied, when the last reply came."""
+
+    round: int
+    phase: str
+    node_ids: tuple[int, ...]
+    since: float
+    replied: set[int] = field(default_factory=set)
+
+
 @dataclass
 class RunTracker:
     """The state of the run a display follows: run facts plus the rounds still open."""
@@ -60,6 +88,9 @@ class RunTracker:
     open: dict[int, RoundState] = field(default_factory=dict)
     closed_upto: int = -1
     latest: RoundState | None = None
+    current: _Phase | None = None
+    #: Partition ids learnt from replies (up to LISTED_NODES nodes), to name clients by.
+    partitions: dict[int, int] = field(default_factory=dict)
 
     @property
     def last_round(self) -> int:
@@ -77,8 +108,26 @@ class RunTracker:
             num_nodes=len(event.node_ids),
         )
 
+    def stall(self, now: float) -> Stall | None:
+        """The phase in progress if it has had no reply for :data:`STALL_S` at ``now``.
+
+        It names the first client, in the order the phase sent them work, that has not
+        replied: with the inline backend the one running, with the others the longest
+        running.
+        """
+        phase = self.current
+        if phase is None or now - phase.since < STALL_S:
+            return None
+        waiting = [n for n in phase.node_ids if n not in phase.replied]
+        if not waiting:
+            return None
+        first = waiting[0]
+        seconds = now - phase.since
+        return Stall(phase.round, phase.phase, first, self.partitions.get(first), len(waiting), seconds)
+
     def feed(self, event: Event) -> list[RoundState]:
         """Take in ``event`` (any but :class:`RunStarted`); return the rounds it completed."""
+        self._follow_phase(event)
         if isinstance(event, RunFinished):
             return self._close(below=None)
         number = getattr(event, "round", None)
@@ -94,6 +143,26 @@ class RunTracker:
         state = self.open.setdefault(number, RoundState(number))
         self._update(state, event)
         return done
+
+    def _follow_phase(self, event: Event) -> None:
+        current = self.current
+        if isinstance(event, RoundStarted):
+            self.current = _Phase(event.round, event.phase, event.node_ids, event.timestamp)
+        elif isinstance(event, ClientReplied):
+            partitions = self.partitions
+            if event.partition_id is not None and (
+                event.node_id in partitions or len(partitions) < LISTED_NODES
+            ):
+                partitions[event.node_id] = event.partition_id
+            if current is not None and (current.round, current.phase) == (event.round, event.phase):
+                current.replied.add(event.node_id)
+                current.since = max(current.since, event.timestamp)
+        elif isinstance(event, RunFinished) or (
+            isinstance(event, RoundAggregated | Evaluated)
+            and current is not None
+            and event.round == current.round
+        ):
+            self.current = None  # the clients are done; the server's work is not waiting
 
     def _close(self, below: int | None) -> list[RoundState]:
         numbers = sorted(r for r in self.open if below is None or r < below)

@@ -1,7 +1,9 @@
 """Terminal displays of a run: plain lines for logs and pipes, a rich live view for a TTY.
 
 Both are event-bus subscribers and may receive events from any thread.
-:func:`select_console` picks the right one for where the code runs.
+:func:`select_console` picks the right one for where the code runs. While a round has
+had no reply for a few seconds, both say which client it waits on (a run calls their
+``idle`` while no event comes).
 """
 
 from __future__ import annotations
@@ -9,13 +11,14 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO, TypeGuard
 
 from fedlab.dashboard._format import format_metrics
 from fedlab.dashboard._lines import failure_line, finished_line, round_line, started_line
 from fedlab.dashboard._round_table import ROWS, round_table
-from fedlab.dashboard._tracker import RoundState, RunTracker
+from fedlab.dashboard._tracker import RoundState, RunTracker, Stall
 from fedlab.errors import FederationError
 from fedlab.events import (
     ClientReplied,
@@ -44,11 +47,15 @@ class PlainConsole:
 
     A round's line is written once the round is complete (the next round began or the run
     ended), so it holds the evaluation too. Failed client replies get a line each, at once.
+    A round that has had no reply for 5 s gets a line saying which client it waits on,
+    and another each time that wait has doubled.
 
     Parameters
     ----------
     stream
         Where to write; None means whatever ``sys.stdout`` is at the time of writing.
+    clock
+        The time now, as Unix time (events are stamped with it); injectable for tests.
 
     Examples
     --------
@@ -63,10 +70,27 @@ class PlainConsole:
     run finished: 1 round in 1.70s, no client failures
     """
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(
+        self, stream: TextIO | None = None, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self._stream = stream
+        self._clock = clock
         self._lock = threading.Lock()
         self._tracker = RunTracker()
+        self._reported: tuple[object, float] | None = None  # the stall last written, and how long
+
+    def idle(self) -> None:
+        """Write a line if the round has waited on a client long enough (see the class)."""
+        with self._lock:
+            stall = self._tracker.stall(self._clock())
+            if stall is None:
+                return
+            key = (stall.round, stall.phase, stall.node_id, stall.pending)
+            last = self._reported
+            if last is not None and last[0] == key and stall.seconds < 2 * last[1]:
+                return
+            self._reported = (key, stall.seconds)
+            self._write(_waiting_text(stall))
 
     def __call__(self, event: Event) -> None:
         """Write what ``event`` completes; safe to call from any thread."""
@@ -103,14 +127,24 @@ class RichConsole:
         The rich console to draw on; None makes one on standard output.
     refresh_per_second
         How often the live view redraws.
+    clock
+        The time now, as Unix time (events are stamped with it); injectable for tests.
     """
 
-    def __init__(self, console: Console | None = None, *, refresh_per_second: float = 4) -> None:
+    def __init__(
+        self,
+        console: Console | None = None,
+        *,
+        refresh_per_second: float = 4,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         from rich.console import Console
         from rich.text import Text
 
         self.console = console if console is not None else Console()
         self._refresh_per_second = refresh_per_second
+        self._clock = clock
+        self._waiting: Text = Text()  # which client a stalled round waits on, if any
         self._lock = threading.Lock()
         self._tracker = RunTracker()
         self._live: Live | None = None
@@ -146,15 +180,23 @@ class RichConsole:
         with self._lock:
             self._stop()
 
+    def idle(self) -> None:
+        """Show which client the round waits on, once it has had no reply for 5 s."""
+        from rich.text import Text
+
+        with self._lock:
+            stall = self._tracker.stall(self._clock())
+            self._waiting = Text() if stall is None else Text(_waiting_text(stall), style="yellow")
+
     def _renderable(self) -> RenderableType:
         # Called by rich's refresh thread: read attributes only, never take our lock.
         from rich.console import Group
 
-        progress, table = self._progress, self._table
+        progress, table, waiting = self._progress, self._table, self._waiting
         if progress is None:
             return self._metrics
         parts = [progress, self._metrics] if table is None else [progress, table, self._metrics]
-        return Group(*parts)
+        return Group(*parts, waiting) if waiting else Group(*parts)
 
     def _start(self, event: RunStarted) -> None:
         from rich.live import Live
@@ -196,6 +238,7 @@ class RichConsole:
     def _update(self, event: Event) -> None:
         from rich.text import Text
 
+        self._waiting = Text()  # something moved: the next idle() says again if it stalls
         if _is_failure(event):
             self._print(failure_line(event), style="red")
         self._print_rounds(event)
@@ -239,6 +282,23 @@ def _is_failure(event: Event) -> TypeGuard[ClientReplied | ReplyRejected]:
     return isinstance(event, ReplyRejected) or (
         isinstance(event, ClientReplied) and event.error is not None
     )
+
+
+def _waiting_text(stall: Stall) -> str:
+    """``round 3 train: waiting on client 7 (node 1234) for 12s, 2 more not replied``.
+
+    The client is named by its partition id where the run reported it, else by node id.
+    """
+    who = (
+        f"node {stall.node_id}"
+        if stall.partition_id is None
+        else f"client {stall.partition_id} (node {stall.node_id})"
+    )
+    text = f"round {stall.round} {stall.phase}: waiting on {who} for {stall.seconds:.0f}s"
+    others = stall.pending - 1
+    if others:
+        text += f", {others} more not replied"
+    return text
 
 
 def _in_notebook() -> bool:

@@ -3,7 +3,8 @@
 A :class:`Fleet` holds the workers of one ``start``; each worker is idle or busy with one
 call, and a busy worker belongs to the thread running that call: only that thread talks
 to it, reaps it when it dies, or stops it. ``close`` stops the idle workers and kills the
-busy ones that do not finish in time, which wakes their threads to reap them.
+busy ones that do not finish in time, which wakes their threads to reap them; ``cancel``
+kills the workers of calls the grid gave up on in the same way.
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from fedlab.simulation._wire import decode_reply
 from fedlab.simulation._worker import CALL, FAILED, READY, REPLY, serve
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from fedlab.client import ClientApp
-    from fedlab.message import Message
+    from fedlab.message import Message, Metadata
 
 __all__ = ["Fleet"]
 
@@ -60,6 +63,7 @@ class _Worker:
         self.sock = sock
         self.ready = False
         self.stopped = False
+        self.cancelled = False
 
     def call(self, request: int) -> tuple[Message, RecordDict]:
         """Send the request segment; return the decoded reply and state."""
@@ -162,7 +166,8 @@ class Fleet:
         self._changed = threading.Condition()
         self._idle: list[_Worker] = []
         self._busy: set[_Worker] = set()
-        self._missing = 0  # workers that died, started again when next needed
+        self._missing = 0  # workers that died and could not be replaced yet
+        self._calls: dict[str, _Worker] = {}  # message id -> the busy worker running it
         self._closing = False
         # At exit, stop the workers before multiprocessing waits for its children (forever,
         # as workers wait for calls): atexit runs the handlers registered last first.
@@ -178,9 +183,11 @@ class Fleet:
         with self._changed:
             return sorted(w.pid for w in (*self._idle, *self._busy) if w.pid is not None)
 
-    def call(self, request: int, node_id: int, message_type: str) -> tuple[Message, RecordDict]:
+    def call(self, request: int, node_id: int, metadata: Metadata) -> tuple[Message, RecordDict]:
         worker = self._acquire()
         died = False
+        with self._changed:
+            self._calls[metadata.message_id] = worker
         try:
             return worker.call(request)
         except _CallFailed:
@@ -197,13 +204,30 @@ class Fleet:
             worker.end_status()
             raise
         finally:
+            with self._changed:
+                del self._calls[metadata.message_id]
             self._release(worker, died)
+        if worker.cancelled:
+            raise SimulationError(
+                f"The worker process running node {node_id} was killed: the call did not "
+                "return in time. A new worker runs the next calls."
+            )
+        message_type = metadata.message_type
         raise SimulationError(
             f"The worker process running node {node_id} ({message_type!r} message) died: "
             f"{how}. A client that calls os._exit(), crashes the interpreter (e.g. a segfault "
             "in native code) or is killed (e.g. by the out-of-memory killer) ends its worker "
             "process; a new one runs the next calls."
         )
+
+    def cancel(self, message_ids: Collection[str]) -> None:
+        """Kill the workers running these calls (their threads reap and replace them)."""
+        with self._changed:  # held, so that no worker is released to another call meanwhile
+            for message_id in message_ids:
+                worker = self._calls.get(message_id)
+                if worker is not None:
+                    worker.cancelled = True
+                    worker.kill()
 
     def close(self) -> None:
         atexit.unregister(self.close)
@@ -225,7 +249,8 @@ class Fleet:
             worker.stop(deadline - time.monotonic())
 
     def _acquire(self) -> _Worker:
-        # A worker that died is replaced first, so that calls run on all workers again.
+        # A worker that died and could not be replaced then is started first, so that calls
+        # run on all workers again.
         while True:
             with self._changed:
                 self._changed.wait_for(lambda: self._idle or self._missing or self._closing)
@@ -263,10 +288,24 @@ class Fleet:
                 return
         # Stopped before it leaves the busy set, so that close() returns once it is reaped.
         worker.stop(0.0 if died else self._stop_timeout)
+        # Its successor starts now, while the others serve calls, and is lent out after
+        # the workers already running, so that its start-up delays no call.
+        fresh = None
+        if died and not closing:
+            try:
+                fresh = self._start_worker()
+            except Exception:  # counted as missing: the next _acquire tries again
+                fresh = None
         with self._changed:
             self._busy.discard(worker)
-            self._missing += int(died and not closing)
+            if fresh is not None and not self._closing:
+                self._idle.insert(0, fresh)
+                fresh = None
+            elif fresh is None and died and not closing:
+                self._missing += 1
             self._changed.notify_all()
+        if fresh is not None:  # closed meanwhile
+            fresh.stop(self._stop_timeout)
 
     def _start_worker(self) -> _Worker:
         with _forking:

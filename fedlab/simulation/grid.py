@@ -6,7 +6,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from functools import partial
 
 import numpy as np
@@ -36,6 +36,15 @@ class SimulationGrid(Grid):
     A node's Context (and so ``context.state``) is created the first time the node is
     addressed and persists across rounds; calls to one node never overlap. Nothing is
     held per node before that, so a population of millions costs a few bytes a node.
+
+    A client that does not reply by the deadline of :meth:`send_and_receive` (or
+    :meth:`send_and_stream`) is reported as timed out (:attr:`ErrorCode.TIMEOUT`) at that
+    deadline, whatever the backend, and its call is given up: the backend kills the
+    worker process or actor running it, or leaves the thread running it behind, and a
+    fresh worker serves later calls. A node whose abandoned call still runs in a thread
+    gets no new work until that call returns: its messages wait, as for any busy node,
+    and so time out too; with the inline backend, where that wait would spend the rest
+    of the round, they are answered at once with :attr:`ErrorCode.NODE_UNAVAILABLE`.
 
     Parameters
     ----------
@@ -79,14 +88,19 @@ class SimulationGrid(Grid):
         self._node_ids = _population(num_nodes, seed, node_ids)
         self._app = client_app
         self._backend = make_backend(backend, max_workers) if isinstance(backend, str) else backend
+        _check_backend(self._backend)
         self._backend.start(client_app)
         self._node_configs = node_configs
         self._run_config: UserConfig = dict(run_config or {})
         self._contexts: dict[int, Context] = {}
-        self._node_locks: dict[int, threading.Lock] = {}
         self._lock = threading.Lock()
         # Notified whenever a message stops being pending, so pull_any can sleep until then.
         self._settled = threading.Condition(self._lock)
+        # The node of each call running (node id -> message id), so that calls to one node
+        # never overlap; notified when one ends while another call waits for its node.
+        self._busy: dict[int, str] = {}
+        self._node_free = threading.Condition(self._lock)
+        self._node_waiters = 0
         # Bookkeeping of messages in flight, all guarded by self._lock.
         self._replies: dict[str, Message] = {}
         self._futures: dict[str, Future[None]] = {}
@@ -198,6 +212,7 @@ class SimulationGrid(Grid):
         run, in push order, until one of ``message_ids`` is answered.
         """
         ids = list(message_ids)
+        deadline = None if timeout is None else time.monotonic() + timeout
 
         def arrived() -> bool:
             return any(i in self._replies for i in ids)
@@ -209,7 +224,8 @@ class SimulationGrid(Grid):
             return arrived() or not any(i in self._pending for i in ids)
 
         with self._settled:
-            self._settled.wait_for(arrived_or_hopeless, timeout)
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            self._settled.wait_for(arrived_or_hopeless, left)
         return self._take(ids)
 
     def send_and_receive(
@@ -226,8 +242,10 @@ class SimulationGrid(Grid):
     def abandon(self, message_ids: Sequence[str]) -> None:
         """Forget ``message_ids``: their replies are dropped now or whenever they arrive.
 
-        Calls a deferred backend has not started are dropped without running.
+        Calls not started are dropped without running; the backend gives up on those
+        still running (see the class documentation).
         """
+        running = []
         with self._lock:
             never_run = self._queued & set(message_ids)
             if never_run:
@@ -235,13 +253,18 @@ class SimulationGrid(Grid):
                 self._queued -= never_run
             for message_id in message_ids:
                 self._replies.pop(message_id, None)
-                self._futures.pop(message_id, None)
+                future = self._futures.pop(message_id, None)
                 self._deadlines.pop(message_id, None)
-                if message_id in never_run:
+                if message_id in never_run or (future is not None and future.cancel()):
                     self._pending.discard(message_id)
                 elif message_id in self._pending:
                     self._abandoned.add(message_id)
+                    running.append(message_id)
             self._settled.notify_all()
+            if self._node_waiters:
+                self._node_free.notify_all()
+        if running:
+            self._backend.cancel(running)
 
     def close(self) -> None:
         """Shut the backend down; calls not yet started are dropped."""
@@ -259,13 +282,6 @@ class SimulationGrid(Grid):
             config.update(self._node_configs[index])
         return config
 
-    def _node_lock(self, node_id: int) -> threading.Lock:
-        lock = self._node_locks.get(node_id)
-        if lock is None:
-            with self._lock:
-                lock = self._node_locks.setdefault(node_id, threading.Lock())
-        return lock
-
     def _take(self, ids: Iterable[str]) -> list[Message]:
         with self._lock:
             found = [self._replies.pop(i) for i in ids if i in self._replies]
@@ -274,14 +290,24 @@ class SimulationGrid(Grid):
         return found
 
     def _run_queued(self, done: Callable[[], bool]) -> None:
-        """Run deferred calls in push order until ``done()`` (checked before each)."""
+        """Run deferred calls in push order until ``done()`` (checked before each).
+
+        Each runs on the backend's thread while this one waits, until the call's deadline
+        at most: a call still running then is left to whoever waits for its reply, who
+        reports the time-out and abandons it.
+        """
         while True:
             with self._lock:
                 if not self._queue or done():
                     return
                 message_id, work = self._queue.popleft()
                 self._queued.discard(message_id)
-            work()
+                deadline = self._deadlines.get(message_id)
+            future = self._backend.submit(work)
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            if not wait([future], left).done:
+                return
+            future.result()  # a failure of the grid's own bookkeeping is not swallowed
 
     def _submit(self, messages: Iterable[Message], deadline: float | None, *, defer: bool) -> list[str]:
         ids = []
@@ -308,6 +334,10 @@ class SimulationGrid(Grid):
                     self._queued.add(message_id)
                 continue
             future = self._backend.submit(work)
+            if self._backend.deferred:  # one call at a time: it is done before the next
+                wait([future])
+                future.result()
+                continue
             with self._lock:
                 if message_id in self._pending:  # not finished yet
                     self._futures[message_id] = future
@@ -318,23 +348,63 @@ class SimulationGrid(Grid):
         # Each client gets its own records; the arrays inside stay shared and read-only.
         incoming = Message.from_parts(message.metadata, content=message.content.copy())
         context = self.context(node_id)
-        with self._node_lock(node_id):
-            started = time.perf_counter()
-            try:
-                reply = self._backend.call(incoming, context)
-            except BaseException as exc:  # the ClientApp catches user errors; this is a crash
-                reply = incoming.reply(
-                    Error(ErrorCode.CLIENT_APP_CRASHED, exception_error(exc).reason)
-                )
-            duration = time.perf_counter() - started
-        self._store(message, reply, duration)
+        claim = self._claim(node_id, message.metadata.message_id)
+        if claim == "stuck":
+            reply = incoming.reply(Error(ErrorCode.NODE_UNAVAILABLE, _STUCK.format(node=node_id)))
+            self._store(message, reply, 0.0)
+            return
+        if claim == "given up":
+            self._store(message, reply=None, duration=0.0)
+            return
+        started = time.perf_counter()
+        try:
+            reply = self._backend.call(incoming, context)
+        except BaseException as exc:  # the ClientApp catches user errors; this is a crash
+            reply = incoming.reply(Error(ErrorCode.CLIENT_APP_CRASHED, exception_error(exc).reason))
+        finally:
+            with self._lock:
+                del self._busy[node_id]
+                if self._node_waiters:
+                    self._node_free.notify_all()
+        self._store(message, reply, time.perf_counter() - started)
 
-    def _store(self, instruction: Message, reply: Message, duration: float) -> None:
+    def _claim(self, node_id: int, message_id: str) -> str:
+        """Mark ``node_id`` busy with ``message_id``, once no other call of the node runs.
+
+        Returns ``"ok"``; ``"stuck"`` if the backend is deferred and the node is busy with
+        an abandoned call (one that did not return in time) it could not stop, which may
+        never end; ``"given up"`` if this call was abandoned or its deadline passed while
+        it waited.
+        """
+        # One call at a time: waiting for a call that may never end would starve the rest.
+        refuse = self._backend.deferred and not self._backend.cancel_stops
+        with self._lock:
+            deadline = self._deadlines.get(message_id)
+            while True:
+                holder = self._busy.get(node_id)
+                if message_id in self._abandoned:
+                    return "given up"
+                if holder is None:
+                    self._busy[node_id] = message_id
+                    return "ok"
+                if refuse and holder in self._abandoned:
+                    return "stuck"
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return "given up"
+                self._node_waiters += 1
+                try:
+                    self._node_free.wait(left)
+                finally:
+                    self._node_waiters -= 1
+
+    def _store(self, instruction: Message, reply: Message | None, duration: float) -> None:
+        """Report and keep ``reply``; drop it if abandoned, late or None (given up)."""
         message_id = instruction.metadata.message_id
         with self._lock:
             deadline = self._deadlines.pop(message_id, None)
             late = deadline is not None and time.monotonic() > deadline
-            if message_id in self._abandoned or late:
+            if message_id in self._abandoned or late or reply is None:
                 # Abandoned: its time-out was already reported. Late: the caller reports it.
                 self._abandoned.discard(message_id)
                 self._pending.discard(message_id)
@@ -349,6 +419,27 @@ class SimulationGrid(Grid):
             else:
                 self._replies[message_id] = reply
             self._settled.notify_all()
+
+
+_STUCK = (
+    "Node {node} is still running an earlier call that did not return in time (a client that "
+    "hangs, e.g. waiting for something that never comes); it gets no new work until that "
+    "call returns."
+)
+
+
+_BACKEND_MEMBERS = (
+    "name", "deferred", "cancel_stops", "concurrency", "start", "submit", "call", "cancel", "close"
+)
+
+
+def _check_backend(backend: Backend) -> None:
+    missing = [name for name in _BACKEND_MEMBERS if not hasattr(backend, name)]
+    if missing:
+        raise SimulationError(
+            f"The backend {type(backend).__name__} lacks {', '.join(missing)} of the "
+            "fedlab.simulation.Backend protocol; add them, or use a built-in backend."
+        )
 
 
 def _population(num_nodes: int, seed: int | None, node_ids: Sequence[int] | None) -> NodeIdList:

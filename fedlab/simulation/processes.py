@@ -10,11 +10,12 @@ import multiprocessing
 import os
 import pickle
 import sys
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Collection
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, TypeVar
 
 from fedlab.errors import CodecError, SimulationError
+from fedlab.simulation._daemon_pool import DaemonPool
 from fedlab.simulation._fleet import Fleet
 from fedlab.simulation._shm import create_segment
 from fedlab.simulation._wire import encode_request
@@ -53,6 +54,9 @@ class ProcessBackend:
     killer) fails only that call: the grid reports ``CLIENT_APP_CRASHED`` for the node with
     the worker's exit code or signal, and a new worker takes its place for later calls.
     An exception in the ClientApp is an ordinary error reply, as with the other backends.
+    A worker whose call is still running at the round's deadline is killed (``SIGKILL``)
+    when the grid gives up on the call (:meth:`cancel`), and replaced for later calls,
+    so a client that hangs delays no other client.
 
     Parameters
     ----------
@@ -101,6 +105,7 @@ class ProcessBackend:
 
     name = "processes"
     deferred = False
+    cancel_stops = True
 
     def __init__(
         self,
@@ -129,7 +134,7 @@ class ProcessBackend:
         self._stop_timeout = float(stop_timeout)
         self._context = multiprocessing.get_context(method)
         self._fleet: Fleet | None = None
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: DaemonPool | None = None
 
     @property
     def concurrency(self) -> int:
@@ -153,9 +158,9 @@ class ProcessBackend:
         self._fleet = Fleet(self._context, payload, self._workers, self._stop_timeout)
 
     def submit(self, fn: Callable[[], T]) -> Future[T]:
-        """Queue ``fn`` on a pool of one thread per worker (started on first use)."""
+        """Queue ``fn`` on a pool of one daemon thread per worker (started on first use)."""
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="fedlab-process")
+            self._pool = DaemonPool(self._workers, "fedlab-process")
         return self._pool.submit(fn)
 
     def call(self, message: Message, context: Context) -> Message:
@@ -178,16 +183,25 @@ class ProcessBackend:
                 f"worker process: {err}"
             ) from err
         try:
-            reply, state = fleet.call(request, context.node_id, message.metadata.message_type)
+            reply, state = fleet.call(request, context.node_id, message.metadata)
         finally:
             os.close(request)
         context.state = state
         return reply
 
+    def cancel(self, message_ids: Collection[str]) -> None:
+        """Kill the workers running these calls; new workers run the next calls.
+
+        The threads waiting for those calls then report them as crashed, which the grid
+        drops: it has reported them as timed out already.
+        """
+        if self._fleet is not None:
+            self._fleet.cancel(message_ids)
+
     def close(self) -> None:
         """Stop the workers; a busy one gets ``stop_timeout`` seconds to finish, then is killed."""
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.shutdown()
             self._pool = None
         fleet, self._fleet = self._fleet, None
         if fleet is not None:

@@ -23,8 +23,8 @@ import queue
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Collection, Iterator, Mapping
+from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -39,6 +39,7 @@ from fedlab.records.codec import (
     encode_message,
     encode_record_dict,
 )
+from fedlab.simulation._daemon_pool import DaemonPool
 
 if TYPE_CHECKING:
     from fedlab.client import ClientApp
@@ -62,6 +63,8 @@ _LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 _NO_USAGE_STATS_ENV = {"RAY_USAGE_STATS_ENABLED": "0"}
 #: Whether this process imported ray with _LOOPBACK_ENV (its local instances stay there).
 _imported_on_loopback = False
+# How long close() waits for each thread whose call was stopped with its actor.
+_JOIN_S = 10.0
 
 
 class RayBackend:
@@ -101,6 +104,7 @@ class RayBackend:
 
     name = "ray"
     deferred = False
+    cancel_stops = True
 
     def __init__(
         self,
@@ -130,7 +134,7 @@ class RayBackend:
         self._ray = _import_ray(loopback=address is None)
         self._owns_connection = False
         self._workers: _Workers | None = None
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: DaemonPool | None = None
 
     @property
     def concurrency(self) -> int:
@@ -166,11 +170,11 @@ class RayBackend:
             raise
 
     def submit(self, fn: Callable[[], T]) -> Future[T]:
-        """Run ``fn`` on one of ``concurrency`` threads, each driving one actor at a time."""
+        """Run ``fn`` on one of ``concurrency`` daemon threads, each driving one actor at a time."""
         if self._workers is None:
             raise SimulationError("The backend was not started; call start(app) first.")
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(self._workers.size, thread_name_prefix="fedlab-ray")
+            self._pool = DaemonPool(self._workers.size, "fedlab-ray")
         return self._pool.submit(fn)
 
     def call(self, message: Message, context: Context) -> Message:
@@ -194,10 +198,18 @@ class RayBackend:
         )
         state = encode_record_dict(context.state)
         args = (context.run_id, context.node_id, frame, encode_record_dict(configs), state)
-        reply, new_state = workers.run(context.node_id, (*args, keys, *shared))
+        reply, new_state = workers.run(
+            context.node_id, message.metadata.message_id, (*args, keys, *shared)
+        )
         if new_state is not None:
             context.state = decode_record_dict(new_state)
         return decode_message(reply)
+
+    def cancel(self, message_ids: Collection[str]) -> None:
+        """Kill the actors running these calls; fresh actors run the next calls."""
+        workers = self._workers
+        if workers is not None:
+            workers.cancel(message_ids)
 
     def close(self) -> None:
         """Stop the actors (calls still running end with an error) and leave Ray.
@@ -251,13 +263,11 @@ class RayBackend:
 
     def _stop_workers(self) -> None:
         pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
         workers, self._workers = self._workers, None
         if workers is not None:
             workers.stop()
         if pool is not None:
-            pool.shutdown(wait=True)  # quick: the actors the calls wait on are gone
+            pool.shutdown(wait=_JOIN_S)  # quick: the actors the calls wait on are gone
 
 
 @dataclass
@@ -279,6 +289,8 @@ class _Workers:
         self._shared: OrderedDict[tuple[object, ...], tuple[ArrayRecord, Any]] = OrderedDict()
         self._lock = threading.Lock()
         self._stopped = False
+        self._calls: dict[str, _Actor] = {}  # message id -> the actor running it; under _lock
+        self._cancelled: set[str] = set()  # under _lock
         pids = [actor.handle.pid.remote() for actor in self._all]
         try:
             ready, _ = ray.wait(pids, num_returns=len(pids), timeout=START_TIMEOUT)
@@ -327,10 +339,14 @@ class _Workers:
             refs,
         )
 
-    def run(self, node_id: int, args: tuple[Any, ...]) -> tuple[bytes, bytes | None]:
+    def run(
+        self, node_id: int, message_id: str, args: tuple[Any, ...]
+    ) -> tuple[bytes, bytes | None]:
         """Run ``_ClientActor.run(*args)`` on an idle actor and return its result."""
         actor = self._borrow()
         exceptions = self.ray.exceptions
+        with self._lock:
+            self._calls[message_id] = actor
         try:
             if actor.pid is None:  # a replacement: its first call waits for it to start
                 actor.pid = self.ray.get(actor.handle.pid.remote())
@@ -342,10 +358,19 @@ class _Workers:
             ) from err
         except exceptions.RayError as err:
             pid = actor.pid
+            with self._lock:
+                del self._calls[message_id]
+                cancelled = message_id in self._cancelled
+                self._cancelled.discard(message_id)
             actor = self._replace(actor)
             if self._stopped:
                 raise SimulationError(
                     f"The call to node {node_id} was stopped: the backend was closed."
+                ) from err
+            if cancelled:
+                raise SimulationError(
+                    f"The Ray actor running node {node_id} was killed: the call did not return "
+                    "in time. A new actor runs the next calls."
                 ) from err
             raise SimulationError(
                 f"The ClientApp of node {node_id} crashed: its Ray worker process"
@@ -354,7 +379,18 @@ class _Workers:
                 "worker's log. The worker was replaced, so other calls go on."
             ) from err
         finally:
+            with self._lock:
+                self._calls.pop(message_id, None)
             self._idle.put(actor)
+
+    def cancel(self, message_ids: Collection[str]) -> None:
+        """Kill the actors running these calls; their threads replace them."""
+        with self._lock:  # held, so that no actor is lent to another call meanwhile
+            for message_id in message_ids:
+                actor = self._calls.get(message_id)
+                if actor is not None:
+                    self._cancelled.add(message_id)
+                    _kill(self.ray, actor.handle)
 
     def stop(self) -> None:
         """Kill the actors; calls waiting for one fail."""

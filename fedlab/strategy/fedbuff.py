@@ -232,7 +232,7 @@ class FedBuff(Strategy):
         initial_arrays: ArrayRecord,
         num_rounds: int = 3,
         *,
-        timeout: float | None = 3600.0,
+        timeout: float | None = 600.0,
         train_config: ConfigSource | None = None,
         evaluate_config: ConfigSource | None = None,
         evaluate_fn: EvaluateFn | None = None,

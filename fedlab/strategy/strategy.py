@@ -211,7 +211,7 @@ class Strategy(ABC):
         initial_arrays: ArrayRecord,
         num_rounds: int = 3,
         *,
-        timeout: float | None = 3600.0,
+        timeout: float | None = 600.0,
         train_config: ConfigSource | None = None,
         evaluate_config: ConfigSource | None = None,
         evaluate_fn: EvaluateFn | None = None,
@@ -236,7 +236,9 @@ class Strategy(ABC):
         num_rounds
             How many rounds to run.
         timeout
-            Seconds to wait for each phase's replies; late nodes count as failed.
+            Seconds to wait for each phase's replies (default 600); nodes that have not
+            replied by then count as timed out (``ErrorCode.TIMEOUT``), and the grid
+            gives up on their calls. None waits forever.
         train_config, evaluate_config
             Sent to clients in the ``config`` record: a ConfigRecord, a dict, or a function of
             the round number returning one.

@@ -8,10 +8,14 @@ processes can reach it.
 
 from __future__ import annotations
 
+import functools
 import json
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import pytest
 
 import fedlab as fl
 from fedlab.message import ErrorCode, Message
@@ -86,6 +90,39 @@ def seeded_run(backend: str | Backend) -> fl.Result:
     return fed.run(rounds=ROUNDS)
 
 
+hanging = fl.ClientApp()
+# Never set in a worker process or actor; set in this process after each test, to free the
+# threads stuck in it.
+_gate = threading.Event()
+
+
+@hanging.train()
+def hang_or_add_one(msg: Message, ctx: fl.Context) -> Message:
+    """The partition the run config names never returns; the others add 1 to the arrays."""
+    if ctx.node_config["partition-id"] == ctx.run_config["hang-partition"]:
+        _gate.wait()
+    arrays = {k: a.numpy() + np.float32(1) for k, a in msg.content.array_record("arrays").items()}
+    metrics = MetricRecord({"num-examples": 1})
+    return msg.reply(RecordDict({"arrays": ArrayRecord(arrays), "metrics": metrics}))
+
+
+def hung_run(backend: str | Backend, hang_partition: int, timeout: float, rounds: int) -> fl.Result:
+    """FedAvg on three clients, all sampled every round, one of which never returns."""
+    strategy = FedAvg(fraction_train=1.0, fraction_evaluate=0.0, min_available_nodes=3)
+    fed = fl.Federation(hanging, strategy, num_clients=3, initial_arrays=initial_arrays(),
+                        seed=11, backend=backend, display="none", timeout=timeout,
+                        run_config={"hang-partition": hang_partition})
+    return fed.run(rounds=rounds)
+
+
+@functools.cache
+def last_client_of_round_one() -> int:
+    """The partition that the seeded hung_run's first round calls last."""
+    history = hung_run("inline", -1, 60.0, 1).history
+    assert history is not None
+    return int(history.clients[-1]["partition_id"])
+
+
 def comparable(result: fl.Result) -> dict[str, Any]:
     """Everything a seeded run must reproduce: arrays as bytes, metrics, the history."""
     assert result.history is not None
@@ -100,8 +137,50 @@ def comparable(result: fl.Result) -> dict[str, Any]:
 class BackendContract:
     """Behaviour every backend must have. Subclasses provide ``make_backend``."""
 
+    #: The timeout of the hung-client runs: ample for a client that replies at once.
+    hang_timeout = 3.0
+
     def make_backend(self) -> Backend:
         raise NotImplementedError
+
+    @pytest.fixture
+    def release_hung_clients(self) -> Iterator[None]:
+        """After the test, free the threads of this process stuck in ``hang_or_add_one``."""
+        global _gate
+        yield
+        stuck, _gate = _gate, threading.Event()
+        stuck.set()
+
+    @pytest.mark.usefixtures("release_hung_clients")
+    def test_a_client_that_never_returns_times_out_and_the_others_go_on(self) -> None:
+        # The last client of round 1, so that inline runs the others first (for inline the
+        # timeout is the budget of the whole round).
+        hung = last_client_of_round_one()
+        timeout = self.hang_timeout
+        result = hung_run(self.make_backend(), hung, timeout, rounds=2)
+        assert result.history is not None and result.rounds_completed == 2
+        rows = [c for c in result.history.clients if c["phase"] == "train"]
+        assert sorted((c["round"], c["partition_id"]) for c in rows) == [
+            (r, p) for r in (1, 2) for p in range(3)
+        ]
+        for row in rows:
+            if row["partition_id"] != hung:
+                assert row["error_code"] is None, row["error_reason"]
+        first, second = (
+            next(c for c in rows if c["round"] == r and c["partition_id"] == hung) for r in (1, 2)
+        )
+        assert first["error_code"] == int(ErrorCode.TIMEOUT)
+        assert first["duration_s"] == timeout
+        assert f"did not reply within {timeout}s" in first["error_reason"]
+        # In round 2 it timed out again; inline, still stuck in this process, does not call it.
+        assert second["error_code"] in (int(ErrorCode.TIMEOUT), int(ErrorCode.NODE_UNAVAILABLE))
+        for summary in (r for r in result.history.rounds if r["round"] >= 1):
+            assert (summary["train_replies"], summary["train_failures"]) == (2, 1)
+            assert summary["aggregated"] is True
+            assert summary["train_duration_s"] >= (timeout if summary["round"] == 1 else 0.0)
+        for name, array in initial_arrays().items():  # two rounds of "add one" aggregated
+            expected = array.numpy() + np.float32(1) + np.float32(1)
+            np.testing.assert_array_equal(result.arrays[name].numpy(), expected)
 
     def test_a_seeded_run_equals_the_inline_backend_bit_for_bit(self) -> None:
         expected = comparable(seeded_run("inline"))

@@ -28,12 +28,16 @@ class TestProcessBackendContract(BackendContract):
 class TestSpawnedProcessBackendContract(BackendContract):
     """Workers that do not inherit this process: the app is found by import."""
 
+    hang_timeout = 10.0  # a worker that replaces a killed one imports everything afresh
+
     def make_backend(self) -> Backend:
         return ProcessBackend(2, start_method="spawn")
 
 
 class TestRayBackendContract(BackendContract):
     """Clients in the actors of a real Ray cluster on loopback."""
+
+    hang_timeout = 10.0  # an actor that replaces a killed one starts a Python process
 
     @pytest.fixture(autouse=True)
     def _cluster(self, cluster: str) -> None:
