@@ -138,7 +138,7 @@ def _submit(
     out: Output,
 ) -> int:
     from fedlab.deploy.bundle import build_bundle
-    from fedlab.deploy.control import ControlClient
+    from fedlab.deploy.client.control_client import ControlClient
 
     assert federation.address is not None
     if not federation.insecure and args.superlink:
@@ -215,7 +215,7 @@ def _follow(control: Any, run_id: int, federation: FederationSpec, out: Output) 
 
 
 def _import(project: Project, path: str) -> object:
-    from fedlab.deploy._bundle_apps import parse_import_path
+    from fedlab.deploy.bundle._apps import parse_import_path
 
     module, attr = parse_import_path(path)
     directory = str(project.directory)

@@ -17,10 +17,10 @@ import grpc
 
 from fedlab.context import UserConfig
 from fedlab.deploy import proto as pb
-from fedlab.deploy._channel import CHUNK_SIZE
-from fedlab.deploy._chunks import Chunk
 from fedlab.deploy.superlink.objects import ObjectStore
 from fedlab.deploy.superlink.runs import RunRow
+from fedlab.deploy.transport.channel import CHUNK_SIZE
+from fedlab.deploy.transport.chunks import Chunk
 from fedlab.errors import CodecError, DeployError, TransferError
 
 __all__ = [

@@ -1,4 +1,7 @@
-"""The Control service: what the CLI and notebooks call (runs, nodes, events, logs)."""
+"""The Control service: what the CLI and notebooks call (runs, nodes, events, logs).
+
+Its client is :class:`~fedlab.deploy.client.ControlClient`.
+"""
 
 from __future__ import annotations
 

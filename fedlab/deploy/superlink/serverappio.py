@@ -1,4 +1,4 @@
-"""The ServerAppIo service: what a ServerApp's :class:`~fedlab.deploy.grpcgrid.GrpcGrid` calls."""
+"""The ServerAppIo service: what a ServerApp's :class:`~fedlab.deploy.client.grpcgrid.GrpcGrid` calls."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from fedlab.deploy import proto as pb
 from fedlab.deploy.superlink._serving import abort, guarded, receive_object, run_proto, send_object
 from fedlab.deploy.superlink.runs import RunRow
 from fedlab.deploy.superlink.state import LinkState
-from fedlab.deploy.wire import decode_header
+from fedlab.deploy.transport.wire import decode_header
 from fedlab.message import SERVER_NODE_ID
 
 __all__ = ["ServerAppIoServicer"]

@@ -19,7 +19,7 @@ from typing import Any
 
 from fedlab.client import ClientApp
 from fedlab.context import Context, UserConfig, UserConfigValue
-from fedlab.deploy.control import RunInfo
+from fedlab.deploy.client.control_client import RunInfo
 from fedlab.errors import DeployError
 
 __all__ = ["RunApps", "load_app", "parse_node_config"]

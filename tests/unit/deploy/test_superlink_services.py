@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from fedlab.deploy import proto as pb
-from fedlab.deploy._channel import MAX_RPC_BYTES, open_channel
-from fedlab.deploy._rpc import Stub
 from fedlab.deploy.superlink import SuperLink
-from fedlab.deploy.transfer import download, iter_chunks, object_ref, push_objects
-from fedlab.deploy.wire import split_message
+from fedlab.deploy.transport.channel import MAX_RPC_BYTES, open_channel
+from fedlab.deploy.transport.rpc import Stub
+from fedlab.deploy.transport.transfer import download, iter_chunks, object_ref, push_objects
+from fedlab.deploy.transport.wire import split_message
 from fedlab.message import Message
 from fedlab.records import ArrayRecord, RecordDict
 
@@ -144,8 +144,8 @@ def test_a_waiting_node_receives_an_instruction_pushed_while_it_waits(stubs: dic
 
 
 def test_every_rpc_of_every_service_is_served() -> None:
-    from fedlab.deploy._rpc import service_handler
     from fedlab.deploy.proto import SERVICES, service_descriptor
+    from fedlab.deploy.transport.rpc import service_handler
 
     assert SERVICES == ("Control", "Fleet", "ServerAppIo")
     for service in SERVICES:

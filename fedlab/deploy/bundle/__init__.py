@@ -83,11 +83,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from fedlab.client import ClientApp
 from fedlab.context import UserConfig
-from fedlab.deploy._bundle_apps import app_entry, check_entry
-from fedlab.deploy._bundle_deps import close_over_imports, explain_missing
-from fedlab.deploy._bundle_files import top_level
-from fedlab.deploy._bundle_format import read_bundle, sha256_hex, write_bundle
-from fedlab.deploy._bundle_import import import_attribute, write_files
+from fedlab.deploy.bundle._apps import app_entry, check_entry
+from fedlab.deploy.bundle._deps import close_over_imports, explain_missing
+from fedlab.deploy.bundle._files import top_level
+from fedlab.deploy.bundle._format import read_bundle, sha256_hex, write_bundle
+from fedlab.deploy.bundle._importer import import_attribute, write_files
 from fedlab.errors import BundleError
 from fedlab.server import ServerApp
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from fedlab.client import ClientApp
-from fedlab.deploy._bundle_files import is_provided, package_files
+from fedlab.deploy.bundle._files import is_provided, package_files
 from fedlab.errors import BundleError
 from fedlab.server import ServerApp
 
@@ -58,7 +58,7 @@ def app_entry(
     found = find_import_path(app)
     if found is not None:
         return _import_entry(*found)
-    from fedlab.deploy._bundle_capture import capture_app
+    from fedlab.deploy.bundle._capture import capture_app
 
     module, attr, files = capture_app(app)
     return {"module": module, "attr": attr, "source": "captured"}, files
