@@ -226,7 +226,7 @@ def build_bundle(
                     raise BundleError(
                         f"The client and server apps ship different versions of {path!r}."
                     )
-        # Modules of the user's that the shipped code imports travel too (see _bundle_deps).
+        # Modules of the user's that the shipped code imports travel too (see _deps).
         closure = close_over_imports(files)
     finally:
         if added is not None and added in sys.path:
