@@ -88,8 +88,7 @@ def run(mb: float, nodes: int, rounds: int, state: str) -> None:
     """Run the benchmark and print one line per round and a summary."""
     import numpy as np
 
-    from fedlab.deploy.control import ControlClient
-    from fedlab.deploy.grpcgrid import GrpcGrid
+    from fedlab.deploy import ControlClient, GrpcGrid
     from fedlab.records import ArrayRecord, ConfigRecord, RecordDict
 
     size = int(mb * 1e6) // 4 * 4

@@ -73,7 +73,7 @@ class Run:
         self.bus.subscribe(self.history if saved is None else follow(self.history))
         self._learned = _Learned()
         self.bus.subscribe(self._learned)
-        # make_grid: a deployment's grid (fedlab.deploy.managed); it decides the run id.
+        # make_grid: a deployment's grid (fedlab.deploy.local.managed); it decides the run id.
         self.grid: Grid = make_grid(self.bus) if make_grid is not None else SimulationGrid(
             fed.client_app,
             fed.num_clients,

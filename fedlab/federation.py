@@ -333,9 +333,9 @@ class Federation:
         SuperLink. The ClientApp is shipped to the nodes as an app bundle (captured by value
         when defined in a notebook), the strategy runs here, and the same events reach
         History and the displays as in a simulation. ``options`` are listed in
-        :func:`fedlab.deploy.managed.deploy` (e.g. ``insecure=True``, ``signing_key=...``).
+        :func:`fedlab.deploy.local.managed.deploy` (e.g. ``insecure=True``, ``signing_key=...``).
         """
-        from fedlab.deploy.managed import deploy
+        from fedlab.deploy.local.managed import deploy
 
         return deploy(self, address, local=local, rounds=rounds, **options)
 

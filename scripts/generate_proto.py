@@ -10,7 +10,8 @@ We commit binary FileDescriptorSets instead of ``*_pb2.py`` gencode: gencode che
 protobuf runtime version at import and warns or fails across protobuf majors, while a
 descriptor loads into any protobuf >= 4.25 (see ``fedlab/proto/__init__.py`` and
 ``fedlab/deploy/proto/__init__.py``). gRPC service stubs are built at run time from the
-service descriptors (``fedlab/deploy/_rpc.py``), so there is no ``*_pb2_grpc.py`` either.
+service descriptors (``fedlab/deploy/transport/rpc.py``), so there is no ``*_pb2_grpc.py``
+either.
 
 Usage::
 

@@ -21,7 +21,7 @@ def follow_run(
     ``json_lines`` every event is printed as one JSON object per line, as it arrives.
     """
     from fedlab.dashboard import select_console
-    from fedlab.deploy.events_json import event_to_json
+    from fedlab.deploy import event_to_json
 
     history = History()
     display = None if out.json else select_console(out.stream)

@@ -27,7 +27,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run_command(args: argparse.Namespace) -> int:
     """Stream the events; 0 when the run completed, 1 when it failed."""
-    from fedlab.deploy.control import ControlClient
+    from fedlab.deploy import ControlClient
 
     out = Output(args.format)
     try:

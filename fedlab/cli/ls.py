@@ -35,7 +35,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run_command(args: argparse.Namespace) -> int:
     """Print the SuperLink's runs as a table, or as JSON."""
-    from fedlab.deploy.control import ControlClient
+    from fedlab.deploy import ControlClient
 
     out = Output(args.format)
     address = superlink_address(args)

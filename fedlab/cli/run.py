@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -144,8 +142,7 @@ def _submit(
     args: argparse.Namespace,
     out: Output,
 ) -> int:
-    from fedlab.deploy.bundle import build_bundle
-    from fedlab.deploy.control import ControlClient
+    from fedlab.deploy import ControlClient, build_bundle
 
     assert federation.address is not None
     if not federation.insecure and args.superlink:
@@ -222,14 +219,10 @@ def _follow(control: Any, run_id: int, federation: FederationSpec, out: Output) 
 
 
 def _import(project: Project, path: str) -> object:
-    from fedlab.deploy._bundle_apps import parse_import_path
+    from fedlab.deploy.import_path import import_object
 
-    module, attr = parse_import_path(path)
-    directory = str(project.directory)
-    if directory not in sys.path:
-        sys.path.insert(0, directory)
     try:
-        return getattr(importlib.import_module(module), attr)
+        return import_object(path, directory=str(project.directory))
     except (ImportError, AttributeError) as exc:
         raise FederationError(f"Cannot load {path} from {project.directory}: {exc}") from exc
 

@@ -25,7 +25,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run_command(args: argparse.Namespace) -> int:
     """Send the stop request."""
-    from fedlab.deploy.control import ControlClient
+    from fedlab.deploy import ControlClient
 
     out = Output(args.format)
     with ControlClient(superlink_address(args)) as control:

@@ -4,7 +4,7 @@ The committed artifact is the binary FileDescriptorSet ``services.desc``, compil
 ``common.proto``, ``fleet.proto``, ``serverappio.proto`` and ``control.proto`` by
 ``scripts/generate_proto.py``; there is no ``*_pb2.py`` or ``*_pb2_grpc.py`` gencode, for
 the reason given in :mod:`fedlab.proto` (gencode breaks across protobuf majors). The gRPC
-plumbing is built from the service descriptors by :mod:`fedlab.deploy._rpc`.
+plumbing is built from the service descriptors by :mod:`fedlab.deploy.transport.rpc`.
 
 Message classes are attributes of this module named as in the ``.proto`` files
 (``proto.ObjectChunk``, ``proto.Run``, ...), built on first use. They are typed ``Any``:

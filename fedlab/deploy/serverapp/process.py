@@ -2,7 +2,7 @@
 
 ``python -m fedlab.deploy.serverapp --serverappio ADDR --run-id N --insecure`` fetches run
 N's bundle through the ServerAppIo API, checks it, builds a
-:class:`~fedlab.deploy.grpcgrid.GrpcGrid` and calls the bundle's ServerApp with it. The
+:class:`~fedlab.deploy.client.grpcgrid.GrpcGrid` and calls the bundle's ServerApp with it. The
 grid forwards every event to the SuperLink; the process reports how the run ended before
 it exits (0 if the ServerApp returned, 1 if it raised).
 """
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from fedlab.context import Context
 from fedlab.deploy import proto as pb
-from fedlab.deploy.grpcgrid import GrpcGrid
+from fedlab.deploy.client.grpcgrid import GrpcGrid
 from fedlab.errors import DeployError
 from fedlab.events import Event, RoundAggregated, RunFinished, RunStarted
 from fedlab.server import Result

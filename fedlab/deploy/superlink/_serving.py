@@ -1,7 +1,8 @@
 """What the three SuperLink services share: object transfer, run protos, refusing requests.
 
 Every refusal is a gRPC status with a message that says what to do; no Python traceback
-crosses the wire.
+crosses the wire. :class:`RunObjectCalls` holds the calls that the Control and ServerAppIo
+services answer alike.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import functools
 import inspect
 import json
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn, TypeVar
 
@@ -17,13 +19,15 @@ import grpc
 
 from fedlab.context import UserConfig
 from fedlab.deploy import proto as pb
-from fedlab.deploy._channel import CHUNK_SIZE
-from fedlab.deploy._chunks import Chunk
 from fedlab.deploy.superlink.objects import ObjectStore
 from fedlab.deploy.superlink.runs import RunRow
+from fedlab.deploy.superlink.state import LinkState
+from fedlab.deploy.transport.channel import CHUNK_SIZE
+from fedlab.deploy.transport.chunks import Chunk
 from fedlab.errors import CodecError, DeployError, TransferError
 
 __all__ = [
+    "RunObjectCalls",
     "abort",
     "guarded",
     "parse_config",
@@ -167,3 +171,42 @@ def send_object(digest: str, offset: int, context: Any, store: ObjectStore) -> I
         position += len(data)
     if position == offset:  # nothing left to send: still tell the reader the ref
         yield Chunk(offset=offset, data=b"", ref=ref)
+
+
+class RunObjectCalls(ABC):
+    """GetRun, FinishRun and the object calls, which Control and ServerAppIo answer alike.
+
+    A service sets :attr:`state` and :attr:`upload_limit` and says how it looks up a run
+    (:meth:`_run`, which aborts with that service's own NOT_FOUND message). Only the calls
+    its ``.proto`` service lists are served: Control has no PullObject.
+    """
+
+    state: LinkState
+    #: The largest object (bytes) PushObject accepts.
+    upload_limit: int
+
+    @abstractmethod
+    def _run(self, run_id: int, context: Any) -> RunRow:
+        """Return the run ``run_id``, or abort the call with NOT_FOUND."""
+
+    @guarded
+    def GetRun(self, request: Any, context: Any) -> Any:
+        return run_proto(self._run(request.run_id, context))
+
+    @guarded
+    def FinishRun(self, request: Any, context: Any) -> Any:
+        self._run(request.run_id, context)
+        run = self.state.finish_run(request.run_id, request.status, request.error)
+        return pb.FinishRunResponse(run=run_proto(run))
+
+    @guarded
+    def FindMissingObjects(self, request: Any, context: Any) -> Any:
+        return pb.FindMissingObjectsResponse(missing=self.state.objects.missing(request.digests))
+
+    @guarded
+    def PushObject(self, request_iterator: Iterator[Any], context: Any) -> Any:
+        return receive_object(request_iterator, context, self.state.objects, self.upload_limit)
+
+    @guarded
+    def PullObject(self, request: Any, context: Any) -> Iterator[Any]:
+        yield from send_object(request.digest, request.offset, context, self.state.objects)

@@ -9,7 +9,6 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from fedlab.deploy._channel import tls_not_available
 from fedlab.deploy.superlink.nodes import DEFAULT_PATIENCE
 from fedlab.deploy.superlink.server import (
     DEFAULT_CONTROL_ADDRESS,
@@ -18,6 +17,7 @@ from fedlab.deploy.superlink.server import (
     DEFAULT_SERVERAPPIO_ADDRESS,
     SuperLink,
 )
+from fedlab.deploy.transport.channel import tls_not_available
 from fedlab.errors import FedlabError
 
 __all__ = ["build_parser", "main"]

@@ -1,4 +1,7 @@
-"""The Control service: what the CLI and notebooks call (runs, nodes, events, logs)."""
+"""The Control service: what the CLI and notebooks call (runs, nodes, events, logs).
+
+Its client is :class:`~fedlab.deploy.client.ControlClient`.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from typing import Any
 import grpc
 
 from fedlab.deploy import proto as pb
-from fedlab.deploy.superlink._serving import abort, guarded, parse_config, receive_object, run_proto
+from fedlab.deploy.superlink._serving import RunObjectCalls, abort, guarded, parse_config, run_proto
 from fedlab.deploy.superlink.launcher import ServerAppLauncher
 from fedlab.deploy.superlink.runs import RunRow
 from fedlab.deploy.superlink.state import LinkState
@@ -21,8 +24,12 @@ __all__ = ["ControlServicer"]
 _POLL_S = 1.0
 
 
-class ControlServicer:
-    """Serves the Control API from a :class:`LinkState`."""
+class ControlServicer(RunObjectCalls):
+    """Serves the Control API from a :class:`LinkState`.
+
+    GetRun, FinishRun, FindMissingObjects and PushObject (of bundles, up to
+    ``max_bundle_size``) come from :class:`~fedlab.deploy.superlink._serving.RunObjectCalls`.
+    """
 
     def __init__(
         self,
@@ -34,7 +41,7 @@ class ControlServicer:
     ) -> None:
         self.state = state
         self.launcher = launcher
-        self.max_bundle_size = max_bundle_size
+        self.max_bundle_size = self.upload_limit = max_bundle_size
         self._info = info
 
     def _run(self, run_id: int, context: Any) -> RunRow:
@@ -73,10 +80,6 @@ class ControlServicer:
     @guarded
     def ListRuns(self, request: Any, context: Any) -> Any:
         return pb.ListRunsResponse(runs=[run_proto(r) for r in self.state.runs.list()])
-
-    @guarded
-    def GetRun(self, request: Any, context: Any) -> Any:
-        return run_proto(self._run(request.run_id, context))
 
     @guarded
     def ListNodes(self, request: Any, context: Any) -> Any:
@@ -134,19 +137,5 @@ class ControlServicer:
         return pb.StopRunResponse(run=run_proto(run))
 
     @guarded
-    def FinishRun(self, request: Any, context: Any) -> Any:
-        self._run(request.run_id, context)
-        run = self.state.finish_run(request.run_id, request.status, request.error)
-        return pb.FinishRunResponse(run=run_proto(run))
-
-    @guarded
     def GetInfo(self, request: Any, context: Any) -> Any:
         return self._info()
-
-    @guarded
-    def FindMissingObjects(self, request: Any, context: Any) -> Any:
-        return pb.FindMissingObjectsResponse(missing=self.state.objects.missing(request.digests))
-
-    @guarded
-    def PushObject(self, request_iterator: Iterator[Any], context: Any) -> Any:
-        return receive_object(request_iterator, context, self.state.objects, self.max_bundle_size)

@@ -23,7 +23,7 @@ from fedlab.deploy.superlink._serving import (
     send_object,
 )
 from fedlab.deploy.superlink.state import LinkState
-from fedlab.deploy.wire import decode_header
+from fedlab.deploy.transport.wire import decode_header
 from fedlab.errors import CodecError
 
 __all__ = ["FleetServicer"]

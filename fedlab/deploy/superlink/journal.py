@@ -1,6 +1,6 @@
 """Per-run events and log lines, numbered in arrival order so that readers can follow them.
 
-Events arrive from the run's ServerApp as JSON (:mod:`fedlab.deploy.events_json`); log
+Events arrive from the run's ServerApp as JSON (:mod:`fedlab.deploy.transport.events_json`); log
 lines are the output of a ServerApp process the SuperLink started. Both are kept until
 the SuperLink's state is deleted, so ``fedlab log RUN`` works after a run has finished.
 """

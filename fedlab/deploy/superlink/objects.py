@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from fedlab.deploy.transfer import check_digest
+from fedlab.deploy.transport.transfer import check_digest
 from fedlab.errors import TransferError
 
 __all__ = ["DirectoryObjectStore", "MemoryObjectStore", "ObjectStore", "ObjectWriter"]

@@ -8,14 +8,14 @@ import threading
 from typing import Any
 
 from fedlab.deploy import proto as pb
-from fedlab.deploy._channel import check_address, open_server
-from fedlab.deploy._rpc import service_handler
 from fedlab.deploy.superlink.control import ControlServicer
 from fedlab.deploy.superlink.fleet import FleetServicer
 from fedlab.deploy.superlink.launcher import ServerAppLauncher
 from fedlab.deploy.superlink.nodes import DEFAULT_PATIENCE
 from fedlab.deploy.superlink.serverappio import ServerAppIoServicer
 from fedlab.deploy.superlink.state import LinkState
+from fedlab.deploy.transport.channel import check_address, open_server
+from fedlab.deploy.transport.rpc import service_handler
 from fedlab.errors import DeployError
 
 __all__ = [

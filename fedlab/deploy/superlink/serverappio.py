@@ -1,18 +1,17 @@
-"""The ServerAppIo service: what a ServerApp's :class:`~fedlab.deploy.grpcgrid.GrpcGrid` calls."""
+"""The ServerAppIo service: what a ServerApp's :class:`~fedlab.deploy.client.grpcgrid.GrpcGrid` calls."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import grpc
 
 from fedlab.deploy import proto as pb
-from fedlab.deploy.superlink._serving import abort, guarded, receive_object, run_proto, send_object
+from fedlab.deploy.superlink._serving import RunObjectCalls, abort, guarded
 from fedlab.deploy.superlink.runs import RunRow
 from fedlab.deploy.superlink.state import LinkState
-from fedlab.deploy.wire import decode_header
+from fedlab.deploy.transport.wire import decode_header
 from fedlab.message import SERVER_NODE_ID
 
 __all__ = ["ServerAppIoServicer"]
@@ -20,12 +19,16 @@ __all__ = ["ServerAppIoServicer"]
 MAX_WAIT_S = 30.0
 
 
-class ServerAppIoServicer:
-    """Serves the ServerAppIo API from a :class:`LinkState`."""
+class ServerAppIoServicer(RunObjectCalls):
+    """Serves the ServerAppIo API from a :class:`LinkState`.
+
+    GetRun, FinishRun, FindMissingObjects, PushObject and PullObject come from
+    :class:`~fedlab.deploy.superlink._serving.RunObjectCalls`.
+    """
 
     def __init__(self, state: LinkState, *, max_object_size: int) -> None:
         self.state = state
-        self.max_object_size = max_object_size
+        self.max_object_size = self.upload_limit = max_object_size
 
     def _run(self, run_id: int, context: Any) -> RunRow:
         run = self.state.runs.get(run_id)
@@ -103,25 +106,3 @@ class ServerAppIoServicer:
         self._run(request.run_id, context)
         self.state.journal.add_events(request.run_id, list(request.events_json))
         return pb.PushEventsResponse()
-
-    @guarded
-    def GetRun(self, request: Any, context: Any) -> Any:
-        return run_proto(self._run(request.run_id, context))
-
-    @guarded
-    def FinishRun(self, request: Any, context: Any) -> Any:
-        self._run(request.run_id, context)
-        run = self.state.finish_run(request.run_id, request.status, request.error)
-        return pb.FinishRunResponse(run=run_proto(run))
-
-    @guarded
-    def FindMissingObjects(self, request: Any, context: Any) -> Any:
-        return pb.FindMissingObjectsResponse(missing=self.state.objects.missing(request.digests))
-
-    @guarded
-    def PushObject(self, request_iterator: Iterator[Any], context: Any) -> Any:
-        return receive_object(request_iterator, context, self.state.objects, self.max_object_size)
-
-    @guarded
-    def PullObject(self, request: Any, context: Any) -> Iterator[Any]:
-        yield from send_object(request.digest, request.offset, context, self.state.objects)

@@ -14,13 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TypeVar
 
-from fedlab.deploy.events_json import event_to_json
 from fedlab.deploy.superlink._db import Clock, Database
 from fedlab.deploy.superlink.journal import Journal
 from fedlab.deploy.superlink.messages import Messages
 from fedlab.deploy.superlink.nodes import DEFAULT_PATIENCE, Nodes
 from fedlab.deploy.superlink.objects import DirectoryObjectStore, MemoryObjectStore, ObjectStore
 from fedlab.deploy.superlink.runs import FINAL_STATUSES, RunRow, Runs
+from fedlab.deploy.transport.events_json import event_to_json
 from fedlab.errors import DeployError
 from fedlab.events import RunFinished
 

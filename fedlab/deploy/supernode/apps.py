@@ -9,18 +9,17 @@ app by bundle digest. Each run gets one Context per node, which persists across 
 
 from __future__ import annotations
 
-import importlib
 import os
 import shlex
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from fedlab.client import ClientApp
 from fedlab.context import Context, UserConfig, UserConfigValue
-from fedlab.deploy.control import RunInfo
-from fedlab.errors import DeployError
+from fedlab.deploy.client.control_client import RunInfo
+from fedlab.deploy.import_path import import_object
+from fedlab.errors import BundleError, DeployError
 
 __all__ = ["RunApps", "load_app", "parse_node_config"]
 
@@ -72,15 +71,10 @@ def load_app(spec: str) -> ClientApp:
     DeployError
         If the module or attribute is missing or is not a ClientApp.
     """
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise DeployError(f"--app {spec!r} is not an import path; write package.module:attr.")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
     try:
-        target: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            target = getattr(target, part)
+        target = import_object(spec, directory=os.getcwd())
+    except BundleError as err:  # not of the form package.module:attr
+        raise DeployError(f"--app {err}") from None
     except (ImportError, AttributeError) as err:
         raise DeployError(f"Cannot load the ClientApp {spec!r}: {err}.") from err
     if not isinstance(target, ClientApp) and callable(target):

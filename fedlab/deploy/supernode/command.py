@@ -10,9 +10,9 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from fedlab.deploy._channel import tls_not_available
 from fedlab.deploy.supernode.apps import load_app, parse_node_config
 from fedlab.deploy.supernode.node import SuperNode
+from fedlab.deploy.transport.channel import tls_not_available
 from fedlab.errors import DeployError, FedlabError
 
 __all__ = ["build_parser", "load_trusted_keys", "main"]

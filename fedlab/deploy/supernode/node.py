@@ -22,12 +22,12 @@ from fedlab.client import ClientApp
 from fedlab.client.clientapp import exception_error
 from fedlab.context import UserConfig
 from fedlab.deploy import proto as pb
-from fedlab.deploy._channel import Backoff, check_address, is_retryable, open_channel
-from fedlab.deploy._rpc import Stub
-from fedlab.deploy.control import RunInfo
+from fedlab.deploy.client.control_client import RunInfo
 from fedlab.deploy.supernode.apps import RunApps
-from fedlab.deploy.transfer import download, push_objects
-from fedlab.deploy.wire import decode_header, join_message, split_message
+from fedlab.deploy.transport.channel import Backoff, check_address, is_retryable, open_channel
+from fedlab.deploy.transport.rpc import Stub
+from fedlab.deploy.transport.transfer import download, push_objects
+from fedlab.deploy.transport.wire import decode_header, join_message, split_message
 from fedlab.errors import CodecError
 from fedlab.message import Error, ErrorCode, Message
 

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fedlab.deploy.control import ControlClient
+from fedlab.deploy.client.control_client import ControlClient
 
 REPO = Path(__file__).resolve().parents[3]
 _READY = re.compile(r"superlink ready fleet=(\S+) serverappio=(\S+) control=(\S+)")

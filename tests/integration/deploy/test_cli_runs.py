@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from fedlab.deploy._managed_cluster import LocalCluster
-from fedlab.deploy.control import ControlClient
+from fedlab.deploy.client.control_client import ControlClient
+from fedlab.deploy.local._cluster import LocalCluster
 from fedlab.events import Evaluated, RoundAggregated
 
 FEDLAB = str(Path(sys.executable).with_name("fedlab"))

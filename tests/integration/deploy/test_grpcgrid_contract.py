@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from fedlab.client import ClientApp
-from fedlab.deploy.grpcgrid import GrpcGrid
+from fedlab.deploy.client.grpcgrid import GrpcGrid
 from fedlab.events import EventBus
 from tests.contracts.grid_contract import GridContract, contract_app
 from tests.integration.deploy.deploy_cluster import Cluster

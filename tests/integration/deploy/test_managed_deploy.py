@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from fedlab import ArrayRecord, ClientApp, Context, Federation, Message, MetricRecord, RecordDict
-from fedlab.deploy import managed
-from fedlab.deploy._managed_cluster import LocalCluster
+from fedlab.deploy.local import managed
+from fedlab.deploy.local._cluster import LocalCluster
 from fedlab.errors import FederationError
 from fedlab.events import ClientReplied, Event
 from fedlab.strategy import FedAvg
@@ -86,7 +86,7 @@ def alive(pid: int) -> bool:
 
 KILLED_PARENT = """
 import time
-from fedlab.deploy._managed_cluster import LocalCluster
+from fedlab.deploy.local._cluster import LocalCluster
 cluster = LocalCluster(1, ["partition-id=0 num-partitions=1"])
 cluster.start()
 print(cluster.directory, *cluster.pids, flush=True)
@@ -142,7 +142,7 @@ def test_deploy_to_a_running_superlink_gives_the_simulation_result() -> None:
         deployed = make_fed(2).deploy(cluster.addresses.control, rounds=2, insecure=True)
         assert deployed.arrays == make_fed(2).run(rounds=2).arrays
         # The SuperNodes keep serving after the run: the SuperLink recorded it as completed.
-        from fedlab.deploy.control import ControlClient
+        from fedlab.deploy.client.control_client import ControlClient
 
         with ControlClient(cluster.addresses.control) as control:
             (run,) = control.list_runs()
@@ -290,7 +290,7 @@ def train(msg, ctx):
 def test_a_node_lacking_an_installed_package_says_to_pip_install_it_there(
     user_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clusters: list[LocalCluster]
 ) -> None:
-    from fedlab.deploy._bundle_files import installed_distributions
+    from fedlab.deploy.bundle._files import installed_distributions
 
     site = tmp_path / "site"
     (site / "fedlab_fake_installed").mkdir(parents=True)

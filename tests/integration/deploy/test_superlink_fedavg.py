@@ -21,7 +21,7 @@ import pytest
 
 import fedlab as fl
 from fedlab.deploy.bundle import build_bundle
-from fedlab.deploy.grpcgrid import GrpcGrid
+from fedlab.deploy.client.grpcgrid import GrpcGrid
 from fedlab.events import ClientReplied, Event, EventBus, RoundAggregated, RunFinished, RunStarted
 from fedlab.records import ArrayRecord
 from fedlab.server import Result

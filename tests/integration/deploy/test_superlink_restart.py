@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fedlab.deploy.grpcgrid import GrpcGrid
+from fedlab.deploy.client.grpcgrid import GrpcGrid
 from fedlab.message import Message
 from fedlab.records import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 from tests.integration.deploy.deploy_cluster import Cluster

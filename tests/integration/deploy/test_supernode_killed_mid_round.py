@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fedlab.deploy.grpcgrid import GrpcGrid
+from fedlab.deploy.client.grpcgrid import GrpcGrid
 from fedlab.events import ClientReplied, Event, EventBus, RoundAggregated, RoundStarted
 from fedlab.message import ErrorCode
 from fedlab.records import ArrayRecord

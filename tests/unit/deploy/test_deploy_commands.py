@@ -73,6 +73,20 @@ def test_app_accepts_a_clientapp_or_a_function_returning_one() -> None:
         load_app("fedlab.message:DEFAULT_TTL")
 
 
+def test_app_may_name_an_attribute_of_an_attribute_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "nested_supernode_app.py").write_text(
+        "import fedlab as fl\n\nclass apps:\n    client = fl.ClientApp()\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "nested_supernode_app", raising=False)
+    assert isinstance(load_app("nested_supernode_app:apps.client"), ClientApp)
+    with pytest.raises(DeployError, match="^--app 'nested_supernode_app' is not an import path"):
+        load_app("nested_supernode_app")
+
+
 def test_trusted_keys_are_read_from_pem_files(tmp_path: Path) -> None:
     key = Ed25519PrivateKey.generate().public_key()
     path = tmp_path / "trusted.pem"

@@ -21,9 +21,12 @@ from importlib.machinery import ModuleSpec
 from pathlib import Path
 from types import ModuleType
 
+from fedlab.deploy.import_path import import_object
 from fedlab.errors import BundleError
 
 __all__ = ["import_attribute", "write_files"]
+
+_MISSING = object()
 
 _lock = threading.Lock()
 _finders: dict[Path, _BundleFinder] = {}
@@ -79,7 +82,7 @@ def import_attribute(
     if root is not None and names:
         _install_finder(root, names)
     try:
-        loaded = importlib.import_module(module)
+        value = import_object(f"{module}:{attr}", default=_MISSING)
     except ModuleNotFoundError as exc:
         if explain_missing is None or not exc.name:
             raise BundleError(
@@ -95,10 +98,9 @@ def import_attribute(
             f"Importing {module!r} from the bundle failed with {type(exc).__name__}: {exc}. "
             "Check that every package the app imports is installed on this node."
         ) from exc
-    try:
-        return getattr(loaded, attr)
-    except AttributeError:
-        raise BundleError(f"The bundle's module {module!r} has no attribute {attr!r}.") from None
+    if value is _MISSING:
+        raise BundleError(f"The bundle's module {module!r} has no attribute {attr!r}.")
+    return value
 
 
 def _install_finder(root: Path, names: frozenset[str]) -> None:

@@ -6,10 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from fedlab.deploy.control import ControlClient
-from fedlab.deploy.events_json import event_to_json
-from fedlab.deploy.grpcgrid import GrpcGrid
+from fedlab.deploy.client.control_client import ControlClient
+from fedlab.deploy.client.grpcgrid import GrpcGrid
 from fedlab.deploy.superlink import SuperLink
+from fedlab.deploy.transport.events_json import event_to_json
 from fedlab.errors import DeployError
 from fedlab.events import RunFinished, StrategyReport
 

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from fedlab.deploy import proto as pb
-from fedlab.deploy.transfer import object_ref
+from fedlab.deploy.transport.transfer import object_ref
 from fedlab.errors import CodecError, TransferError
 from fedlab.message import Message
 from fedlab.records import ArrayRecord, RecordDict
@@ -103,7 +103,7 @@ def decode_header(wire: Any) -> Message:
     if message.has_content() and len(message.content):
         raise CodecError(
             "The message header carries content inline; content travels as an object "
-            "(see fedlab.deploy.wire.split_message)."
+            "(see fedlab.deploy.transport.wire.split_message)."
         )
     if message.has_error() == wire.HasField("content"):
         raise CodecError(

@@ -106,6 +106,19 @@ def test_an_import_path_bundle_runs_its_client_app_in_a_fresh_process(
     assert run_in_fresh_process(data, tmp_path) == "[11.0, 21.0]"  # w * 10 + 1
 
 
+def test_an_app_named_by_a_dotted_attribute_runs_from_its_bundle(
+    project: tuple[Path, str], tmp_path: Path
+) -> None:
+    root, pkg = project
+    (root / pkg / "apps.py").write_text(
+        f"from types import SimpleNamespace\nfrom {pkg}.client_app import app\n"
+        "registry = SimpleNamespace(client=app)\n"
+    )
+    data = build_bundle(f"{pkg}.apps:registry.client", project_dir=root)
+    assert load_bundle(data).manifest["client_app"]["attr"] == "registry.client"
+    assert run_in_fresh_process(data, tmp_path) == "[4.0, 7.0]"  # w * 3 + 1
+
+
 def test_a_bundle_ships_source_and_config_files_but_not_data_or_caches(
     project: tuple[Path, str],
 ) -> None:

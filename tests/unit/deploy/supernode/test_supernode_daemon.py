@@ -13,8 +13,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fedlab.deploy.bundle import build_bundle
-from fedlab.deploy.control import ControlClient
-from fedlab.deploy.grpcgrid import GrpcGrid
+from fedlab.deploy.client.control_client import ControlClient
+from fedlab.deploy.client.grpcgrid import GrpcGrid
 from fedlab.deploy.superlink import SuperLink
 from fedlab.deploy.supernode import SuperNode
 from fedlab.message import ErrorCode, Message

@@ -2,32 +2,20 @@
 
 from __future__ import annotations
 
-import importlib
 import re
 import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from fedlab.client import ClientApp
-from fedlab.deploy._bundle_files import is_provided, package_files
+from fedlab.deploy.bundle._files import is_provided, package_files
+from fedlab.deploy.import_path import import_object, parse_import_path
 from fedlab.errors import BundleError
 from fedlab.server import ServerApp
 
-__all__ = ["app_entry", "check_entry", "find_import_path", "parse_import_path"]
+__all__ = ["app_entry", "check_entry", "find_import_path"]
 
-_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def parse_import_path(path: str) -> tuple[str, str]:
-    """Split ``"package.module:attr"`` into its module and attribute, checking both."""
-    module, sep, attr = path.partition(":")
-    if not sep or _DOTTED.fullmatch(module) is None or _NAME.fullmatch(attr) is None:
-        raise BundleError(
-            f"{path!r} is not an import path; write 'package.module:attr', "
-            "e.g. 'myapp.client_app:app'."
-        )
-    return module, attr
 
 
 def check_entry(entry: object) -> tuple[str, str]:
@@ -58,7 +46,7 @@ def app_entry(
     found = find_import_path(app)
     if found is not None:
         return _import_entry(*found)
-    from fedlab.deploy._bundle_capture import capture_app
+    from fedlab.deploy.bundle._capture import capture_app
 
     module, attr, files = capture_app(app)
     return {"module": module, "attr": attr, "source": "captured"}, files
@@ -93,13 +81,12 @@ def _function_modules(app: ClientApp | ServerApp) -> Iterator[str]:
 
 def _resolve(module: str, attr: str, kind: type[ClientApp | ServerApp]) -> None:
     try:
-        loaded = importlib.import_module(module)
+        value = import_object(f"{module}:{attr}", default=None)
     except ImportError as exc:
         raise BundleError(
             f"Cannot import {module!r} to bundle it ({exc}); run from the app project's "
             "directory, or pass project_dir=..."
         ) from exc
-    value = getattr(loaded, attr, None)
     if not isinstance(value, kind):
         found = "nothing" if value is None else f"a {type(value).__name__}"
         raise BundleError(f"{module}:{attr} is {found}, not a {kind.__name__}.")

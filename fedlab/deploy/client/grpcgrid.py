@@ -1,7 +1,7 @@
 """`GrpcGrid`: the Grid of a real deployment, talking to a SuperLink's ServerAppIo API.
 
 It passes the same contract suite as :class:`~fedlab.simulation.SimulationGrid`, so a
-strategy runs on it unchanged. Contents travel as objects (:mod:`fedlab.deploy.wire`):
+strategy runs on it unchanged. Contents travel as objects (:mod:`fedlab.deploy.transport.wire`):
 a model sent to N nodes is uploaded once. Every event emitted on :attr:`events` is also
 forwarded to the SuperLink, where ``fedlab log RUN`` streams it.
 """
@@ -20,13 +20,13 @@ import grpc
 
 from fedlab.context import UserConfig
 from fedlab.deploy import proto as pb
-from fedlab.deploy._channel import check_address, open_channel, retry_call
-from fedlab.deploy._events_forward import EventForwarder
-from fedlab.deploy._rpc import Stub
-from fedlab.deploy.control import RunInfo
-from fedlab.deploy.events_json import event_to_json
-from fedlab.deploy.transfer import download, push_objects
-from fedlab.deploy.wire import decode_header, join_message, split_messages
+from fedlab.deploy.client._events_forward import EventForwarder
+from fedlab.deploy.client.control_client import RunInfo
+from fedlab.deploy.transport.channel import check_address, open_channel, retry_call
+from fedlab.deploy.transport.events_json import event_to_json
+from fedlab.deploy.transport.rpc import Stub
+from fedlab.deploy.transport.transfer import download, push_objects
+from fedlab.deploy.transport.wire import decode_header, join_message, split_messages
 from fedlab.errors import DeployError, GridError
 from fedlab.events import Event, EventBus
 from fedlab.message import SERVER_NODE_ID, Message

@@ -1,6 +1,6 @@
 """Start a managed process so that it ends when the process that started it ends.
 
-``python -m fedlab.deploy._managed_child PARENT_PID MODULE ARGS...`` asks Linux to send
+``python -m fedlab.deploy.local._child PARENT_PID MODULE ARGS...`` asks Linux to send
 SIGTERM to this process when its parent dies (``prctl(PR_SET_PDEATHSIG)``, which survives
 ``exec``), then becomes ``python -m MODULE ARGS...``. A notebook kernel that is killed or
 restarted in the middle of ``fed.deploy(local=N)`` thus leaves no SuperLink or SuperNode

@@ -26,7 +26,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fedlab.deploy._bundle_files import (
+from fedlab.deploy.bundle._files import (
     installed_distributions,
     is_provided,
     package_files,

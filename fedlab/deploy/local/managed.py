@@ -3,7 +3,7 @@
 ``deploy(fed, local=N)`` starts a SuperLink and N SuperNodes as child processes on
 127.0.0.1 (free ports, a temporary state directory), ships the Federation's ClientApp to
 them as an app bundle, runs the strategy in this process over a
-:class:`~fedlab.deploy.grpcgrid.GrpcGrid`, and stops every process again — also when the
+:class:`~fedlab.deploy.client.grpcgrid.GrpcGrid`, and stops every process again — also when the
 run fails or is interrupted. ``deploy(fed, "host:port")`` does the same against a
 SuperLink that is already running (the address of its Control API).
 
@@ -30,8 +30,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fedlab._driver import AsyncInbox, BlockingInbox, drive_blocking
 from fedlab.datasets import PARTITION_PATH, write_partition
-from fedlab.deploy._managed_cluster import LocalCluster
 from fedlab.deploy.bundle import build_bundle
+from fedlab.deploy.local._cluster import LocalCluster
 from fedlab.errors import FederationError, FedlabError
 from fedlab.events import EventBus
 from fedlab.server import Grid, Result
@@ -194,8 +194,8 @@ def _attached_run(
     wait_nodes: int,
     startup_timeout: float,
 ) -> Result:
-    from fedlab.deploy.control import ControlClient
-    from fedlab.deploy.grpcgrid import GrpcGrid
+    from fedlab.deploy.client.control_client import ControlClient
+    from fedlab.deploy.client.grpcgrid import GrpcGrid
 
     control = ControlClient(control_address)
     serverappio = serverappio_address or control.serverappio_address

@@ -10,8 +10,14 @@ import grpc
 import pytest
 
 from fedlab.deploy import proto as pb
-from fedlab.deploy._chunks import Chunk, decode_chunk, encode_chunk
-from fedlab.deploy.transfer import Assembler, check_digest, download, iter_chunks, object_ref
+from fedlab.deploy.transport.chunks import Chunk, decode_chunk, encode_chunk
+from fedlab.deploy.transport.transfer import (
+    Assembler,
+    check_digest,
+    download,
+    iter_chunks,
+    object_ref,
+)
 from fedlab.errors import TransferError
 
 DATA = bytes(range(256)) * 40  # 10240 bytes

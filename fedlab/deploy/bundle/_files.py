@@ -48,7 +48,7 @@ def installed_distributions() -> Mapping[str, list[str]]:
     """Top-level module names of the installed distributions, to their distribution names.
 
     Read once per process (it takes a while); a package installed later is still known as
-    installed by where it lives (see :mod:`fedlab.deploy._bundle_deps`).
+    installed by where it lives (see :mod:`fedlab.deploy.bundle._deps`).
     """
     return MappingProxyType(dict(importlib.metadata.packages_distributions()))
 

@@ -1,10 +1,10 @@
 """`ControlClient`: start, list, follow and stop runs on a SuperLink (its Control API).
 
-This is what ``fedlab run/ls/log/stop`` and ``Federation.deploy`` use. Example against a
-SuperLink on loopback::
+The client side of the API that :mod:`fedlab.deploy.superlink.control` serves; this is
+what ``fedlab run/ls/log/stop`` and ``Federation.deploy`` use. Example against a SuperLink
+on loopback::
 
-    from fedlab.deploy.bundle import build_bundle
-    from fedlab.deploy.control import ControlClient
+    from fedlab.deploy import ControlClient, build_bundle
 
     with ControlClient("127.0.0.1:9093") as control:
         run_id = control.create_run(build_bundle("app.client:app", "app.server:app"),
@@ -27,10 +27,10 @@ import grpc
 
 from fedlab.context import UserConfig
 from fedlab.deploy import proto as pb
-from fedlab.deploy._channel import check_address, is_retryable, open_channel, retry_call
-from fedlab.deploy._rpc import Stub
-from fedlab.deploy.events_json import event_from_json
-from fedlab.deploy.transfer import object_ref, push_objects
+from fedlab.deploy.transport.channel import check_address, is_retryable, open_channel, retry_call
+from fedlab.deploy.transport.events_json import event_from_json
+from fedlab.deploy.transport.rpc import Stub
+from fedlab.deploy.transport.transfer import object_ref, push_objects
 from fedlab.errors import DeployError
 from fedlab.events import Event
 
@@ -126,7 +126,7 @@ class ControlClient:
         run_config
             The run's config: ``context.run_config`` on every node and in the ServerApp.
         attached
-            True: the caller drives the run with a :class:`~fedlab.deploy.grpcgrid.GrpcGrid`
+            True: the caller drives the run with a :class:`~fedlab.deploy.client.grpcgrid.GrpcGrid`
             and ends it with :meth:`finish_run`. False: the SuperLink starts the bundle's
             ServerApp in a process of its own.
         """

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from fedlab.deploy._bundle_deps import explain_missing
 from fedlab.deploy.bundle import build_bundle, load_bundle
+from fedlab.deploy.bundle._deps import explain_missing
 
 # Imports the bundle's ClientApp in a fresh interpreter whose cwd and path hold no user code.
 LOAD = """

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from fedlab.deploy.events_json import event_from_json, event_to_json, event_types
+from fedlab.deploy.transport.events_json import event_from_json, event_to_json, event_types
 from fedlab.errors import DeployError
 from fedlab.events import (
     ClientReplied,

@@ -1,8 +1,8 @@
 """The bytes of an app bundle: a zip with a manifest, the code, and an optional signature.
 
-Kept apart from :mod:`fedlab.deploy.bundle` so that reading and checking the container
-(paths, sizes, hashes, signature) is one small piece of code with no importing in it:
-nothing here runs the bundle's code.
+Kept apart from the rest of :mod:`fedlab.deploy.bundle` so that reading and checking the
+container (paths, sizes, hashes, signature) is one small piece of code with no importing
+in it: nothing here runs the bundle's code.
 """
 
 from __future__ import annotations

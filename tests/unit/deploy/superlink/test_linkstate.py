@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fedlab.deploy.events_json import event_from_json, event_to_json
 from fedlab.deploy.superlink.state import LinkState
-from fedlab.deploy.wire import decode_header, split_message
+from fedlab.deploy.transport.events_json import event_from_json, event_to_json
+from fedlab.deploy.transport.wire import decode_header, split_message
 from fedlab.errors import DeployError
 from fedlab.events import RoundAggregated, RunFinished
 from fedlab.message import ErrorCode, Message

@@ -2,7 +2,7 @@
 
 Each process gets its own session (process group), so stopping it also ends whatever it
 started (a SuperLink's ServerApp process), and on Linux it ends by itself when this
-process dies (:mod:`fedlab.deploy._managed_child`). Its output goes to log files in a
+process dies (:mod:`fedlab.deploy.local._child`). Its output goes to log files in a
 private temporary directory, whose tail is quoted when a process fails to start.
 """
 
@@ -185,7 +185,7 @@ class LocalCluster:
         tmp.mkdir(exist_ok=True)
         env = dict(os.environ, PYTHONUNBUFFERED="1", TMPDIR=str(tmp))
         process = subprocess.Popen(
-            [sys.executable, "-m", "fedlab.deploy._managed_child", str(os.getpid()), *args],
+            [sys.executable, "-m", "fedlab.deploy.local._child", str(os.getpid()), *args],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -16,9 +16,9 @@ import types
 from dataclasses import dataclass
 
 from fedlab.client import ClientApp
-from fedlab.deploy._bundle_files import is_installed, package_files, top_level
-from fedlab.deploy._bundle_refs import constant_literal, describe, import_statement, reference
-from fedlab.deploy._bundle_source import Source, class_source, function_source
+from fedlab.deploy.bundle._files import is_installed, package_files, top_level
+from fedlab.deploy.bundle._refs import constant_literal, describe, import_statement, reference
+from fedlab.deploy.bundle._source import Source, class_source, function_source
 from fedlab.errors import BundleError
 from fedlab.server import ServerApp
 

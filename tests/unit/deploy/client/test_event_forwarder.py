@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from fedlab.deploy._events_forward import EventForwarder
+from fedlab.deploy.client._events_forward import EventForwarder
 from fedlab.events import Event, StrategyReport
 
 

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from fedlab.deploy import proto as pb
-from fedlab.deploy._channel import MAX_RPC_BYTES, open_channel
-from fedlab.deploy._rpc import Stub
 from fedlab.deploy.superlink import SuperLink
-from fedlab.deploy.transfer import download, iter_chunks, object_ref, push_objects
-from fedlab.deploy.wire import split_message
+from fedlab.deploy.transport.channel import MAX_RPC_BYTES, open_channel
+from fedlab.deploy.transport.rpc import Stub
+from fedlab.deploy.transport.transfer import download, iter_chunks, object_ref, push_objects
+from fedlab.deploy.transport.wire import split_message
 from fedlab.message import Message
 from fedlab.records import ArrayRecord, RecordDict
 
@@ -143,9 +143,45 @@ def test_a_waiting_node_receives_an_instruction_pushed_while_it_waits(stubs: dic
     assert [w.content.digest for w in pulled] == [wire.content.digest]
 
 
+@pytest.mark.parametrize(
+    ("service", "hint"),
+    [("control", "; list runs with `fedlab ls`."), ("serverappio", ".")],
+)
+def test_the_calls_control_and_serverappio_share_each_refuse_an_unknown_run_in_their_own_words(
+    stubs: dict[str, Any], service: str, hint: str
+) -> None:
+    expected = f"There is no run 424242 on this SuperLink{hint}"
+    for call, request in [
+        ("GetRun", pb.GetRunRequest(run_id=424242)),
+        ("FinishRun", pb.FinishRunRequest(run_id=424242, status="completed")),
+    ]:
+        with pytest.raises(grpc.RpcError) as caught:
+            getattr(stubs[service], call)(request)
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+        assert caught.value.details() == expected
+
+
+def test_control_takes_uploads_up_to_the_bundle_limit_and_serverappio_up_to_the_object_limit() -> None:
+    size = 64 * 2**20 + 1  # above the bundle limit (64 MiB), below this SuperLink's object limit
+    chunk = pb.ObjectChunk(ref=pb.ObjectRef(digest="cd" * 32, size=size), data=b"x")
+    with SuperLink(**LOOPBACK, max_object_size=128 * 2**20) as link:
+        control, serverappio = (open_channel(link.addresses[name]) for name in ("control", "serverappio"))
+        try:
+            with pytest.raises(grpc.RpcError) as caught:
+                Stub(control, "Control").PushObject(iter([chunk]))
+            assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert f"above this SuperLink's limit of {64 * 2**20};" in caught.value.details()
+            with pytest.raises(grpc.RpcError) as caught:  # taken, then found short of its size
+                Stub(serverappio, "ServerAppIo").PushObject(iter([chunk]))
+            assert caught.value.code() == grpc.StatusCode.DATA_LOSS
+        finally:
+            control.close()
+            serverappio.close()
+
+
 def test_every_rpc_of_every_service_is_served() -> None:
-    from fedlab.deploy._rpc import service_handler
     from fedlab.deploy.proto import SERVICES, service_descriptor
+    from fedlab.deploy.transport.rpc import service_handler
 
     assert SERVICES == ("Control", "Fleet", "ServerAppIo")
     for service in SERVICES:

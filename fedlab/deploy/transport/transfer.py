@@ -33,8 +33,8 @@ from typing import Any
 import grpc
 
 from fedlab.deploy import proto as pb
-from fedlab.deploy._channel import CHUNK_SIZE, Backoff, is_retryable
-from fedlab.deploy._chunks import Chunk
+from fedlab.deploy.transport.channel import CHUNK_SIZE, Backoff, is_retryable
+from fedlab.deploy.transport.chunks import Chunk
 from fedlab.errors import TransferError
 
 __all__ = [
@@ -174,7 +174,7 @@ def download(
 ) -> bytes:
     """Download object ``ref``; ``open_stream(offset)`` starts a PullObject/FetchBundle stream.
 
-    The stream yields :class:`~fedlab.deploy._chunks.Chunk` objects (what the gRPC layer
+    The stream yields :class:`~fedlab.deploy.transport.chunks.Chunk` objects (what the gRPC layer
     decodes ``ObjectChunk`` messages into).
 
     A stream that breaks because the other side is briefly unreachable is resumed from the

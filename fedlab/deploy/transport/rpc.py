@@ -5,7 +5,7 @@ which fedlab does not ship (see :mod:`fedlab.deploy.proto`). Everything that gen
 provides is a method path, a (de)serialiser per direction and a streaming flag, and all of
 it is in the ServiceDescriptor, so this module builds the same objects at run time. The
 one exception to "the message class serialises itself" is ``ObjectChunk``, the carrier
-of bulk data, whose codec avoids copying (:mod:`fedlab.deploy._chunks`).
+of bulk data, whose codec avoids copying (:mod:`fedlab.deploy.transport.chunks`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 import grpc
 from google.protobuf import message_factory  # type: ignore[import-untyped, unused-ignore]
 
-from fedlab.deploy._chunks import decode_chunk, encode_chunk
 from fedlab.deploy.proto import service_descriptor
+from fedlab.deploy.transport.chunks import decode_chunk, encode_chunk
 
 __all__ = ["Stub", "service_handler"]
 

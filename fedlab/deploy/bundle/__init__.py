@@ -83,11 +83,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from fedlab.client import ClientApp
 from fedlab.context import UserConfig
-from fedlab.deploy._bundle_apps import app_entry, check_entry
-from fedlab.deploy._bundle_deps import close_over_imports, explain_missing
-from fedlab.deploy._bundle_files import top_level
-from fedlab.deploy._bundle_format import read_bundle, sha256_hex, write_bundle
-from fedlab.deploy._bundle_import import import_attribute, write_files
+# The package's parts, by module: their helpers are not part of the package's surface.
+from fedlab.deploy.bundle import _apps, _deps, _files, _format, _importer
 from fedlab.errors import BundleError
 from fedlab.server import ServerApp
 
@@ -137,7 +134,7 @@ class Bundle:
         """Write the code to ``directory`` (default: a private temporary directory, removed
         at exit) and return it; later imports of the bundle's apps use it."""
         if self._root is None or directory is not None:
-            self._root = write_files(self._files, None if directory is None else Path(directory))
+            self._root = _importer.write_files(self._files, None if directory is None else Path(directory))
         return self._root
 
     def client_app(self) -> ClientApp:
@@ -162,16 +159,16 @@ class Bundle:
         return app
 
     def _load(self, entry: Mapping[str, Any]) -> object:
-        module, attr = check_entry(entry)
-        tops = {top_level(path.split("/")[0].removesuffix(".py")) for path in self._files}
-        shipped = top_level(module) in tops
+        module, attr = _apps.check_entry(entry)
+        tops = {_files.top_level(path.split("/")[0].removesuffix(".py")) for path in self._files}
+        shipped = _files.top_level(module) in tops
         root = self.extract() if shipped else None
-        return import_attribute(
+        return _importer.import_attribute(
             root,
             tops if shipped else (),
             module,
             attr,
-            lambda name: explain_missing(name, self.manifest),
+            lambda name: _deps.explain_missing(name, self.manifest),
         )
 
     def __repr__(self) -> str:
@@ -217,17 +214,17 @@ def build_bundle(
     if added is not None:
         sys.path.insert(0, added)
     try:
-        client_entry, files = app_entry(client_app, ClientApp, "client_app")
+        client_entry, files = _apps.app_entry(client_app, ClientApp, "client_app")
         server_entry = None
         if server_app is not None:
-            server_entry, server_files = app_entry(server_app, ServerApp, "server_app")
+            server_entry, server_files = _apps.app_entry(server_app, ServerApp, "server_app")
             for path, content in server_files.items():
                 if files.setdefault(path, content) != content:
                     raise BundleError(
                         f"The client and server apps ship different versions of {path!r}."
                     )
-        # Modules of the user's that the shipped code imports travel too (see _bundle_deps).
-        closure = close_over_imports(files)
+        # Modules of the user's that the shipped code imports travel too (see _deps).
+        closure = _deps.close_over_imports(files)
     finally:
         if added is not None and added in sys.path:
             sys.path.remove(added)
@@ -242,7 +239,7 @@ def build_bundle(
         "fedlab": __version__,
         "python": f"{sys.version_info.major}.{sys.version_info.minor}",
     }
-    return write_bundle(manifest, closure.files, signing_key)
+    return _format.write_bundle(manifest, closure.files, signing_key)
 
 
 def load_bundle(data: bytes, *, trusted_keys: Sequence[Ed25519PublicKey] | None = None) -> Bundle:
@@ -262,12 +259,12 @@ def load_bundle(data: bytes, *, trusted_keys: Sequence[Ed25519PublicKey] | None 
         If the bundle is damaged, was modified after it was built or signed, or is not
         signed by a trusted key.
     """
-    manifest, files, signer = read_bundle(data, trusted_keys)
-    check_entry(manifest["client_app"])
+    manifest, files, signer = _format.read_bundle(data, trusted_keys)
+    _apps.check_entry(manifest["client_app"])
     if manifest.get("server_app") is not None:
-        check_entry(manifest["server_app"])
+        _apps.check_entry(manifest["server_app"])
     _check_run_config(manifest.get("run_config"))
-    return Bundle(manifest, files, sha256_hex(bytes(data)), signer)
+    return Bundle(manifest, files, _format.sha256_hex(bytes(data)), signer)
 
 
 def _check_run_config(config: object) -> UserConfig:

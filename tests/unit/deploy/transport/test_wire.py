@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fedlab.deploy import proto as pb
-from fedlab.deploy.wire import decode_header, join_message, split_message, split_messages
+from fedlab.deploy.transport.wire import decode_header, join_message, split_message, split_messages
 from fedlab.errors import CodecError, TransferError
 from fedlab.message import Error, ErrorCode, Message
 from fedlab.records import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
