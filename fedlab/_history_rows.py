@@ -1,9 +1,14 @@
-"""The row schema of History and its flattening into table columns (private)."""
+"""The row schema of History: its empty rows, its JSON state and its table columns (private)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any, Literal
+
+from fedlab.errors import HistoryError
+
+Row = dict[str, Any]
 
 FORMAT = "fedlab.history"
 VERSION = 1
@@ -94,3 +99,46 @@ def flatten_rows(
     columns = [c for c in columns if c not in groups]
     columns[at:at] = sorted(found, key=lambda c: order.index(c.split(".")[0]))
     return records, columns
+
+
+def stored(
+    run: Row, rounds: list[Row], clients: list[Row], reports: list[Row], include_timings: bool
+) -> dict[str, Any]:
+    """The JSON-ready state of these rows (copies, changed in place); see History.to_json()."""
+    if not include_timings:
+        for rows, keys in ((run,), RUN_TIMINGS), (rounds, ROUND_TIMINGS), (clients, CLIENT_TIMINGS):
+            for row in rows:
+                for key in keys:
+                    del row[key]
+        # Arrival order is itself a timing: threads finish in any order.
+        clients.sort(key=lambda c: (c["round"], c["phase"], c["node_id"]))
+    state = {"format": FORMAT, "version": VERSION, "run": run, "rounds": rounds}
+    return {**state, "clients": clients, "strategy_reports": reports}
+
+
+def restored(text: str) -> tuple[Row, dict[int, Row], list[Row], list[Row]]:
+    """The run, rounds, clients and reports of History.to_json() text.
+
+    Raises
+    ------
+    HistoryError
+        If ``text`` is not JSON, or not written by History.to_json(), or damaged.
+    """
+    try:
+        state = json.loads(text)
+    except ValueError as exc:
+        raise HistoryError(f"History.from_json() got text that is not JSON: {exc}.") from None
+    header = (state.get("format"), state.get("version")) if isinstance(state, dict) else None
+    if header != (FORMAT, VERSION):
+        raise HistoryError(
+            f"History.from_json() reads text from History.to_json() ({FORMAT!r} version "
+            f"{VERSION}); this JSON has format and version {header}."
+        )
+    try:  # merging into empty rows restores left-out timings as None, in the usual order
+        run = {**new_run(), **state["run"]}
+        rounds = {row["round"]: {**new_round(0), **row} for row in state["rounds"]}
+        clients = [{**dict.fromkeys(CLIENT_COLUMNS), **c} for c in state["clients"]]
+        reports = list(state["strategy_reports"])
+    except (KeyError, TypeError) as exc:
+        raise HistoryError(f"History.from_json() got a damaged history ({exc!r}).") from None
+    return run, rounds, clients, reports

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 from fedlab._resume import RoundCheckpointer, follow, merged, restore_nodes
 from fedlab.checkpoint import Checkpoint
 from fedlab.context import Context, UserConfigValue
-from fedlab.dashboard._format import describe_error, format_rounds
 from fedlab.errors import FederationError
 from fedlab.events import (
     LISTED_NODES,
@@ -32,6 +31,7 @@ from fedlab.events import (
     RunFinished,
     RunStarted,
 )
+from fedlab.format import describe_error, format_rounds
 from fedlab.history import History
 from fedlab.records import ArrayRecord
 from fedlab.server import Grid, Result

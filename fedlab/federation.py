@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from fedlab._driver import AsyncInbox, BlockingInbox, Inbox, drive_blocking
 from fedlab._federation_inputs import check_config, check_evaluate_fn, settle_client_evaluation
@@ -14,6 +14,7 @@ from fedlab._run import Run
 from fedlab.checkpoint import Checkpoint
 from fedlab.client import ClientApp
 from fedlab.context import UserConfig
+from fedlab.dashboard import Display, make_display
 from fedlab.errors import FederationError
 from fedlab.events import Event, EventBus, RunFinished, Subscriber
 from fedlab.history import History
@@ -27,9 +28,6 @@ if TYPE_CHECKING:
     from fedlab.datasets import FederatedDataset
 
 __all__ = ["Display", "Federation"]
-
-#: How a run shows progress: chosen from the environment, or forced.
-Display = Literal["auto", "widget", "static", "rich", "plain", "none"]
 
 
 class Federation:
@@ -378,20 +376,7 @@ class Federation:
         return run.outcome()
 
     def _make_display(self) -> Subscriber | None:
-        # Imported here: displays pull in rich, which a headless run does not need.
-        from fedlab.dashboard import PlainConsole, RichConsole, select_console
-
-        if self.display == "none":
-            return None
-        if self.display == "rich":
-            return RichConsole()
-        if self.display == "plain":
-            return PlainConsole()
-        if self.display in ("widget", "static"):
-            from fedlab.dashboard._notebook import notebook_display
-
-            return notebook_display(self.display, on_stop=self.stop)
-        return select_console(on_stop=self.stop)
+        return make_display(self.display, on_stop=self.stop)
 
     def dashboard(self) -> Dashboard:
         """Return a live notebook dashboard of the latest run that also follows later runs.

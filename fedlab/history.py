@@ -11,43 +11,22 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Literal, overload
 
-from fedlab._history_rows import (
-    CLIENT_COLUMNS,
-    CLIENT_TIMINGS,
-    FORMAT,
-    ROUND_TIMINGS,
-    RUN_TIMINGS,
-    SOURCES,
-    VERSION,
-    copy_rows,
-    flatten_rows,
-    new_round,
-    new_run,
-    plain,
-)
-from fedlab.dashboard._format import format_metrics, format_rounds, format_seconds
+from fedlab._history_events import record, replay
+from fedlab._history_rows import SOURCES, copy_rows, flatten_rows, new_run, restored, stored
 from fedlab.errors import HistoryError, MissingDependencyError
-from fedlab.events import (
-    ClientReplied,
-    Evaluated,
-    Event,
-    EventBus,
-    ReplyRejected,
-    RoundAggregated,
-    RoundStarted,
-    RunFinished,
-    RunStarted,
-    StrategyReport,
-)
+from fedlab.events import Event, EventBus
+from fedlab.format import format_metrics, format_rounds, format_seconds
 
 if TYPE_CHECKING:
     import pandas as pd
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 __all__ = ["History"]
+
 
 class History:
     """The metrics store of one run: a thread-safe subscriber of the event bus.
@@ -89,104 +68,7 @@ class History:
                 self._run["run_id"] = event.run_id
             elif event.run_id != self._run["run_id"]:
                 return
-            self._record(event)
-
-    def _row(self, number: int) -> dict[str, Any]:
-        if number not in self._rounds:
-            self._rounds[number] = new_round(number)
-        return self._rounds[number]
-
-    def _record(self, event: Event) -> None:
-        if isinstance(event, RunStarted):
-            self._run.update(
-                strategy=event.strategy,
-                num_rounds=event.num_rounds,
-                start_round=event.start_round,
-                num_nodes=event.population,
-                node_ids=list(event.node_ids),
-                config=plain(event.config),
-                note=event.note,
-                started_at=event.timestamp,
-            )
-        elif isinstance(event, RoundStarted):
-            row = self._row(event.round)
-            if event.phase in ("train", "evaluate"):
-                row[f"{event.phase}_sampled"] = len(event.node_ids)
-            if event.phase == "train":
-                row["started_at"] = event.timestamp
-        elif isinstance(event, ClientReplied):
-            error = event.error
-            self._clients.append(
-                {
-                    "round": event.round,
-                    "phase": event.phase,
-                    "partition_id": event.partition_id,
-                    "node_id": event.node_id,
-                    "metrics": plain(event.metrics),
-                    "duration_s": event.duration_s,
-                    "timestamp": event.timestamp,
-                    "error_code": None if error is None else int(error.code),
-                    "error_reason": None if error is None else error.reason,
-                }
-            )
-        elif isinstance(event, ReplyRejected):
-            self._reject(event)
-        elif isinstance(event, RoundAggregated):
-            self._row(event.round).update(
-                train=plain(event.metrics),
-                train_replies=event.num_replies,
-                train_failures=event.num_failures,
-                aggregated=event.aggregated,
-                reason=event.reason,
-                train_duration_s=event.train_duration_s,
-                aggregate_duration_s=event.aggregate_duration_s,
-            )
-        elif isinstance(event, Evaluated):
-            row = self._row(event.round)
-            if event.source == "server":
-                row.update(server=plain(event.metrics), server_duration_s=event.duration_s)
-            else:
-                row.update(
-                    evaluate=plain(event.metrics),
-                    evaluate_replies=event.num_replies,
-                    evaluate_failures=event.num_failures,
-                    evaluate_duration_s=event.duration_s,
-                )
-        elif isinstance(event, StrategyReport):
-            self._reports.append(
-                {"round": event.round, "strategy": event.strategy, "info": plain(event.info)}
-            )
-        elif isinstance(event, RunFinished):
-            self._run.update(
-                finished=True,
-                rounds_completed=event.rounds_completed,
-                stopped_early=event.stopped_early,
-                error=event.error,
-                finished_at=event.timestamp,
-                duration_s=event.duration_s,
-            )
-
-    def _reject(self, event: ReplyRejected) -> None:
-        # The refused reply's row was written a moment ago: replies are screened as they are
-        # handed to the strategy, a few (the grid's window) behind their arrival at most.
-        key = (event.round, event.phase, event.node_id)
-        for row in reversed(self._clients):
-            if (row["round"], row["phase"], row["node_id"]) == key and row["error_code"] is None:
-                row.update(error_code=int(event.error.code), error_reason=event.error.reason)
-                return
-        self._clients.append(  # attached after the reply arrived: keep the failure anyway
-            {
-                **dict.fromkeys(CLIENT_COLUMNS),
-                "round": event.round,
-                "phase": event.phase,
-                "node_id": event.node_id,
-                "partition_id": event.partition_id,
-                "metrics": {},
-                "timestamp": event.timestamp,
-                "error_code": int(event.error.code),
-                "error_reason": event.error.reason,
-            }
-        )
+            record(event, self._run, self._rounds, self._clients, self._reports)
 
     # -- reading -------------------------------------------------------------------
 
@@ -347,24 +229,6 @@ class History:
         frame: pd.DataFrame = pd.DataFrame(records, columns=columns)
         return frame
 
-    def _state(self, include_timings: bool) -> dict[str, Any]:
-        with self._lock:
-            run, rounds = copy_rows(self._run), [copy_rows(self._rounds[r]) for r in sorted(self._rounds)]
-            clients, reports = copy_rows(self._clients), copy_rows(self._reports)
-        if not include_timings:
-            for rows, keys in (
-                ([run], RUN_TIMINGS),
-                (rounds, ROUND_TIMINGS),
-                (clients, CLIENT_TIMINGS),
-            ):
-                for row in rows:
-                    for key in keys:
-                        del row[key]
-            # Arrival order is itself a timing: threads finish in any order.
-            clients.sort(key=lambda c: (c["round"], c["phase"], c["node_id"]))
-        state = {"format": FORMAT, "version": VERSION, "run": run, "rounds": rounds}
-        return {**state, "clients": clients, "strategy_reports": reports}
-
     def to_json(self, *, include_timings: bool = True) -> str:
         """Serialise everything recorded to JSON text; :meth:`from_json` restores it exactly.
 
@@ -373,7 +237,10 @@ class History:
         identical text. NaN and infinite metrics are written as ``NaN``/``Infinity``, as
         Python's json module does; other JSON readers may need to be told to accept them.
         """
-        return json.dumps(self._state(include_timings))
+        with self._lock:
+            run, rounds = copy_rows(self._run), [copy_rows(self._rounds[r]) for r in sorted(self._rounds)]
+            clients, reports = copy_rows(self._clients), copy_rows(self._reports)
+        return json.dumps(stored(run, rounds, clients, reports, include_timings))
 
     @classmethod
     def from_json(cls, text: str) -> History:
@@ -384,24 +251,8 @@ class History:
         HistoryError
             If ``text`` is not JSON written by :meth:`to_json`.
         """
-        try:
-            state = json.loads(text)
-        except ValueError as exc:
-            raise HistoryError(f"History.from_json() got text that is not JSON: {exc}.") from None
-        header = (state.get("format"), state.get("version")) if isinstance(state, dict) else None
-        if header != (FORMAT, VERSION):
-            raise HistoryError(
-                f"History.from_json() reads text from History.to_json() ({FORMAT!r} version "
-                f"{VERSION}); this JSON has format and version {header}."
-            )
         history = cls()
-        try:  # merging into empty rows restores left-out timings as None, in the usual order
-            history._run = {**new_run(), **state["run"]}
-            history._rounds = {row["round"]: {**new_round(0), **row} for row in state["rounds"]}
-            history._clients = [{**dict.fromkeys(CLIENT_COLUMNS), **c} for c in state["clients"]]
-            history._reports = list(state["strategy_reports"])
-        except (KeyError, TypeError) as exc:
-            raise HistoryError(f"History.from_json() got a damaged history ({exc!r}).") from None
+        history._run, history._rounds, history._clients, history._reports = restored(text)
         return history
 
     def __eq__(self, other: object) -> bool:
@@ -414,20 +265,57 @@ class History:
 
     # -- pictures and text ---------------------------------------------------------
 
-    def plot(self, metric: str | None = None) -> Figure:
-        """Draw the run as a static matplotlib figure: the dashboard's panels, after the fact.
+    def replay(self) -> Iterator[Event]:
+        """Yield events that rebuild the run in any subscriber: run, rounds, replies, end.
 
-        ``metric`` picks the client metric of the band and heatmap panels, as
-        ``"phase:name"`` (e.g. ``"train:loss"``); by default the most telling one.
+        Displays only read events, so a replayed History shows a run that already ended
+        (``fed.dashboard()`` after a run, :meth:`plot`). The rows are read at the call.
+
+        Examples
+        --------
+        >>> from fedlab.events import RunStarted
+        >>> history = History()
+        >>> history(RunStarted(run_id=3, num_rounds=2, node_ids=(5,), strategy="FedAvg"))
+        >>> [type(e).__name__ for e in history.replay()]
+        ['RunStarted']
+        """
+        return replay(self.run, self.rounds, self.clients, self.rounds_completed)
+
+    @overload
+    def plot(self, metric: str | None = None, *, ax: None = None) -> Figure: ...
+
+    @overload
+    def plot(self, metric: str | None = None, *, ax: Axes) -> Axes: ...
+
+    def plot(self, metric: str | None = None, *, ax: Axes | None = None) -> Figure | Axes:
+        """Draw the run with matplotlib: the dashboard's panels, after the fact.
+
+        Without ``ax``, return a new figure of every panel. Given a matplotlib ``ax``,
+        draw only the clients' metric into it (mean per round, p10–p90 band, the line
+        labelled with the strategy) and return it, so that runs can share a figure.
+        ``metric`` picks the client metric, as ``"phase:name"`` (e.g. ``"train:loss"``);
+        by default the most telling one.
 
         Raises
         ------
         MissingDependencyError
             If matplotlib is not installed.
-        """
-        from fedlab.dashboard._static import plot_history
 
-        return plot_history(self, metric)
+        Examples
+        --------
+        >>> from matplotlib.figure import Figure
+        >>> from fedlab.events import ClientReplied, RunStarted
+        >>> history = History()
+        >>> history(RunStarted(run_id=1, num_rounds=1, node_ids=(5,), strategy="FedAvg"))
+        >>> history(ClientReplied(run_id=1, round=1, phase="train", node_id=5, partition_id=0,
+        ...                       metrics={"loss": 0.5}, duration_s=0.1))
+        >>> left, right = Figure().subplots(1, 2)
+        >>> history.plot(ax=left) is left, left.get_title(loc="left")
+        (True, "clients' train loss: mean and p10–p90")
+        """
+        from fedlab.dashboard import plot_run  # drawing is the dashboard's; data never loads it
+
+        return plot_run(self.replay(), metric, ax=ax)
 
     def summary(self) -> str:
         """Return a few lines: rounds done, failures, timing, the rounds that aggregated

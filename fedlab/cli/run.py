@@ -95,8 +95,8 @@ def _federation(project: Project, args: argparse.Namespace) -> FederationSpec:
 
 
 def _simulate(project: Project, federation: FederationSpec, config: UserConfig, out: Output) -> int:
-    from fedlab.dashboard._format import format_rounds
     from fedlab.federation import Federation
+    from fedlab.format import format_rounds
 
     if project.serverapp is None:
         raise FederationError(

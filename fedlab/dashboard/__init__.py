@@ -1,25 +1,42 @@
 """Displays of a running federation: the live notebook dashboard and terminal consoles.
 
-Every display is an event-bus subscriber; :func:`select_console` picks the one that suits
-where the code runs. :class:`Dashboard` (the notebook widget) is imported on first use, so
-that ``import fedlab`` does not load ipywidgets.
+Every display is an event-bus subscriber; :func:`make_display` makes the one a
+:data:`Display` name asks for, or for ``"auto"`` the one that suits where the code runs.
+:func:`plot_run` draws a finished run with matplotlib (what ``History.plot()`` shows).
+:class:`Dashboard` (the notebook widget, with the :class:`Followable` and
+:class:`Replayable` protocols of :meth:`Dashboard.follow`) is imported on first use, so
+that ``import fedlab`` does not load ipywidgets. Numbers and metrics read as
+:mod:`fedlab.format` writes them.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fedlab.dashboard.console import PlainConsole, RichConsole, select_console
+from fedlab.dashboard._static import plot_run
+from fedlab.dashboard.console import PlainConsole, RichConsole
+from fedlab.dashboard.display import DISPLAYS, Display, make_display, select_console
 
 if TYPE_CHECKING:
-    from fedlab.dashboard.widget import Dashboard
+    from fedlab.dashboard.widget import Dashboard, Followable, Replayable
 
-__all__ = ["Dashboard", "PlainConsole", "RichConsole", "select_console"]
+__all__ = [
+    "DISPLAYS",
+    "Dashboard",
+    "Display",
+    "Followable",
+    "PlainConsole",
+    "Replayable",
+    "RichConsole",
+    "make_display",
+    "plot_run",
+    "select_console",
+]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "Dashboard":
-        from fedlab.dashboard.widget import Dashboard
+    if name in ("Dashboard", "Followable", "Replayable"):
+        from fedlab.dashboard import widget
 
-        return Dashboard
+        return getattr(widget, name)
     raise AttributeError(f"module 'fedlab.dashboard' has no attribute {name!r}")

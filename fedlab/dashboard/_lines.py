@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from fedlab.dashboard._format import (
+from fedlab.dashboard._tracker import RoundState, RunTracker
+from fedlab.events import ClientReplied, ReplyRejected, RunFinished, RunStarted
+from fedlab.format import (
     describe_error,
     format_metrics,
     format_rounds,
     format_seconds,
 )
-from fedlab.dashboard._tracker import RoundState, RunTracker
-from fedlab.events import ClientReplied, ReplyRejected, RunFinished, RunStarted
 
 __all__ = ["client_name", "failure_line", "finished_line", "round_line", "started_line"]
 

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fedlab.dashboard._format import _preference
 from fedlab.events import (
     ClientReplied,
     Evaluated,
@@ -26,6 +25,7 @@ from fedlab.events import (
     RunFinished,
     RunStarted,
 )
+from fedlab.format import metric_rank
 from fedlab.message import ErrorCode
 
 __all__ = [
@@ -144,7 +144,7 @@ class DashboardModel:
         def rank(key: str) -> tuple[int, int, str]:
             phase, name = key.split(":", 1)
             order = _PHASES.index(phase) if phase in _PHASES else len(_PHASES)
-            return (order, _preference(name), name)
+            return (order, metric_rank(name), name)
 
         return sorted(self._grids, key=rank)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from fedlab.dashboard._format import format_number, format_seconds, pick_metrics
 from fedlab.dashboard._tracker import RoundState, RunTracker
+from fedlab.format import format_number, format_seconds, pick_metrics
 
 if TYPE_CHECKING:
     from rich.table import Table

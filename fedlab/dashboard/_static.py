@@ -1,5 +1,6 @@
-"""Static pictures of a run with matplotlib: the PNG snapshot, History.plot(), and the
-``FEDLAB_DISPLAY=static`` view for notebooks that cannot show widgets.
+"""Static pictures of a run with matplotlib: the PNG snapshot, :func:`plot_run` (what
+``History.plot()`` draws), and the ``FEDLAB_DISPLAY=static`` view for notebooks that cannot
+show widgets.
 
 matplotlib is imported inside the functions, so importing this module stays cheap.
 """
@@ -11,23 +12,21 @@ import io
 import itertools
 import threading
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
 from fedlab.dashboard._model import TIMING_COLUMNS, DashboardModel
-from fedlab.dashboard._replay import replay
 from fedlab.dashboard._throttle import Throttle
 from fedlab.errors import MissingDependencyError
 from fedlab.events import Event, RunFinished, RunStarted
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from fedlab.history import History
-
-__all__ = ["StaticDashboard", "draw", "plot_history", "render_png"]
+__all__ = ["StaticDashboard", "draw", "plot_run", "render_png"]
 
 _STATUS_COLOURS = ["#f3f4f6", "#bfdbfe", "#16a34a", "#dc2626", "#f59e0b"]
 _STATUS_NAMES = ["not sampled", "sampled", "finished", "failed", "timed out"]
@@ -54,8 +53,7 @@ def draw(model: DashboardModel, metric: str | None = None, figure: Figure | None
     from matplotlib.colors import ListedColormap
     from matplotlib.ticker import MaxNLocator
 
-    metrics = model.metrics()
-    metric = metric if metric in metrics else (metrics[0] if metrics else None)
+    metric = _chosen(model, metric)
     label = metric.replace(":", " ") if metric else "metric"
     fig = figure if figure is not None else figure_class(figsize=(11, 8.2), dpi=80)
     # Fixed margins: a layout engine would cost more than all the drawing.
@@ -68,13 +66,7 @@ def draw(model: DashboardModel, metric: str | None = None, figure: Figure | None
     start, width = model.start_round, max(model.width, 1)
     rounds = np.arange(start, start + width)
 
-    ax = axes["band"]
-    ax.set_title(f"clients' {label}: mean and p10–p90", fontsize=10, loc="left")
-    if metric is not None and model.width:
-        band = model.band(metric)
-        ax.fill_between(rounds[: len(band)], band[:, 0], band[:, 2], color="#2563eb", alpha=0.2, step=None)
-        ax.plot(rounds[: len(band)], band[:, 1], color="#2563eb", marker="o", markersize=3)
-    ax.set_xlabel("round", fontsize=8)
+    _draw_band(axes["band"], model, metric, colour="#2563eb")
 
     ax = axes["central"]
     ax.set_title("central evaluation (server)", fontsize=10, loc="left")
@@ -130,6 +122,25 @@ def draw(model: DashboardModel, metric: str | None = None, figure: Figure | None
     return fig
 
 
+def _chosen(model: DashboardModel, metric: str | None) -> str | None:
+    metrics = model.metrics()
+    return metric if metric in metrics else (metrics[0] if metrics else None)
+
+
+def _draw_band(
+    ax: Axes, model: DashboardModel, metric: str | None, colour: str | None = None, label: str | None = None
+) -> None:
+    """The clients' ``metric`` per round: its mean as a line over its p10–p90 band."""
+    name = metric.replace(":", " ") if metric else "metric"
+    ax.set_title(f"clients' {name}: mean and p10–p90", fontsize=10, loc="left")
+    if metric is not None and model.width:
+        band = model.band(metric)
+        rounds = np.arange(model.start_round, model.start_round + len(band))
+        (line,) = ax.plot(rounds, band[:, 1], color=colour, marker="o", markersize=3, label=label)
+        ax.fill_between(rounds, band[:, 0], band[:, 2], color=line.get_color(), alpha=0.2)
+    ax.set_xlabel("round", fontsize=8)
+
+
 def _binned(grid: Any, how: str, rows: int = MAX_ROWS) -> Any:
     """Shrink a clients × rounds grid to at most ``rows`` rows: the mean or max of each bin.
 
@@ -172,14 +183,36 @@ def render_png(model: DashboardModel, metric: str | None = None) -> bytes:
     return out.getvalue()
 
 
-def plot_history(history: History, metric: str | None = None) -> Figure:
-    """Draw a recorded run; see :meth:`fedlab.history.History.plot`."""
+@overload
+def plot_run(events: Iterable[Event], metric: str | None = None, *, ax: None = None) -> Figure: ...
+
+
+@overload
+def plot_run(events: Iterable[Event], metric: str | None = None, *, ax: Axes) -> Axes: ...
+
+
+def plot_run(events: Iterable[Event], metric: str | None = None, *, ax: Axes | None = None) -> Figure | Axes:
+    """Draw the run these events tell (e.g. ``history.replay()``) with matplotlib.
+
+    Without ``ax``: a new figure of every dashboard panel, not left open in pyplot. With
+    ``ax``: only the clients' ``metric`` (``"phase:name"``, by default the most telling
+    one), its line labelled with the strategy, drawn into ``ax``, which is returned.
+    ``History.plot()`` is this function for a recorded run.
+
+    Raises
+    ------
+    MissingDependencyError
+        If matplotlib is not installed.
+    """
     _matplotlib("History.plot()")
+    model = DashboardModel()
+    for event in events:
+        model.feed(event)
+    if ax is not None:
+        _draw_band(ax, model, _chosen(model, metric), label=model.strategy or None)
+        return ax
     import matplotlib.pyplot as plt
 
-    model = DashboardModel()
-    for event in replay(history):
-        model.feed(event)
     fig = plt.figure(figsize=(11, 8.2), dpi=80)
     plt.close(fig)  # returned, not left for pyplot to show a second time
     return draw(model, metric, fig)

@@ -1,25 +1,22 @@
 """Terminal displays of a run: plain lines for logs and pipes, a rich live view for a TTY.
 
 Both are event-bus subscribers and may receive events from any thread.
-:func:`select_console` picks the right one for where the code runs. While a round has
-had no reply for a few seconds, both say which client it waits on (a run calls their
-``idle`` while no event comes).
+:func:`~fedlab.dashboard.make_display` picks the right one for where the code runs. While
+a round has had no reply for a few seconds, both say which client it waits on (a run calls
+their ``idle`` while no event comes).
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO, TypeGuard
 
-from fedlab.dashboard._format import format_metrics
 from fedlab.dashboard._lines import failure_line, finished_line, round_line, started_line
 from fedlab.dashboard._round_table import ROWS, round_table
 from fedlab.dashboard._tracker import RoundState, RunTracker, Stall
-from fedlab.errors import FederationError
 from fedlab.events import (
     ClientReplied,
     Event,
@@ -27,8 +24,8 @@ from fedlab.events import (
     RoundStarted,
     RunFinished,
     RunStarted,
-    Subscriber,
 )
+from fedlab.format import format_metrics
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -36,10 +33,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
     from rich.text import Text
 
-__all__ = ["DISPLAYS", "PlainConsole", "RichConsole", "select_console"]
-
-#: The values ``FEDLAB_DISPLAY`` accepts.
-DISPLAYS = ("widget", "static", "rich", "plain", "none")
+__all__ = ["PlainConsole", "RichConsole"]
 
 
 class PlainConsole:
@@ -119,7 +113,7 @@ class RichConsole:
 
     The live display starts on :class:`RunStarted` and always stops on :class:`RunFinished`,
     also when the run failed; completed rounds and failures are printed above it, so the
-    terminal keeps a log. Never use it inside a notebook (:func:`select_console` does not).
+    terminal keeps a log. Never use it inside a notebook (:func:`~fedlab.dashboard.make_display` does not).
 
     Parameters
     ----------
@@ -300,69 +294,3 @@ def _waiting_text(stall: Stall) -> str:
         text += f", {others} more not replied"
     return text
 
-
-def _in_notebook() -> bool:
-    """True inside a Jupyter kernel, Colab or Databricks, without importing IPython."""
-    if os.environ.get("DATABRICKS_RUNTIME_VERSION"):
-        return True
-    get_ipython = getattr(sys.modules.get("IPython"), "get_ipython", None)
-    if not callable(get_ipython):
-        return False
-    shell = get_ipython()
-    if shell is None:
-        return False
-    kind = type(shell)
-    if "google.colab" in kind.__module__:
-        return True
-    # Subclasses count (Spyder's kernel); TerminalInteractiveShell is a terminal.
-    return any(cls.__name__ == "ZMQInteractiveShell" for cls in kind.__mro__)
-
-
-def _isatty(stream: TextIO) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):  # no isatty, or a closed file
-        return False
-
-
-def select_console(
-    stream: TextIO | None = None, *, on_stop: Callable[[], None] | None = None
-) -> Subscriber | None:
-    """Return the terminal display that suits where the code runs, or None for no display.
-
-    Order: the ``FEDLAB_DISPLAY`` environment variable (one of :data:`DISPLAYS`) wins;
-    then a notebook kernel (Jupyter, Colab) gets the live :class:`~fedlab.dashboard.Dashboard`
-    widget (``static``: a PNG redrawn every few seconds; either falls back to
-    :class:`PlainConsole` when anywidget or matplotlib is missing, and outside a kernel),
-    never rich's live view, which breaks there; then a terminal (``stream.isatty()``) gets
-    :class:`RichConsole` and anything else (pipe, file, CI log) :class:`PlainConsole`.
-
-    Parameters
-    ----------
-    stream
-        Where to draw; None means standard output.
-    on_stop
-        What the notebook dashboard's Stop button calls, e.g. ``fed.stop``.
-
-    Raises
-    ------
-    FederationError
-        If ``FEDLAB_DISPLAY`` holds an unknown value.
-    """
-    choice = os.environ.get("FEDLAB_DISPLAY", "").strip().lower()
-    if choice and choice not in DISPLAYS:
-        raise FederationError(
-            f"FEDLAB_DISPLAY={os.environ['FEDLAB_DISPLAY']!r} is not a display; "
-            f"set it to one of {', '.join(DISPLAYS)} or unset it to choose automatically."
-        )
-    if choice == "none":
-        return None
-    if choice in ("widget", "static") or (not choice and _in_notebook()):
-        from fedlab.dashboard._notebook import notebook_display
-
-        return notebook_display(choice or "widget", stream, on_stop=on_stop)
-    if choice == "rich" or (not choice and _isatty(stream or sys.stdout)):
-        from rich.console import Console
-
-        return RichConsole(Console(file=stream) if stream is not None else None)
-    return PlainConsole(stream)

@@ -17,25 +17,50 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from importlib.resources import files
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import anywidget
 import numpy as np
 import traitlets
 
-from fedlab.dashboard._format import format_seconds
 from fedlab.dashboard._model import DashboardModel
-from fedlab.dashboard._replay import replay
 from fedlab.dashboard._throttle import Throttle
-from fedlab.events import Event, RunFinished, RunStarted
+from fedlab.events import Event, RunFinished, RunStarted, Subscriber
+from fedlab.format import format_seconds
 
-if TYPE_CHECKING:
-    from fedlab.federation import Federation
-
-__all__ = ["Dashboard"]
+__all__ = ["Dashboard", "Followable", "Replayable"]
 
 #: Server metrics the central-evaluation panel draws at most.
 MAX_CENTRAL = 4
+
+
+class Replayable(Protocol):
+    """A record of a run that yields the events which rebuild it, as a History does."""
+
+    def replay(self) -> Iterable[Event]:
+        """Yield the run's events: run started, rounds, replies, run finished."""
+        ...
+
+
+class Followable(Protocol):
+    """What :meth:`Dashboard.follow` follows: a :class:`~fedlab.Federation` or the like.
+
+    Its latest run's record (None before the first), a way to hear the events of later
+    runs, and the stop that the dashboard's Stop button calls.
+    """
+
+    @property
+    def history(self) -> Replayable | None:
+        """The record of the latest run, or None before the first."""
+        ...
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Call ``subscriber(event)`` for every event of later runs; return the unsubscribe."""
+        ...
+
+    def stop(self) -> None:
+        """Ask the current run to stop after its round in progress."""
+        ...
 
 
 def _asset(name: str) -> str:
@@ -311,17 +336,19 @@ class Dashboard(anywidget.AnyWidget):
     # -- construction ----------------------------------------------------------------
 
     @classmethod
-    def follow(cls, federation: Federation) -> Dashboard:
-        """A dashboard showing ``federation``'s latest run and following its later runs.
+    def follow(cls, source: Followable) -> Dashboard:
+        """A dashboard showing ``source``'s latest run and following its later runs.
 
-        A run still in progress is shown as it stands at the call; its automatic dashboard
-        (or the next run) keeps following it live.
+        ``source`` is a :class:`~fedlab.Federation` (``fed.dashboard()`` calls this) or
+        anything else with its ``history``, ``subscribe`` and ``stop`` (see
+        :class:`Followable`). A run still in progress is shown as it stands at the call;
+        its automatic dashboard (or the next run) keeps following it live.
         """
-        view = cls(on_stop=federation.stop)
-        history = federation.history
+        view = cls(on_stop=source.stop)
+        history = source.history
         if history is not None:
-            for event in replay(history):
+            for event in history.replay():
                 view._receive(event)
         view.flush()
-        federation.subscribe(view)
+        source.subscribe(view)
         return view

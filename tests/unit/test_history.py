@@ -529,6 +529,29 @@ def test_importing_history_does_not_import_pandas() -> None:
     assert out.stdout.strip() == "False"
 
 
+def test_importing_history_loads_no_display() -> None:
+    code = (
+        "import sys, fedlab.history\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('fedlab.dashboard', 'rich', 'matplotlib'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_history_replay_gives_events_that_rebuild_an_equal_history() -> None:
+    history = recorded(run_events())
+    again = recorded(list(history.replay()))
+    # Replayed events carry what the rows hold: the same rows, without the strategy's
+    # reports (not replayed) and the train phase's start times (not kept per phase).
+    assert again.clients == history.clients
+    assert again.run == history.run
+    assert [{**r, "started_at": None} for r in again.rounds] == [
+        {**r, "started_at": None} for r in history.rounds
+    ]
+    assert history.strategy_reports and again.strategy_reports == []
+    assert list(History().replay()) == []
+
+
 def test_history_records_every_event_emitted_from_eight_threads() -> None:
     bus, history = EventBus(), History()
     history.attach(bus)

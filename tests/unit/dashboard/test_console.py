@@ -13,7 +13,7 @@ import pytest
 import rich.live
 from rich.console import Console
 
-from fedlab.dashboard import PlainConsole, RichConsole, select_console
+from fedlab.dashboard import DISPLAYS, PlainConsole, RichConsole, make_display, select_console
 from fedlab.errors import FederationError
 from fedlab.events import (
     ClientReplied,
@@ -375,9 +375,9 @@ def no_notebook(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delitem(sys.modules, "IPython", raising=False)
     # A kernel gets the notebook dashboard (tested in test_widget_display.py); here only
     # which kind was chosen matters.
-    import fedlab.dashboard._notebook as notebook
+    import fedlab.dashboard.display as display
 
-    monkeypatch.setattr(notebook, "notebook_display", lambda kind, stream=None, **_: f"notebook {kind}")
+    monkeypatch.setattr(display, "_notebook", lambda kind, stream, on_stop: f"notebook {kind}")
 
 
 class Terminal(io.StringIO):
@@ -409,6 +409,31 @@ def test_select_console_obeys_fedlab_display(
     monkeypatch.setenv("FEDLAB_DISPLAY", value)
     chosen = select_console(io.StringIO())
     assert (chosen if isinstance(chosen, str) else type(chosen)) == kind
+
+
+@pytest.mark.usefixtures("no_notebook")
+def test_make_display_gives_the_named_display_whatever_fedlab_display_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FEDLAB_DISPLAY", "none")  # read only for "auto"
+    stream = Terminal()
+    rich = make_display("rich", stream=stream)
+    assert isinstance(rich, RichConsole) and rich.console.file is stream
+    plain = make_display("plain", stream=stream)
+    assert isinstance(plain, PlainConsole)
+    plain(RunStarted(run_id=1, num_rounds=1, node_ids=(1,), strategy="FedAvg"))
+    assert stream.getvalue() == "run started: FedAvg, 1 round, 1 node\n"
+    assert [make_display(k) for k in ("widget", "static")] == ["notebook widget", "notebook static"]
+    assert make_display("none") is None and make_display("auto", stream=stream) is None
+
+
+def test_make_display_rejects_an_unknown_name_and_lists_every_display() -> None:
+    assert DISPLAYS == ("auto", "widget", "static", "rich", "plain", "none")
+    with pytest.raises(FederationError) as raised:
+        make_display("fancy")  # type: ignore[arg-type]
+    assert str(raised.value) == (
+        "display must be 'auto', 'widget', 'static', 'rich', 'plain' or 'none', got 'fancy'."
+    )
 
 
 @pytest.mark.usefixtures("no_notebook")

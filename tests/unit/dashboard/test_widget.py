@@ -318,6 +318,42 @@ def test_fed_dashboard_shows_the_latest_run_and_follows_the_next() -> None:
     assert view.last_round == 3 and view.round == 3 and view.model.run_id == fed.history.run_id  # type: ignore[union-attr]
 
 
+class RecordedRun:
+    """Not a Federation: only the history, subscribe and stop that Dashboard.follow needs."""
+
+    def __init__(self, history: Any) -> None:
+        self.history = history
+        self.subscribers: list[Any] = []
+        self.stops = 0
+
+    def subscribe(self, subscriber: Any) -> Any:
+        self.subscribers.append(subscriber)
+        return lambda: self.subscribers.remove(subscriber)
+
+    def stop(self) -> None:
+        self.stops += 1
+
+
+def test_dashboard_follow_shows_any_source_with_a_history_subscribe_and_stop() -> None:
+    from fedlab.history import History
+
+    history = History()
+    for event in events_of_a_run(3, 2, failing=1):
+        history(event)
+    source = RecordedRun(history)
+    view = Dashboard.follow(source)
+    assert (view.n_clients, view.round, view.last_round, view.finished) == (3, 2, 2, True)
+    assert len(view.failures) == 2  # client 1 in both rounds
+    assert source.subscribers == [view]
+    view.stop()  # the Stop button
+    assert source.stops == 1
+    for event in events_of_a_run(2, 4):  # the source's next run reaches the view
+        source.subscribers[0](event)
+    assert (view.n_clients, view.round, view.last_round) == (2, 4, 4)
+    fresh = Dashboard.follow(RecordedRun(None))  # nothing run yet
+    assert (fresh.status, fresh.finished) == ("waiting for a run", False)
+
+
 def test_on_a_running_loop_the_last_changes_of_a_burst_are_sent_by_a_timer() -> None:
     async def scenario() -> int:
         view = Dashboard(max_rate=20)

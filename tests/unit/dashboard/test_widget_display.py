@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-import fedlab.dashboard._notebook as notebook
+import fedlab.dashboard.display as chooser
 from fedlab import ClientApp, Context, Federation, Message, MetricRecord, RecordDict
-from fedlab.dashboard import Dashboard, PlainConsole, console
+from fedlab.dashboard import Dashboard, PlainConsole, select_console
 from fedlab.dashboard._static import StaticDashboard
 from fedlab.errors import FederationError
 from fedlab.strategy import FedAvg
@@ -45,15 +45,14 @@ def in_kernel(monkeypatch: pytest.MonkeyPatch) -> Shown:
 
     shown = Shown()
     monkeypatch.setattr(IPython.display, "display", shown.display)
-    monkeypatch.setattr(console, "_in_notebook", lambda: True)
-    monkeypatch.setattr(notebook, "_in_notebook", lambda: True)
+    monkeypatch.setattr(chooser, "_in_notebook", lambda: True)
     monkeypatch.delenv("FEDLAB_DISPLAY", raising=False)
     return shown
 
 
 def test_a_notebook_kernel_gets_the_live_widget_shown_in_the_cell(in_kernel: Shown) -> None:
     stops: list[int] = []
-    chosen = console.select_console(on_stop=lambda: stops.append(1))
+    chosen = select_console(on_stop=lambda: stops.append(1))
     assert isinstance(chosen, Dashboard)
     assert in_kernel.calls[0] == ("display", chosen)
     chosen.stop()
@@ -64,7 +63,7 @@ def test_fedlab_display_static_gives_a_png_redrawn_at_most_every_interval(
     in_kernel: Shown, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FEDLAB_DISPLAY", "static")
-    assert isinstance(console.select_console(), StaticDashboard)
+    assert isinstance(select_console(), StaticDashboard)
     clock = FakeClock()
     view = StaticDashboard(interval=2.0, clock=clock)
     for event in events_of_a_run(3, 4, clock=clock, step=0.1):  # 4 rounds of 6 events: 2.5 s
@@ -77,17 +76,17 @@ def test_fedlab_display_static_gives_a_png_redrawn_at_most_every_interval(
 
 
 def test_outside_a_kernel_widget_and_static_fall_back_to_plain_lines(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(notebook, "_in_notebook", lambda: False)
+    monkeypatch.setattr(chooser, "_in_notebook", lambda: False)
     stream = io.StringIO()
-    assert isinstance(notebook.notebook_display("widget", stream), PlainConsole)
-    assert isinstance(notebook.notebook_display("static", stream), PlainConsole)
+    assert isinstance(chooser.make_display("widget", stream=stream), PlainConsole)
+    assert isinstance(chooser.make_display("static", stream=stream), PlainConsole)
 
 
 def test_without_anywidget_a_kernel_gets_the_static_png(in_kernel: Shown, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "fedlab.dashboard.widget", None)  # import fails
-    assert isinstance(notebook.notebook_display("widget"), StaticDashboard)
+    assert isinstance(chooser.make_display("widget"), StaticDashboard)
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    assert isinstance(notebook.notebook_display("widget"), PlainConsole)
+    assert isinstance(chooser.make_display("widget"), PlainConsole)
 
 
 def test_federation_accepts_widget_and_static_and_names_every_display_in_its_error() -> None:
@@ -141,6 +140,55 @@ def test_history_plot_draws_the_dashboard_panels_from_a_finished_run() -> None:
     import matplotlib.pyplot as plt
 
     assert plt.get_fignums() == []  # returned, not left open in pyplot
+
+
+def test_history_plot_draws_two_runs_into_the_two_axes_of_one_figure() -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from fedlab.history import History
+
+    four, two = History(), History()
+    for event in events_of_a_run(4, 3):
+        four(event)
+    for event in events_of_a_run(2, 2, failing=1):
+        two(event)
+    figure = Figure()
+    FigureCanvasAgg(figure)
+    left, right = figure.subplots(1, 2)
+    assert four.plot(ax=left) is left
+    assert two.plot("train:loss", ax=right) is right
+    assert figure.axes == [left, right]  # nothing added beside them
+    (line,) = left.get_lines()
+    # Client c reports loss (c + 1) / (r + 1) in round r: the mean of 4 clients is 2.5 / (r + 1).
+    assert line.get_xdata().tolist() == [1, 2, 3]
+    assert line.get_ydata().tolist() == pytest.approx([2.5 / 2, 2.5 / 3, 2.5 / 4], rel=1e-6)  # float32
+    assert line.get_label() == "FedAvg"
+    (only,) = right.get_lines()  # client 1 failed: client 0 alone, 1 / (r + 1)
+    assert only.get_ydata().tolist() == pytest.approx([1 / 2, 1 / 3], rel=1e-6)
+    assert right.get_title(loc="left") == "clients' train loss: mean and p10–p90"
+    png = io.BytesIO()
+    figure.savefig(png, format="png")
+    assert png.getvalue().startswith(b"\x89PNG")
+
+
+def test_two_runs_drawn_into_one_axes_get_a_colour_each() -> None:
+    from matplotlib.figure import Figure
+
+    from fedlab.history import History
+
+    ax = Figure().subplots()
+    for clients in (2, 3):
+        history = History()
+        for event in events_of_a_run(clients, 2):
+            history(event)
+        history.plot(ax=ax)
+    from matplotlib.colors import to_rgb
+
+    first, second = ax.get_lines()
+    assert to_rgb(first.get_color()) != to_rgb(second.get_color())
+    bands = [tuple(band.get_facecolor()[0][:3].tolist()) for band in ax.collections]
+    assert bands == [to_rgb(first.get_color()), to_rgb(second.get_color())]  # each band its line's
 
 
 def test_importing_fedlab_dashboard_does_not_load_ipywidgets() -> None:

@@ -12,7 +12,6 @@ from fedlab.dashboard._model import (
     TIMED_OUT,
     DashboardModel,
 )
-from fedlab.dashboard._replay import replay
 from fedlab.events import (
     ClientReplied,
     Evaluated,
@@ -143,7 +142,7 @@ def test_replaying_a_history_rebuilds_the_same_model() -> None:
     for event in events:
         history(event)
         live.feed(event)
-    again = fed(DashboardModel(), list(replay(history)))
+    again = fed(DashboardModel(), list(history.replay()))
     np.testing.assert_array_equal(again.grid("train:loss"), live.grid("train:loss"))
     np.testing.assert_array_equal(again.status(), live.status())
     np.testing.assert_array_equal(again.timing(), live.timing())

@@ -1,7 +1,16 @@
-"""How numbers, metrics, durations and errors read in text: one place for every display.
+"""How numbers, metrics, durations, rounds and errors read in text, wherever they appear.
 
-The terminal consoles and :meth:`fedlab.history.History.summary` share these helpers so a
-metric reads the same wherever it appears.
+The data side (:meth:`fedlab.history.History.summary`, the run's own error messages, the
+``fedlab`` command) and the drawing side (the terminal consoles and the notebook dashboard
+in :mod:`fedlab.dashboard`) share these functions, so a metric reads the same everywhere.
+The module imports nothing but :mod:`fedlab.message`: data can use it without loading any
+display.
+
+Examples
+--------
+>>> from fedlab.format import format_metrics, format_seconds
+>>> format_metrics([("train", {"loss": 0.25, "num-examples": 64})]), format_seconds(725.0)
+('train loss=0.2500 num-examples=64', '12m 05s')
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ __all__ = [
     "format_number",
     "format_rounds",
     "format_seconds",
+    "metric_rank",
     "pick_metrics",
 ]
 
@@ -54,9 +64,18 @@ def format_number(value: Any) -> str:
     return str(value)
 
 
-def _preference(key: str) -> int:
-    # Loss and accuracy are what people watch; counters such as num-examples matter least.
-    lowered = key.lower()
+def metric_rank(name: str) -> int:
+    """How telling a metric is by its name, most telling first: the order displays show them.
+
+    Losses (0) and accuracies (1) are what people watch; counters such as ``num-examples``
+    (3) matter least; anything else (2) sits between.
+
+    Examples
+    --------
+    >>> sorted(["num-examples", "f1", "accuracy", "val_loss"], key=metric_rank)
+    ['val_loss', 'accuracy', 'f1', 'num-examples']
+    """
+    lowered = name.lower()
     if "loss" in lowered:
         return 0
     if "acc" in lowered:
@@ -80,7 +99,7 @@ def pick_metrics(
     ...               ("server", {"accuracy": 0.8})], limit=3)
     [('train', ['loss', 'acc']), ('server', ['accuracy'])]
     """
-    ranked = [(name, sorted(metrics, key=_preference)) for name, metrics in sections if metrics]
+    ranked = [(name, sorted(metrics, key=metric_rank)) for name, metrics in sections if metrics]
     chosen: dict[str, list[str]] = {name: [] for name, _ in ranked}
     count, depth = 0, 0
     while count < limit and any(depth < len(keys) for _, keys in ranked):
