@@ -266,4 +266,3 @@ class Federation(Settings):
         from fedlab.dashboard.widget import Dashboard
 
         return Dashboard.follow(self)
-

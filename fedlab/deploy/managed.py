@@ -104,7 +104,13 @@ def deploy(
             assert cluster.addresses is not None
             links = cluster.addresses
             return _attached_run(
-                spec, runner, rounds, bundle, links.control, links.serverappio, local,
+                spec,
+                runner,
+                rounds,
+                bundle,
+                links.control,
+                links.serverappio,
+                local,
                 startup_timeout,
             )
     assert address is not None
@@ -225,4 +231,3 @@ def _attached_run(
         except FedlabError:  # the SuperLink may be gone already; the run's outcome stands
             pass
         control.close()
-

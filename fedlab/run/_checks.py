@@ -51,7 +51,9 @@ def check_parts(
     if strategy is not None and not isinstance(strategy, Strategy):
         raise FederationError(f"strategy must be a fedlab Strategy, got {type(strategy).__name__}.")
     if server_app is not None and not isinstance(server_app, ServerApp):
-        raise FederationError(f"server_app must be a fedlab ServerApp, got {type(server_app).__name__}.")
+        raise FederationError(
+            f"server_app must be a fedlab ServerApp, got {type(server_app).__name__}."
+        )
     if strategy is not None and initial_arrays is None:
         raise FederationError(
             "A federation with a strategy needs initial_arrays, the starting model, e.g. "

@@ -155,7 +155,9 @@ class RunSpec:
             if isinstance(initial_arrays, ArrayRecord) or initial_arrays is None
             else ArrayRecord(initial_arrays)
         )
-        settled_config: UserConfig = dict(run_config) if run_config is not None else _scalars(config)
+        settled_config: UserConfig = (
+            dict(run_config) if run_config is not None else _scalars(config)
+        )
         settled_config.update(dataset_config)
         return cls(
             client_app=client_app,
