@@ -1,8 +1,8 @@
 """`Federation`: the front door. Wrap a ClientApp and a Strategy, then ``run()``.
 
-A Federation is a :class:`~fedlab.run.RunSpec`, what it runs, checked when it is made
-(its attributes, see :mod:`fedlab.run.settings`), and a :class:`~fedlab.run.Runner`,
-which executes that spec, one run at a time.
+A Federation holds a :class:`~fedlab.run.RunSpec`, what it runs, checked when it is made
+and shown as its attributes (:mod:`fedlab.run.settings`), and a
+:class:`~fedlab.run.Runner`, which executes that spec one run at a time.
 """
 
 from __future__ import annotations
@@ -79,6 +79,10 @@ class Federation(Settings):
     checkpoint_dir
         Write a checkpoint there after every completed round (see :mod:`fedlab.checkpoint`),
         replacing the previous one; :meth:`resume` continues from it.
+
+    Each argument stays an attribute of that name, settled (``num_clients`` from the
+    dataset, ``initial_arrays`` an ArrayRecord), beside ``note`` and the whole ``spec``.
+    Assigning one changes the runs that start later, not one in progress.
 
     Examples
     --------
