@@ -1,4 +1,9 @@
-"""`Federation`: the front door. Wrap a ClientApp and a Strategy, then ``run()``."""
+"""`Federation`: the front door. Wrap a ClientApp and a Strategy, then ``run()``.
+
+A Federation holds a :class:`~fedlab.run.RunSpec`, what it runs, checked when it is made
+and shown as its attributes (:mod:`fedlab.run.settings`), and a
+:class:`~fedlab.run.Runner`, which executes that spec one run at a time.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +12,16 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from fedlab._driver import AsyncInbox, BlockingInbox, Inbox, drive_blocking
-from fedlab._federation_inputs import check_config, check_evaluate_fn, settle_client_evaluation
-from fedlab._resume import load_for
-from fedlab._run import Run
-from fedlab.checkpoint import Checkpoint
 from fedlab.client import ClientApp
 from fedlab.context import UserConfig
-from fedlab.dashboard import Display, make_display
+from fedlab.dashboard import Display
 from fedlab.errors import FederationError
-from fedlab.events import Event, EventBus, RunFinished, Subscriber
+from fedlab.events import Subscriber
 from fedlab.history import History
 from fedlab.records import ArrayRecord
-from fedlab.server import Grid, Result, ServerApp
-from fedlab.simulation import BACKENDS, Backend
+from fedlab.run import Runner, RunSpec, Settings, load_for
+from fedlab.server import Result, ServerApp
+from fedlab.simulation import Backend
 from fedlab.strategy import ConfigSource, EvaluateFn, Strategy
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["Display", "Federation"]
 
 
-class Federation:
+class Federation(Settings):
     """A ClientApp, a Strategy (or a ServerApp) and a number of clients: one federation.
 
     Parameters
@@ -87,6 +88,10 @@ class Federation:
         Write a checkpoint there after every completed round (see :mod:`fedlab.checkpoint`),
         replacing the previous one; :meth:`resume` continues from it.
 
+    Each argument stays an attribute of that name, settled (``num_clients`` from the
+    dataset, ``initial_arrays`` an ArrayRecord), beside ``note`` and the whole ``spec``.
+    Assigning one changes the runs that start later, not one in progress.
+
     Examples
     --------
     >>> import numpy as np, fedlab as fl
@@ -125,97 +130,38 @@ class Federation:
         display: Display = "auto",
         checkpoint_dir: str | os.PathLike[str] | None = None,
     ) -> None:
-        if not isinstance(client_app, ClientApp):
-            raise FederationError(
-                f"client_app must be a fedlab.ClientApp, got {type(client_app).__name__}."
-            )
-        if (strategy is None) == (server_app is None):
-            raise FederationError(
-                "Give exactly one of strategy=... (e.g. FedAvg()) or server_app=... (a ServerApp)."
-            )
-        if strategy is not None and not isinstance(strategy, Strategy):
-            raise FederationError(f"strategy must be a fedlab Strategy, got {type(strategy).__name__}.")
-        if server_app is not None and not isinstance(server_app, ServerApp):
-            raise FederationError(f"server_app must be a fedlab ServerApp, got {type(server_app).__name__}.")
-        if strategy is not None and initial_arrays is None:
-            raise FederationError(
-                "A federation with a strategy needs initial_arrays, the starting model, e.g. "
-                "initial_arrays=ArrayRecord(model.state_dict())."
-            )
-        if evaluate_fn is not None:
-            check_evaluate_fn(evaluate_fn)
-        check_config("config", config)
-        check_config("evaluate_config", evaluate_config)
-        note = settle_client_evaluation(strategy, client_app)
-        dataset_config: UserConfig = {}
-        if dataset is not None:  # registered in-process; clients find it through their run_config
-            from fedlab.datasets import attach
-
-            num_clients, dataset_config = attach(dataset, num_clients)
-        num_clients = 10 if num_clients is None else num_clients
-        if not isinstance(num_clients, int) or isinstance(num_clients, bool) or num_clients < 1:
-            raise FederationError(f"num_clients must be a positive int, got {num_clients!r}.")
-        if isinstance(backend, str) and backend not in BACKENDS:
-            raise FederationError(
-                f"Unknown backend {backend!r}; choose one of {', '.join(map(repr, BACKENDS))}."
-            )
-        if not isinstance(backend, str) and not all(
-            callable(getattr(backend, name, None))
-            for name in ("start", "submit", "call", "cancel", "close")
-        ):
-            raise FederationError(
-                f"backend must be a backend name ({', '.join(map(repr, BACKENDS))}) or a backend "
-                f"instance such as fedlab.simulation.ThreadBackend(4), got {type(backend).__name__}."
-            )
-        if checkpoint_dir is not None and strategy is None:
-            raise FederationError(
-                "checkpoint_dir needs a strategy: a ServerApp's own loop cannot be checkpointed; "
-                "pass strategy=... or drop checkpoint_dir."
-            )
-        if display not in ("auto", "widget", "static", "rich", "plain", "none"):
-            raise FederationError(
-                "display must be 'auto', 'widget', 'static', 'rich', 'plain' or 'none', "
-                f"got {display!r}."
-            )
-        self.client_app = client_app
-        self.strategy = strategy
-        self.server_app = server_app
-        self.num_clients = num_clients
-        self.initial_arrays = (
-            initial_arrays
-            if isinstance(initial_arrays, ArrayRecord) or initial_arrays is None
-            else ArrayRecord(initial_arrays)
+        spec = RunSpec.build(
+            client_app,
+            strategy,
+            server_app=server_app,
+            num_clients=num_clients,
+            dataset=dataset,
+            initial_arrays=initial_arrays,
+            config=config,
+            evaluate_config=evaluate_config,
+            evaluate_fn=evaluate_fn,
+            run_config=run_config,
+            node_configs=node_configs,
+            seed=seed,
+            backend=backend,
+            max_workers=max_workers,
+            timeout=timeout,
+            display=display,
+            checkpoint_dir=checkpoint_dir,
         )
-        self.config = config
-        self.evaluate_config = evaluate_config
-        self.evaluate_fn = evaluate_fn
-        self.run_config: UserConfig = dict(run_config) if run_config is not None else _scalars(config)
-        self.run_config.update(dataset_config)
-        self.dataset = dataset
-        self.node_configs = node_configs
-        self.seed = seed
-        self.backend = backend
-        self.max_workers = max_workers
-        self.timeout = timeout
-        self.display = display
-        self.checkpoint_dir = checkpoint_dir
-        #: What the run's first line adds, e.g. that federated evaluation is skipped.
-        self.note = note
-        self._subscribers: list[Subscriber] = []
-        self._run: Run | None = None
-        self._runs_started = 0
+        super().__init__(spec)
+        self._runner = Runner()
 
     # -- observing ------------------------------------------------------------------------
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         """Call ``subscriber(event)`` for every event of later runs, on the caller's thread."""
-        self._subscribers.append(subscriber)
-        return lambda: self._subscribers.remove(subscriber) if subscriber in self._subscribers else None
+        return self._runner.subscribe(subscriber)
 
     @property
     def history(self) -> History | None:
         """The History of the latest run (live while it runs), or None before the first."""
-        return self._run.history if self._run is not None else None
+        return self._runner.history
 
     # -- running --------------------------------------------------------------------------
 
@@ -241,15 +187,11 @@ class Federation:
             client reply failed. The message names the first failure; ``self.history``
             holds them all. A run in which only some rounds aggregated nothing returns.
         """
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self.run_async(rounds))
-        return drive_blocking(self._drive(rounds, BlockingInbox()))
+        return self._runner.run(self.spec, rounds)
 
     async def run_async(self, rounds: int = 3) -> Result:
         """Run the federation without blocking the event loop: ``await fed.run_async()``."""
-        return await self._drive(rounds, AsyncInbox())
+        return await self._runner.run_async(self.spec, rounds)
 
     def start(self, rounds: int = 3) -> asyncio.Task[Result]:
         """Start a run in the background of the running loop and return its task at once."""
@@ -263,8 +205,7 @@ class Federation:
 
     def stop(self) -> None:
         """Stop the current run after the round in progress."""
-        if self._run is not None:
-            self._run.grid.request_stop()
+        self._runner.stop()
 
     def resume(
         self, checkpoint_dir: str | os.PathLike[str] | None = None, rounds: int | None = None
@@ -306,15 +247,7 @@ class Federation:
         if self.checkpoint_dir is None:
             self.checkpoint_dir = directory
         total = saved.num_rounds if rounds is None else rounds
-
-        async def on_new_loop() -> Result:  # an AsyncInbox must be made on its loop
-            return await self._drive(total, AsyncInbox(), saved)
-
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(on_new_loop())
-        return drive_blocking(self._drive(total, BlockingInbox(), saved))
+        return self._runner.run(self.spec, total, saved=saved)
 
     def deploy(
         self,
@@ -335,48 +268,7 @@ class Federation:
         """
         from fedlab.deploy.local.managed import deploy
 
-        return deploy(self, address, local=local, rounds=rounds, **options)
-
-    async def _drive(
-        self,
-        rounds: int,
-        inbox: Inbox,
-        saved: Checkpoint | None = None,
-        make_grid: Callable[[EventBus], Grid] | None = None,
-    ) -> Result:
-        if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 0:
-            raise FederationError(f"rounds must be a non-negative int, got {rounds!r}.")
-        if self._run is not None and self._run.thread.is_alive():
-            raise FederationError("This federation is already running; wait for it or call stop().")
-        run = self._run = Run(self, rounds, saved, make_grid)
-        observers = [d for d in (self._make_display(),) if d is not None] + list(self._subscribers)
-        run.bus.subscribe(inbox.put)
-        run.thread.start()
-        interrupted = False
-        try:
-            while True:
-                try:
-                    event = await inbox.get()
-                except KeyboardInterrupt:
-                    if interrupted:
-                        raise
-                    interrupted = True
-                    run.grid.request_stop()
-                    continue
-                if event is None:
-                    _idle(observers, run.bus)
-                    continue
-                _deliver(observers, event, run.bus)
-                if isinstance(event, RunFinished):
-                    break
-        except asyncio.CancelledError:
-            run.grid.request_stop()
-            raise
-        run.thread.join()
-        return run.outcome()
-
-    def _make_display(self) -> Subscriber | None:
-        return make_display(self.display, on_stop=self.stop)
+        return deploy(self.spec, self._runner, address, local=local, rounds=rounds, **options)
 
     def dashboard(self) -> Dashboard:
         """Return a live notebook dashboard of the latest run that also follows later runs.
@@ -386,28 +278,3 @@ class Federation:
         from fedlab.dashboard.widget import Dashboard
 
         return Dashboard.follow(self)
-
-
-def _idle(observers: Sequence[Subscriber], bus: EventBus) -> None:
-    # Displays that coalesce updates send what is pending while no event arrives.
-    for observer in observers:
-        idle = getattr(observer, "idle", None)
-        if callable(idle):
-            try:
-                idle()
-            except Exception as exc:  # a broken display must not break the run
-                bus.record_subscriber_error(observer, exc)
-
-
-def _deliver(observers: Sequence[Subscriber], event: Event, bus: EventBus) -> None:
-    for observer in observers:
-        try:
-            observer(event)
-        except Exception as exc:  # a broken display must not break the run
-            bus.record_subscriber_error(observer, exc)
-
-
-def _scalars(config: ConfigSource | None) -> UserConfig:
-    if not isinstance(config, Mapping):
-        return {}
-    return {k: v for k, v in config.items() if isinstance(v, bool | int | float | str)}

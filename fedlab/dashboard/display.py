@@ -15,9 +15,8 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import Literal, TextIO, get_args
+from typing import TYPE_CHECKING, Literal, TextIO, get_args
 
-from fedlab.dashboard.console import PlainConsole, RichConsole
 from fedlab.errors import FederationError
 from fedlab.events import Subscriber
 
@@ -66,6 +65,9 @@ def make_display(
     chosen = _from_environment(stream) if kind == "auto" else kind
     if chosen == "none":
         return None
+    # Imported here: the consoles pull in rich, which deciding on a display does not need.
+    from fedlab.dashboard.console import PlainConsole, RichConsole
+
     if chosen == "rich":
         from rich.console import Console
 
@@ -105,6 +107,8 @@ def _from_environment(stream: TextIO | None) -> Display:
 
 def _notebook(kind: str, stream: TextIO | None, on_stop: Callable[[], None] | None) -> Subscriber:
     """Show and return the notebook display ``kind`` (``"widget"`` or ``"static"``)."""
+    from fedlab.dashboard.console import PlainConsole
+
     if not _in_notebook():
         return PlainConsole(stream)
     from IPython.display import display

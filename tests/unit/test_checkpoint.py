@@ -281,7 +281,7 @@ def test_resume_restores_each_nodes_context_state(tmp_path: Path) -> None:
     saved = load_checkpoint(tmp_path)
     assert [s["calls"]["n"] for s in saved.node_states] == [2] * 6  # type: ignore[index]
     grid = SimulationGrid(ClientApp(), 6, node_ids=saved.node_ids)
-    from fedlab._resume import restore_nodes
+    from fedlab.run.resume import restore_nodes
 
     restore_nodes(grid, saved)
     assert grid.context(saved.node_ids[4]).state == saved.node_states[4]

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-import fedlab._driver as driver
+import fedlab.run.driver as driver
 from fedlab import (
     ArrayRecord,
     ClientApp,

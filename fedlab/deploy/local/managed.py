@@ -1,43 +1,39 @@
 """Managed runs: what ``Federation.deploy(...)`` does.
 
-``deploy(fed, local=N)`` starts a SuperLink and N SuperNodes as child processes on
-127.0.0.1 (free ports, a temporary state directory), ships the Federation's ClientApp to
+``deploy(spec, runner, local=N)`` starts a SuperLink and N SuperNodes as child processes
+on 127.0.0.1 (free ports, a temporary state directory), ships the spec's ClientApp to
 them as an app bundle, runs the strategy in this process over a
 :class:`~fedlab.deploy.client.grpcgrid.GrpcGrid`, and stops every process again — also when the
-run fails or is interrupted. ``deploy(fed, "host:port")`` does the same against a
-SuperLink that is already running (the address of its Control API).
+run fails or is interrupted. ``deploy(spec, runner, "host:port")`` does the same against
+a SuperLink that is already running (the address of its Control API).
 
 The local processes run in a private temporary directory, not the caller's: like remote
 SuperNodes, they see only the code the bundle carries. A Federation built with
 ``dataset=...`` has each local SuperNode's partition written there as parquet, and the
 node's ``partition-path`` names it, so ``load_partition(ctx)`` works as in a simulation.
 
-The run goes through the Federation's own driver, so History, the terminal console and
-the notebook dashboard receive the same events as for ``fed.run()``, and the same
-:class:`~fedlab.server.Result` comes back.
+Deploying supplies only the grid: the run goes through the Federation's own
+:class:`~fedlab.run.Runner`, handed a factory of GrpcGrids, so History, the terminal
+console and the notebook dashboard receive the same events as for ``fed.run()``, and the
+same :class:`~fedlab.server.Result` comes back.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from fedlab._driver import AsyncInbox, BlockingInbox, drive_blocking
 from fedlab.datasets import PARTITION_PATH, write_partition
 from fedlab.deploy.bundle import build_bundle
 from fedlab.deploy.local._cluster import LocalCluster
 from fedlab.errors import FederationError, FedlabError
 from fedlab.events import EventBus
+from fedlab.run import Runner, RunSpec
 from fedlab.server import Grid, Result
-
-if TYPE_CHECKING:
-    from fedlab.federation import Federation
 
 __all__ = ["deploy"]
 
@@ -45,7 +41,8 @@ _log = logging.getLogger("fedlab.deploy")
 
 
 def deploy(
-    fed: Federation,
+    spec: RunSpec,
+    runner: Runner,
     address: str | None = None,
     *,
     local: int | None = None,
@@ -55,12 +52,15 @@ def deploy(
     signing_key: Ed25519PrivateKey | None = None,
     startup_timeout: float = 120.0,
 ) -> Result:
-    """Run ``fed`` on SuperNodes and return its Result (see the module docstring).
+    """Run ``spec`` on SuperNodes and return its Result (see the module docstring).
 
     Parameters
     ----------
-    fed
-        The federation; its ClientApp is shipped, its strategy (or ServerApp) runs here.
+    spec
+        What a Federation runs; its ClientApp is shipped, its strategy (or ServerApp) runs
+        here.
+    runner
+        The Federation's runs, which this one joins (its History, displays, subscribers).
     address
         The Control API of a running SuperLink, ``"host:port"``. Give this or ``local``.
     local
@@ -85,18 +85,18 @@ def deploy(
     DeployError
         If a process fails to start or the SuperLink cannot be reached.
     """
-    _check(fed, address, local, insecure)
+    _check(spec, address, local, insecure)
     if local is not None and signing_key is None:
         # The local SuperNodes trust only this run's key, so they run only this run's code.
         signing_key = Ed25519PrivateKey.generate()
-    bundle = build_bundle(fed.client_app, run_config=fed.run_config, signing_key=signing_key)
+    bundle = build_bundle(spec.client_app, run_config=spec.run_config, signing_key=signing_key)
     if local is not None:
         assert signing_key is not None
         cluster = LocalCluster(
             local, [], startup_timeout=startup_timeout, trusted_keys=[signing_key.public_key()]
         )
         try:  # the partitions go into the cluster's directory, removed when it stops
-            cluster.node_configs = _node_configs(fed, local, cluster.directory / "partitions")
+            cluster.node_configs = _node_configs(spec, local, cluster.directory / "partitions")
         except BaseException:
             cluster.stop()
             raise
@@ -104,13 +104,22 @@ def deploy(
             assert cluster.addresses is not None
             links = cluster.addresses
             return _attached_run(
-                fed, rounds, bundle, links.control, links.serverappio, local, startup_timeout
+                spec,
+                runner,
+                rounds,
+                bundle,
+                links.control,
+                links.serverappio,
+                local,
+                startup_timeout,
             )
     assert address is not None
-    return _attached_run(fed, rounds, bundle, address, serverappio_address, 0, startup_timeout)
+    return _attached_run(
+        spec, runner, rounds, bundle, address, serverappio_address, 0, startup_timeout
+    )
 
 
-def _check(fed: Federation, address: str | None, local: int | None, insecure: bool) -> None:
+def _check(spec: RunSpec, address: str | None, local: int | None, insecure: bool) -> None:
     if (address is None) == (local is None):
         raise FederationError(
             "Give either local=N (start N SuperNodes on this machine) or the address of a "
@@ -123,40 +132,40 @@ def _check(fed: Federation, address: str | None, local: int | None, insecure: bo
             f"Connecting to {address} needs TLS, which this version does not support yet; pass "
             "insecure=True to connect without encryption (only on a network you trust)."
         )
-    if fed.checkpoint_dir is not None:
+    if spec.checkpoint_dir is not None:
         raise FederationError(
             "Checkpoints are for simulations (node states live on the SuperNodes in a deployment); "
             "create the Federation without checkpoint_dir to deploy it."
         )
 
 
-def _node_configs(fed: Federation, local: int, partitions: Path) -> list[str]:
-    if fed.dataset is not None:
-        _check_partitions(fed, local)
+def _node_configs(spec: RunSpec, local: int, partitions: Path) -> list[str]:
+    if spec.dataset is not None:
+        _check_partitions(spec, local)
     configs = []
     for index in range(local):
         config: dict[str, Any] = {"partition-id": index, "num-partitions": local}
-        if fed.node_configs is not None and len(fed.node_configs) == local:
-            config.update(fed.node_configs[index])
+        if spec.node_configs is not None and len(spec.node_configs) == local:
+            config.update(spec.node_configs[index])
         path = config.get(PARTITION_PATH)
         if path is not None:  # the nodes run elsewhere; the caller meant their own directory
             config[PARTITION_PATH] = os.path.abspath(os.path.expanduser(str(path)))
-        elif fed.dataset is not None:
+        elif spec.dataset is not None:
             pid = config["partition-id"]
             if not isinstance(pid, int) or isinstance(pid, bool):
                 raise FederationError(
                     f"node_configs[{index}]['partition-id'] must be an int, got {pid!r}."
                 )
             folder = partitions / f"partition-{index}"
-            write_partition(fed.dataset, pid, folder)
+            write_partition(spec.dataset, pid, folder)
             config[PARTITION_PATH] = str(folder)
         configs.append(" ".join(f"{k}={_quoted(v)}" for k, v in config.items()))
     return configs
 
 
-def _check_partitions(fed: Federation, local: int) -> None:
-    assert fed.dataset is not None
-    counts = [fed.dataset.partitioner(split).num_partitions for split in fed.dataset.partitioners]
+def _check_partitions(spec: RunSpec, local: int) -> None:
+    assert spec.dataset is not None
+    counts = [spec.dataset.partitioner(split).num_partitions for split in spec.dataset.partitioners]
     if local > min(counts):
         raise FederationError(
             f"deploy(local={local}) starts {local} SuperNodes, but the dataset has only "
@@ -186,7 +195,8 @@ def _quoted(value: object) -> str:
 
 
 def _attached_run(
-    fed: Federation,
+    spec: RunSpec,
+    runner: Runner,
     rounds: int,
     bundle: bytes,
     control_address: str,
@@ -199,7 +209,7 @@ def _attached_run(
 
     control = ControlClient(control_address)
     serverappio = serverappio_address or control.serverappio_address
-    run_id = control.create_run(bundle, dict(fed.run_config), attached=True)
+    run_id = control.create_run(bundle, dict(spec.run_config), attached=True)
 
     def make_grid(bus: EventBus) -> Grid:
         grid = GrpcGrid(serverappio, run_id, events=bus)
@@ -209,7 +219,7 @@ def _attached_run(
 
     status, error = "failed", None
     try:
-        result = _drive(fed, rounds, make_grid)
+        result = runner.run(spec, rounds, grid_factory=make_grid)
         status = "stopped" if result.stopped_early else "completed"
         return result
     except BaseException as exc:
@@ -221,16 +231,3 @@ def _attached_run(
         except FedlabError:  # the SuperLink may be gone already; the run's outcome stands
             pass
         control.close()
-
-
-def _drive(fed: Federation, rounds: int, make_grid: Callable[[EventBus], Grid]) -> Result:
-    # The same steps as Federation.run(): asyncio.run in a script, the blocking driver
-    # inside a running loop (a notebook kernel).
-    async def on_new_loop() -> Result:
-        return await fed._drive(rounds, AsyncInbox(), make_grid=make_grid)
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(on_new_loop())
-    return drive_blocking(fed._drive(rounds, BlockingInbox(), make_grid=make_grid))

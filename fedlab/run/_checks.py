@@ -2,7 +2,7 @@
 
 Each check fails with a :class:`~fedlab.errors.FederationError` that names the argument
 the user wrote (``config['w']``, ``evaluate_fn``), not the record it would have become
-later, and says how to fix it.
+later, and says how to fix it. :meth:`fedlab.run.RunSpec.build` calls them in order.
 """
 
 from __future__ import annotations
@@ -12,16 +12,80 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from fedlab.client import ClientApp
+from fedlab.dashboard.display import DISPLAYS
 from fedlab.errors import FederationError, RecordError
 from fedlab.records import ConfigRecord
+from fedlab.server import ServerApp
+from fedlab.simulation import BACKENDS
 from fedlab.strategy import FedAvg, Strategy
 
-__all__ = ["check_config", "check_evaluate_fn", "settle_client_evaluation"]
+__all__ = [
+    "check_config",
+    "check_evaluate_fn",
+    "check_parts",
+    "check_settings",
+    "settle_client_evaluation",
+]
+
+#: The names ``display=`` accepts.
 
 #: What the run's first line says when federated evaluation was left out by default.
 SKIPPED_EVALUATION = "federated evaluation skipped: the ClientApp has no @app.evaluate()"
 
 _ALLOWED = "int, float, str, bytes, bool or a list of one of them"
+
+
+def check_parts(
+    client_app: object, strategy: object, server_app: object, initial_arrays: object
+) -> None:
+    """Refuse anything but a ClientApp with exactly one of a Strategy (and its model) or a ServerApp."""
+    if not isinstance(client_app, ClientApp):
+        raise FederationError(
+            f"client_app must be a fedlab.ClientApp, got {type(client_app).__name__}."
+        )
+    if (strategy is None) == (server_app is None):
+        raise FederationError(
+            "Give exactly one of strategy=... (e.g. FedAvg()) or server_app=... (a ServerApp)."
+        )
+    if strategy is not None and not isinstance(strategy, Strategy):
+        raise FederationError(f"strategy must be a fedlab Strategy, got {type(strategy).__name__}.")
+    if server_app is not None and not isinstance(server_app, ServerApp):
+        raise FederationError(
+            f"server_app must be a fedlab ServerApp, got {type(server_app).__name__}."
+        )
+    if strategy is not None and initial_arrays is None:
+        raise FederationError(
+            "A federation with a strategy needs initial_arrays, the starting model, e.g. "
+            "initial_arrays=ArrayRecord(model.state_dict())."
+        )
+
+
+def check_settings(
+    num_clients: object, backend: object, checkpoint_dir: object, strategy: object, display: object
+) -> None:
+    """Refuse a number of clients, backend, checkpointing or display the run cannot have."""
+    if not isinstance(num_clients, int) or isinstance(num_clients, bool) or num_clients < 1:
+        raise FederationError(f"num_clients must be a positive int, got {num_clients!r}.")
+    if isinstance(backend, str) and backend not in BACKENDS:
+        raise FederationError(
+            f"Unknown backend {backend!r}; choose one of {', '.join(map(repr, BACKENDS))}."
+        )
+    if not isinstance(backend, str) and not all(
+        callable(getattr(backend, name, None))
+        for name in ("start", "submit", "call", "cancel", "close")
+    ):
+        raise FederationError(
+            f"backend must be a backend name ({', '.join(map(repr, BACKENDS))}) or a backend "
+            f"instance such as fedlab.simulation.ThreadBackend(4), got {type(backend).__name__}."
+        )
+    if checkpoint_dir is not None and strategy is None:
+        raise FederationError(
+            "checkpoint_dir needs a strategy: a ServerApp's own loop cannot be checkpointed; "
+            "pass strategy=... or drop checkpoint_dir."
+        )
+    if display not in DISPLAYS:
+        names = ", ".join(map(repr, DISPLAYS[:-1]))
+        raise FederationError(f"display must be {names} or {DISPLAYS[-1]!r}, got {display!r}.")
 
 
 def check_evaluate_fn(evaluate_fn: object) -> None:

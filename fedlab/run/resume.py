@@ -1,8 +1,10 @@
-"""How a Federation checkpoints a run after every round and continues one (private).
+"""How a run checkpoints itself after every round, and how a run continues from one.
 
-The Federation keeps the plumbing (threads, inboxes, displays); this module holds what a
-checkpoint adds to a run: the ``on_round_end`` callback that writes one, and what a
-resumed run restores before its first round (node states, strategy state, History).
+The engine and runner keep the plumbing (threads, inboxes, displays); this module holds
+what a checkpoint adds to a run: the check that a federation can continue one
+(:func:`load_for`), the ``on_round_end`` callback that writes one, and what a resumed run
+restores before its first round (node states, strategy state, History). The on-disk
+format is :mod:`fedlab.checkpoint`'s.
 """
 
 from __future__ import annotations

@@ -1,4 +1,10 @@
-"""The engine of one Federation run: its grid, History and the thread serving it (private).
+"""The engine of one run: it executes a :class:`RunSpec` against a Grid, on its own thread.
+
+An :class:`Engine` holds a run's bus, History and grid, and the thread that drives the
+server side (the strategy's ``start`` or the ServerApp); :class:`~fedlab.run.Runner`
+starts that thread and drains the bus on the caller's thread. The grid comes from a
+:data:`GridFactory`: a simulation of the spec's clients by default, a deployment's grid
+when ``Federation.deploy`` supplies one.
 
 A run that learned nothing fails: when rounds aggregated (``RoundAggregated`` events) and
 not one of them changed the global arrays, or, for a ServerApp that exchanges messages
@@ -15,9 +21,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-from fedlab._resume import RoundCheckpointer, follow, merged, restore_nodes
 from fedlab.checkpoint import Checkpoint
 from fedlab.context import Context, UserConfigValue
 from fedlab.errors import FederationError
@@ -34,58 +38,66 @@ from fedlab.events import (
 from fedlab.format import describe_error, format_rounds
 from fedlab.history import History
 from fedlab.records import ArrayRecord
+from fedlab.run.resume import RoundCheckpointer, follow, merged, restore_nodes
+from fedlab.run.spec import RunSpec
 from fedlab.server import Grid, Result
 from fedlab.simulation import SimulationGrid
 
-if TYPE_CHECKING:
-    from fedlab.federation import Federation
+__all__ = ["Engine", "GridFactory"]
 
-__all__ = ["Run"]
+#: Makes the grid a run talks to, given the run's event bus.
+GridFactory = Callable[[EventBus], Grid]
 
 
-class Run:
-    """One run: its bus, History, grid and the engine thread driving the server side.
+class Engine:
+    """One run of ``spec``: its bus, History, grid and the engine thread driving the server side.
 
-    The Federation's coroutine core starts :attr:`thread` and drains :attr:`bus` on the
-    caller's thread; :meth:`outcome` hands back the Result or re-raises the run's error.
+    Parameters
+    ----------
+    spec
+        What to run.
+    rounds
+        The number of rounds asked for (for a ServerApp, the default of its
+        ``num-server-rounds``).
+    number
+        Which run of its federation this is, counted from 1: with a seed, the run id
+        is drawn from the seed and this number, so the n-th run of a seeded federation
+        always gets the same id.
+    saved
+        The checkpoint a resumed run continues from.
+    grid_factory
+        Makes the grid; by default a simulation of the spec's clients. A deployment's
+        grid decides the run id.
+
+    The caller starts :attr:`thread` and drains :attr:`bus`; :meth:`outcome` then hands
+    back the Result or re-raises the run's error.
     """
 
     def __init__(
         self,
-        fed: Federation,
+        spec: RunSpec,
         rounds: int,
+        *,
+        number: int,
         saved: Checkpoint | None = None,
-        make_grid: Callable[[EventBus], Grid] | None = None,
+        grid_factory: GridFactory | None = None,
     ) -> None:
-        self.fed = fed
+        self.spec = spec
         self.saved = saved
         #: The run's run_config; a ServerApp finds its number of rounds in it.
-        self.run_config = dict(fed.run_config)
-        if fed.server_app is not None:
+        self.run_config = dict(spec.run_config)
+        if spec.server_app is not None:
             self.run_config.setdefault("num-server-rounds", rounds)
             rounds = _server_rounds(self.run_config["num-server-rounds"], rounds)
         self.rounds = rounds
-        fed._runs_started += 1
-        rng = random.Random(None if fed.seed is None else f"{fed.seed}:{fed._runs_started}")
+        rng = random.Random(None if spec.seed is None else f"{spec.seed}:{number}")
         self.run_id = rng.getrandbits(63) if saved is None else saved.run_id
         self.bus = EventBus()
         self.history = History() if saved is None else saved.history
         self.bus.subscribe(self.history if saved is None else follow(self.history))
         self._learned = _Learned()
         self.bus.subscribe(self._learned)
-        # make_grid: a deployment's grid (fedlab.deploy.local.managed); it decides the run id.
-        self.grid: Grid = make_grid(self.bus) if make_grid is not None else SimulationGrid(
-            fed.client_app,
-            fed.num_clients,
-            run_id=self.run_id,
-            backend=fed.backend,
-            max_workers=fed.max_workers,
-            node_configs=fed.node_configs,
-            run_config=self.run_config,
-            events=self.bus,
-            seed=fed.seed,
-            node_ids=None if saved is None else saved.node_ids,
-        )
+        self.grid: Grid = (grid_factory or self._simulation)(self.bus)
         self.run_id = self.grid.run_id
         if saved is not None:
             restore_nodes(self.simulation_grid(), saved)
@@ -96,15 +108,30 @@ class Run:
             target=contextvars.copy_context().run, args=(self._execute,), name="fedlab-run", daemon=True
         )
 
+    def _simulation(self, bus: EventBus) -> Grid:
+        spec, saved = self.spec, self.saved
+        return SimulationGrid(
+            spec.client_app,
+            spec.num_clients,
+            run_id=self.run_id,
+            backend=spec.backend,
+            max_workers=spec.max_workers,
+            node_configs=spec.node_configs,
+            run_config=self.run_config,
+            events=bus,
+            seed=spec.seed,
+            node_ids=None if saved is None else saved.node_ids,
+        )
+
     def simulation_grid(self) -> SimulationGrid:
         """The grid, as checkpointing needs it: a simulation (deployments refuse checkpoints)."""
         assert isinstance(self.grid, SimulationGrid)
         return self.grid
 
     def _execute(self) -> None:
-        fed = self.fed
+        spec = self.spec
         started = time.perf_counter()
-        name = type(fed.strategy).__name__ if fed.strategy is not None else "ServerApp"
+        name = type(spec.strategy).__name__ if spec.strategy is not None else "ServerApp"
         nodes = self.grid.get_node_ids()
         self.bus.emit(
             RunStarted(
@@ -115,7 +142,7 @@ class Run:
                 strategy=name,
                 config=dict(self.run_config),
                 start_round=1 if self.saved is None else self.saved.round + 1,
-                note=fed.note,
+                note=spec.note,
             )
         )
         try:
@@ -126,7 +153,7 @@ class Run:
         finally:
             self.grid.close()
         completed = self.result.rounds_completed if self.result is not None else self.history.rounds_completed
-        if fed.server_app is None:
+        if spec.server_app is None:
             stopped_early = completed < self.rounds
         else:  # a ServerApp runs as many rounds as it likes: only its own Result can tell
             stopped_early = self.result is not None and self.result.stopped_early
@@ -141,35 +168,35 @@ class Run:
         )
 
     def _serve(self) -> Result:
-        fed = self.fed
-        if fed.strategy is not None:
-            assert fed.initial_arrays is not None  # checked in Federation.__init__
+        spec = self.spec
+        if spec.strategy is not None:
+            assert spec.initial_arrays is not None  # checked by RunSpec.build
             saved, checkpointing = self.saved, {}
-            if fed.checkpoint_dir is not None:  # only then: a custom start() may lack these
+            if spec.checkpoint_dir is not None:  # only then: a custom start() may lack these
                 checkpointing = {
                     "start_round": 1 if saved is None else saved.round + 1,
                     "on_round_end": RoundCheckpointer(
-                        fed.checkpoint_dir, fed.strategy, self.simulation_grid(), self.history,
+                        spec.checkpoint_dir, spec.strategy, self.simulation_grid(), self.history,
                         self.run_id, self.rounds, saved,
                     ),
                 }
             if saved is not None:
-                fed.strategy.load_state_dict(saved.strategy_state)
-            result = fed.strategy.start(
+                spec.strategy.load_state_dict(saved.strategy_state)
+            result = spec.strategy.start(
                 self.grid,
-                fed.initial_arrays if saved is None else saved.arrays,
+                spec.initial_arrays if saved is None else saved.arrays,
                 self.rounds,
-                timeout=fed.timeout,
-                train_config=fed.config,
-                evaluate_config=fed.evaluate_config if fed.evaluate_config is not None else fed.config,
-                evaluate_fn=fed.evaluate_fn,
-                seed=fed.seed,
+                timeout=spec.timeout,
+                train_config=spec.config,
+                evaluate_config=spec.evaluate_config if spec.evaluate_config is not None else spec.config,
+                evaluate_fn=spec.evaluate_fn,
+                seed=spec.seed,
                 **checkpointing,  # type: ignore[arg-type]
             )
             return result if saved is None else merged(result, saved)
-        assert fed.server_app is not None
+        assert spec.server_app is not None
         context = Context(run_id=self.run_id, node_id=0, run_config=dict(self.run_config))
-        returned = fed.server_app(self.grid, context)
+        returned = spec.server_app(self.grid, context)
         if isinstance(returned, Result):
             return returned
         return Result(

@@ -9,6 +9,9 @@ subscribers run. Two inboxes share that one core:
 - :class:`BlockingInbox` waits on a thread queue and never suspends, so the same coroutine
   can be driven to completion with :func:`drive_blocking` from inside a Jupyter cell whose
   loop is already running, without ``asyncio.run`` and without nest_asyncio.
+
+:func:`run_sync` is the one place that picks between them for a blocking call
+(``run()``, ``resume()``, ``deploy()``).
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ import asyncio
 import contextvars
 import threading
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
 from fedlab.errors import RunError
 from fedlab.events import ClientReplied, Event, ReplyRejected
+
+__all__ = ["AsyncInbox", "BlockingInbox", "Inbox", "drive_blocking", "run_sync"]
 
 T = TypeVar("T")
 
@@ -121,3 +126,28 @@ def drive_blocking(coro: Coroutine[Any, Any, T]) -> T:
         "The run's coroutine awaited a loop-bound object; this is a fedlab bug: please report it "
         "with this traceback."
     )
+
+
+def run_sync(core: Callable[[Inbox], Coroutine[Any, Any, T]]) -> T:
+    """Run the coroutine ``core(inbox)`` to completion from synchronous code; return its value.
+
+    In a script (no running loop) it runs on a new loop with an :class:`AsyncInbox`; inside
+    a running loop (a notebook cell) it is driven on this thread with a
+    :class:`BlockingInbox`, so the cell blocks until the run ends.
+
+    Examples
+    --------
+    >>> async def core(inbox: Inbox) -> str:
+    ...     return type(inbox).__name__
+    >>> run_sync(core)
+    'AsyncInbox'
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+
+        async def on_new_loop() -> T:  # an AsyncInbox must be made on the loop it serves
+            return await core(AsyncInbox())
+
+        return asyncio.run(on_new_loop())
+    return drive_blocking(core(BlockingInbox()))

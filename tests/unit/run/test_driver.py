@@ -7,7 +7,7 @@ import inspect
 
 import pytest
 
-from fedlab._driver import BlockingInbox, drive_blocking
+from fedlab.run.driver import BlockingInbox, drive_blocking
 from fedlab.errors import ConfigurationError, RunError
 
 
