@@ -8,8 +8,9 @@ import numpy as np
 
 from fedlab.datasets._hf import column, require_column
 from fedlab.datasets.partitioner import Partitioner, RowPartitioner
-from fedlab.datasets.partitioner._checks import labels_of, positive_int
+from fedlab.datasets.partitioner._checks import labels_of
 from fedlab.errors import DatasetError
+from fedlab.validate import check_int
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -67,7 +68,7 @@ def compute_counts(
     classes, codes = labels_of(column(dataset, column_name))
     count = partitioner.num_partitions
     if max_partitions is not None:
-        count = min(count, positive_int("max_partitions", max_partitions))
+        count = min(count, check_int("max_partitions", max_partitions, DatasetError, minimum=1))
     rows = np.zeros((count, len(classes)), dtype=np.int64)
     for pid in range(count):
         if isinstance(partitioner, RowPartitioner):

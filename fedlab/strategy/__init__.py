@@ -1,8 +1,10 @@
 """Strategies: how the server samples nodes and combines their replies."""
 
+from fedlab.strategy._aggregate import MetricsAggregationFn
+from fedlab.strategy._round_loop import ConfigSource, EvaluateFn
 from fedlab.strategy._selection import NodeFilter
 from fedlab.strategy.bulyan import Bulyan
-from fedlab.strategy.fedavg import FedAvg, MetricsAggregationFn
+from fedlab.strategy.fedavg import FedAvg
 from fedlab.strategy.fedavgm import FedAvgM
 from fedlab.strategy.fedbuff import FedBuff
 from fedlab.strategy.fednova import FedNova
@@ -13,7 +15,7 @@ from fedlab.strategy.median import FedMedian, FedTrimmedAvg
 from fedlab.strategy.qfedavg import QFedAvg
 from fedlab.strategy.scaffold import Scaffold
 from fedlab.strategy.scaffold_client import ScaffoldClient
-from fedlab.strategy.strategy import ConfigSource, EvaluateFn, Strategy, StrategyState
+from fedlab.strategy.strategy import Strategy, StrategyState
 
 __all__ = [
     "Bulyan",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -13,6 +13,7 @@ from fedlab.message import Message
 from fedlab.records import Array, ArrayRecord, MetricRecord, RecordDict
 
 __all__ = [
+    "MetricsAggregationFn",
     "WeightedSum",
     "reply_weight",
     "single_record",
@@ -20,6 +21,12 @@ __all__ = [
     "weighted_average_metrics",
     "without_arrays",
 ]
+
+#: Combines the replies' contents into one MetricRecord: ``fn(contents, weighted_by_key)``.
+#: FedAvg passes the successful training replies' contents without their ArrayRecords
+#: (the arrays were summed and let go as each reply arrived); the default is
+#: :func:`weighted_average_metrics`.
+MetricsAggregationFn = Callable[[Sequence[RecordDict], str], MetricRecord]
 
 
 def single_record(reply: Message, kind: type[ArrayRecord | MetricRecord]) -> tuple[str, Any]:

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from fedlab.errors import AggregationError, StrategyError
 from fedlab.events import RoundStarted
 from fedlab.message import Message
-from fedlab.records import ArrayRecord
+from fedlab.records import ArrayRecord, ConfigRecord
 from fedlab.server.grid import Grid, timeout_reply
 from fedlab.strategy._reply_check import reject
-from fedlab.strategy.strategy import ConfigSource, round_config
+from fedlab.strategy._round_loop import ConfigSource, round_config
 
-if TYPE_CHECKING:
-    from fedlab.strategy.fedbuff import FedBuff
-
-__all__ = ["BufferedLoop", "OnFullBuffer"]
+__all__ = ["BufferedLoop", "BufferedWork", "OnFullBuffer"]
 
 #: ``on_full(round, replies, failures, started)`` applies a server update and returns the
 #: new global arrays; ``failures`` counts the round's failed replies, ``started`` is the
@@ -26,6 +23,28 @@ OnFullBuffer = Callable[[int, list[Message], int, float], ArrayRecord]
 
 # The longest wait for a reply, so that a stop request is seen promptly.
 _POLL_S = 0.25
+
+
+class BufferedWork(Protocol):
+    """What :class:`BufferedLoop` needs of the strategy that hands out the work."""
+
+    @property
+    def buffer_size(self) -> int:
+        """Successful replies per server update."""
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        """Work for idle nodes on ``arrays``, the global model of ``server_round``."""
+
+    def check_train_reply(self, instruction: Message, reply: Message) -> str | None:
+        """Why a successful reply cannot be buffered, or None."""
+
+    def node_done(self, node_id: int) -> None:
+        """The node's work ended (it replied, failed or timed out): it is idle again."""
+
+    def forget_models_before(self, version: int) -> None:
+        """No work in flight or buffered started from a global model older than ``version``."""
 
 
 class BufferedLoop:
@@ -38,7 +57,7 @@ class BufferedLoop:
 
     def __init__(
         self,
-        strategy: FedBuff,
+        strategy: BufferedWork,
         grid: Grid,
         timeout: float | None,
         train_config: ConfigSource | None,
@@ -82,7 +101,7 @@ class BufferedLoop:
     def _dispatch(self, rnd: int, arrays: ArrayRecord, announce: bool) -> None:
         # Keep only the global models that work in flight or buffered replies started from.
         bases = [int(m.metadata.group_id) for m, _ in self.in_flight.values()]
-        self.strategy._forget_before(
+        self.strategy.forget_models_before(
             min([rnd, *bases, *(r.metadata.round for r in self._buffer)]) - 1
         )
         config = round_config(self.train_config, rnd)
@@ -137,7 +156,7 @@ class BufferedLoop:
         checked = []
         for reply in replies:
             instruction, _ = self.in_flight.pop(reply.metadata.reply_to_message_id)
-            self.strategy._release(instruction.metadata.dst_node_id)
+            self.strategy.node_done(instruction.metadata.dst_node_id)
             check = self.strategy.check_train_reply
             reason = None if reply.has_error() else check(instruction, reply)
             if reason is not None:  # that node failed this piece of work after all

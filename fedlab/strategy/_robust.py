@@ -15,15 +15,9 @@ from fedlab.records import ArrayRecord, ConfigRecord
 from fedlab.server.grid import Grid
 from fedlab.strategy._arrays import Float64Arrays, from_float64, stack_replies
 from fedlab.strategy.fedavg import FedAvg
+from fedlab.validate import check_int
 
-__all__ = ["RobustFedAvg", "check_count"]
-
-
-def check_count(name: str, value: Any, minimum: int = 0) -> int:
-    """Return ``value`` if it is an int ≥ ``minimum``, else raise a StrategyError naming it."""
-    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < minimum:
-        raise StrategyError(f"{name} must be an int >= {minimum}, got {value!r}.")
-    return int(value)
+__all__ = ["RobustFedAvg"]
 
 
 class RobustFedAvg(FedAvg):
@@ -43,7 +37,9 @@ class RobustFedAvg(FedAvg):
 
     def __init__(self, *, num_malicious_nodes: int = 0, **fedavg: Any) -> None:
         super().__init__(**fedavg)
-        self.num_malicious_nodes = check_count("num_malicious_nodes", num_malicious_nodes)
+        self.num_malicious_nodes = check_int(
+            "num_malicious_nodes", num_malicious_nodes, StrategyError
+        )
 
     @abstractmethod
     def bound_holds(self, n: int) -> bool:

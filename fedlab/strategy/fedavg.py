@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import ClassVar
 
 from fedlab.errors import StrategyError
 from fedlab.message import Message, MessageType
 from fedlab.records import ArrayRecord, ConfigRecord, MetricRecord, Record, RecordDict
 from fedlab.server.grid import Grid
 from fedlab.strategy._aggregate import (
+    MetricsAggregationFn,
     WeightedSum,
     reply_weight,
     single_record,
@@ -19,13 +21,9 @@ from fedlab.strategy._aggregate import (
 from fedlab.strategy._reply_check import check_arrays, check_weight
 from fedlab.strategy._selection import NodeFilter
 from fedlab.strategy.strategy import Strategy
+from fedlab.validate import check_int
 
-__all__ = ["FedAvg", "MetricsAggregationFn"]
-
-#: Combines the replies' contents into one MetricRecord: ``fn(contents, weighted_by_key)``.
-#: FedAvg passes the successful training replies' contents without their ArrayRecords
-#: (the arrays were summed and let go as each reply arrived).
-MetricsAggregationFn = Callable[[Sequence[RecordDict], str], MetricRecord]
+__all__ = ["FedAvg"]
 
 
 class FedAvg(Strategy):
@@ -61,6 +59,9 @@ class FedAvg(Strategy):
     -----
     Subclasses usually override only :meth:`aggregate_arrays` (how the successful
     replies become the new global arrays) and, to send more, :meth:`configure_train`.
+    FedAvg sums the replies as they arrive and lets go of each (:attr:`streams_replies`);
+    a subclass that writes its own ``aggregate_arrays`` or ``aggregate_train`` gets
+    them as a list, as its code may go over them more than once.
     A training reply whose arrays differ from the model it was sent, hold NaN or
     infinite values, or lack a positive weight is refused before aggregation
     (:meth:`check_train_reply`): that client fails the round, the others are aggregated.
@@ -77,6 +78,9 @@ class FedAvg(Strategy):
     #: True when the arrays are averaged with the weights replies report under
     #: ``weighted_by_key``: a training reply must then report a positive, finite weight.
     weighs_arrays: bool = True
+    #: The weighted mean is a running sum: FedAvg takes the replies one by one.
+    streams_replies = True
+    _reply_hooks: ClassVar[tuple[str, ...]] = ("aggregate_train", "aggregate_arrays")
 
     def __init__(
         self,
@@ -102,18 +106,13 @@ class FedAvg(Strategy):
         for name, value in (("fraction_train", fraction_train), ("fraction_evaluate", fraction_evaluate)):
             if not 0.0 <= value <= 1.0:
                 raise StrategyError(f"{name} must be between 0 and 1, got {value!r}.")
-        for name, count in (
-            ("min_train_nodes", min_train_nodes),
-            ("min_evaluate_nodes", min_evaluate_nodes),
-            ("min_available_nodes", min_available_nodes),
-        ):
-            if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-                raise StrategyError(f"{name} must be a non-negative int, got {count!r}.")
         self.fraction_train = fraction_train
         self.fraction_evaluate = fraction_evaluate
-        self.min_train_nodes = min_train_nodes
-        self.min_evaluate_nodes = min_evaluate_nodes
-        self.min_available_nodes = min_available_nodes
+        self.min_train_nodes = check_int("min_train_nodes", min_train_nodes, StrategyError)
+        self.min_evaluate_nodes = check_int("min_evaluate_nodes", min_evaluate_nodes, StrategyError)
+        self.min_available_nodes = check_int(
+            "min_available_nodes", min_available_nodes, StrategyError
+        )
         self.weighted_by_key = weighted_by_key
         self.arrayrecord_key = arrayrecord_key
         self.configrecord_key = configrecord_key
@@ -195,6 +194,8 @@ class FedAvg(Strategy):
         """Combine the successful replies with :meth:`aggregate_arrays` and their metrics.
 
         Returns ``(None, None)`` when fewer than ``min_train_nodes`` replies succeeded.
+        With :attr:`streams_replies`, the replies are summed as they come (the same sums,
+        in the same order, as :meth:`aggregate_arrays` makes of the list).
         """
         if self.streams_replies:
             return self._aggregate_streaming(server_round, replies)
@@ -204,13 +205,6 @@ class FedAvg(Strategy):
         arrays = self.aggregate_arrays(server_round, ok)
         metrics = self.train_metrics_aggr_fn([without_arrays(r.content) for r in ok], self.weighted_by_key)
         return arrays, metrics
-
-    @property
-    def streams_replies(self) -> bool:  # type: ignore[override]
-        """True unless a subclass changes how arrays are combined: FedAvg's weighted mean
-        is a running sum, so it takes replies one by one and lets go of each."""
-        cls = type(self)
-        return cls.aggregate_arrays is FedAvg.aggregate_arrays and cls.aggregate_train is FedAvg.aggregate_train
 
     def _aggregate_streaming(
         self, server_round: int, replies: Iterable[Message]

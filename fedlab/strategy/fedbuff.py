@@ -14,13 +14,14 @@ from fedlab.message import Message, MessageType
 from fedlab.records import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 from fedlab.server.grid import Grid
 from fedlab.server.result import Result
-from fedlab.strategy._aggregate import weighted_average_metrics
+from fedlab.strategy._aggregate import MetricsAggregationFn, weighted_average_metrics
 from fedlab.strategy._arrays import check_matches_global, from_float64, reply_arrays, to_float64
 from fedlab.strategy._buffered_loop import BufferedLoop
 from fedlab.strategy._reply_check import check_arrays
+from fedlab.strategy._round_loop import ConfigSource, EvaluateFn, evaluate_on_server
 from fedlab.strategy._selection import NodeFilter
-from fedlab.strategy.fedavg import MetricsAggregationFn
-from fedlab.strategy.strategy import ConfigSource, EvaluateFn, Strategy
+from fedlab.strategy.strategy import Strategy
+from fedlab.validate import check_int
 
 __all__ = ["FedBuff", "StalenessWeight", "inverse_sqrt_staleness"]
 
@@ -108,13 +109,10 @@ class FedBuff(Strategy):
         train_metrics_aggr_fn: MetricsAggregationFn | None = None,
     ) -> None:
         super().__init__(node_ids=node_ids, node_filter=node_filter)
-        for name, count, least in (
-            ("buffer_size", buffer_size, 1),
-            ("concurrency", 1 if concurrency is None else concurrency, 1),
-            ("min_available_nodes", min_available_nodes, 0),
-        ):
-            if not isinstance(count, int) or isinstance(count, bool) or count < least:
-                raise StrategyError(f"{name} must be an int >= {least}, got {count!r}.")
+        buffer_size = check_int("buffer_size", buffer_size, StrategyError, minimum=1)
+        if concurrency is not None:
+            concurrency = check_int("concurrency", concurrency, StrategyError, minimum=1)
+        min_available_nodes = check_int("min_available_nodes", min_available_nodes, StrategyError)
         if isinstance(server_learning_rate, bool) or not server_learning_rate > 0:
             raise StrategyError(f"server_learning_rate must be > 0, got {server_learning_rate!r}.")
         if not callable(staleness_weight):
@@ -250,7 +248,7 @@ class FedBuff(Strategy):
         self._sent.clear()
         metrics: dict[str, dict[int, MetricRecord]] = {"train": {}, "server": {}}
         if start_round == 1:
-            self._evaluate_on_server(evaluate_fn, 0, initial_arrays, metrics["server"])
+            evaluate_on_server(grid, evaluate_fn, 0, initial_arrays, metrics["server"])
 
         latest = initial_arrays
 
@@ -259,7 +257,7 @@ class FedBuff(Strategy):
             arrays = latest = self._server_update(
                 grid, rnd, buffer, failures, started, metrics["train"]
             )
-            self._evaluate_on_server(evaluate_fn, rnd, arrays, metrics["server"])
+            evaluate_on_server(grid, evaluate_fn, rnd, arrays, metrics["server"])
             if on_round_end is not None:
                 on_round_end(Result(arrays, metrics["train"], {}, metrics["server"], rnd))
             return arrays
@@ -305,12 +303,14 @@ class FedBuff(Strategy):
         )
         return arrays
 
-    def _release(self, node_id: int) -> None:
-        # Called by the loop when the node's reply arrived or its work timed out.
+    # -- what the asynchronous loop tells the strategy -------------------------------------
+
+    def node_done(self, node_id: int) -> None:
+        """Count the node idle again: its reply arrived, or its work failed or timed out."""
         self._busy.discard(node_id)
 
-    def _forget_before(self, version: int) -> None:
-        # Called by the loop: no work in flight or buffered started from an older model.
+    def forget_models_before(self, version: int) -> None:
+        """Drop the global models older than ``version``: no work still uses them."""
         for old in [v for v in self._sent if v < version]:
             del self._sent[old]
 

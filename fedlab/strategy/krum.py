@@ -8,9 +8,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fedlab.errors import AggregationError
+from fedlab.errors import AggregationError, StrategyError
 from fedlab.strategy._arrays import Float64Arrays, flatten
-from fedlab.strategy._robust import RobustFedAvg, check_count
+from fedlab.strategy._robust import RobustFedAvg
+from fedlab.validate import check_int
 
 __all__ = ["Krum", "MultiKrum", "krum_ranking", "krum_scores", "pairwise_sq_distances"]
 
@@ -160,7 +161,9 @@ class MultiKrum(Krum):
     ) -> None:
         super().__init__(num_malicious_nodes=num_malicious_nodes, **fedavg)
         self.num_nodes_to_select = (
-            None if num_nodes_to_select is None else check_count("num_nodes_to_select", num_nodes_to_select, 1)
+            None
+            if num_nodes_to_select is None
+            else check_int("num_nodes_to_select", num_nodes_to_select, StrategyError, minimum=1)
         )
 
     def num_to_select(self, n: int) -> int:

@@ -14,6 +14,7 @@ from fedlab.message import Message
 from fedlab.records import ArrayRecord, MetricRecord, RecordDict
 from fedlab.strategy._arrays import Float64Arrays, check_matches_global, to_float64
 from fedlab.strategy.scaffold import CONTROL_DELTA_KEY, SERVER_CONTROL_KEY, control_record
+from fedlab.validate import check_int
 
 __all__ = ["CLIENT_CONTROL_KEY", "ScaffoldClient"]
 
@@ -115,8 +116,7 @@ class ScaffoldClient:
         metrics
             Added as the reply's MetricRecord (e.g. ``num-examples``, ``train_loss``).
         """
-        if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
-            raise StrategyError(f"num_steps must be an int >= 1, got {num_steps!r}.")
+        num_steps = check_int("num_steps", num_steps, StrategyError, minimum=1)
         if isinstance(learning_rate, bool) or not learning_rate > 0:
             raise StrategyError(f"learning_rate must be > 0, got {learning_rate!r}.")
         model = trained if isinstance(trained, ArrayRecord) else ArrayRecord(dict(trained))

@@ -3,27 +3,22 @@
 from __future__ import annotations
 
 import random
-import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-from fedlab.errors import RecordError, StrategyError
-from fedlab.events import Evaluated, EventBus, Phase, RoundAggregated, RoundStarted, StrategyReport
+from fedlab.errors import StrategyError
+from fedlab.events import EventBus, StrategyReport
 from fedlab.message import Message
 from fedlab.records import ArrayRecord, ConfigRecord, MetricRecord
 from fedlab.server.grid import Grid
 from fedlab.server.result import Result
-from fedlab.strategy._reply_check import ReplyCheck, ReplyScreen
+from fedlab.strategy._round_loop import ConfigSource, EvaluateFn, run_rounds
 from fedlab.strategy._selection import NodeFilter, eligible_nodes, sample_eligible
+from fedlab.validate import check_int
 
-__all__ = ["ConfigSource", "EvaluateFn", "Strategy", "StrategyState"]
-
-#: Server-side evaluation: ``evaluate_fn(round, arrays) -> MetricRecord | None``.
-EvaluateFn = Callable[[int, ArrayRecord], "MetricRecord | Mapping[str, Any] | None"]
-#: A round's config: fixed, or computed from the round number.
-ConfigSource = ConfigRecord | Mapping[str, Any] | Callable[[int], "ConfigRecord | Mapping[str, Any]"]
+__all__ = ["Strategy", "StrategyState"]
 
 
 @dataclass
@@ -35,7 +30,7 @@ class StrategyState:
 
 
 class Strategy(ABC):
-    """Base of every strategy: four hooks and the :meth:`start` loop that drives them.
+    """Base of every strategy: four hooks, and :meth:`start`, which drives them round by round.
 
     Subclasses implement ``configure_train``, ``aggregate_train``, ``configure_evaluate``
     and ``aggregate_evaluate``. They talk only to a :class:`~fedlab.server.Grid`, so the
@@ -43,10 +38,22 @@ class Strategy(ABC):
     through events (:meth:`report`).
     """
 
-    #: True when :meth:`aggregate_train` consumes its replies one by one and keeps none:
-    #: it then gets them as a one-pass stream, each as soon as it arrives, and a round's
-    #: memory no longer grows with the number of clients. False: it gets a list.
+    #: True when :meth:`aggregate_train` goes over its replies once, in order, and keeps
+    #: none: it then gets them as a one-pass stream, each as soon as it arrives, and a
+    #: round's memory no longer grows with the number of clients. False: it gets them as a
+    #: list. A subclass that writes its own ``aggregate_train`` (for FedAvg's subclasses,
+    #: also ``aggregate_arrays``) and does not set this gets False: code written for a
+    #: list may go over the replies more than once.
     streams_replies: bool = False
+    #: The hooks that read the training replies; a subclass writing one takes a list.
+    _reply_hooks: ClassVar[tuple[str, ...]] = ("aggregate_train",)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Decided once, from what the class itself declares and writes.
+        own = vars(cls)
+        if "streams_replies" not in own and any(hook in own for hook in cls._reply_hooks):
+            cls.streams_replies = False
 
     def __init__(
         self, *, node_ids: Collection[int] | None = None, node_filter: NodeFilter | None = None
@@ -73,7 +80,9 @@ class Strategy(ABC):
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         """Combine training replies (failed ones included) into new arrays and metrics.
 
-        Return ``None`` arrays to keep the current global arrays for this round.
+        ``replies`` come in the order the instructions were sent: as a list, or with
+        :attr:`streams_replies` as a one-pass stream. Return ``None`` arrays to keep the
+        current global arrays for this round.
         """
 
     @abstractmethod
@@ -191,10 +200,8 @@ class Strategy(ABC):
                 f"initial_arrays must be an ArrayRecord, got {type(initial_arrays).__name__}; "
                 "wrap your model's parameters, e.g. ArrayRecord(model.state_dict())."
             )
-        if not isinstance(num_rounds, int) or isinstance(num_rounds, bool) or num_rounds < 0:
-            raise StrategyError(f"num_rounds must be a non-negative int, got {num_rounds!r}.")
-        if not isinstance(start_round, int) or isinstance(start_round, bool) or start_round < 1:
-            raise StrategyError(f"start_round must be an int >= 1, got {start_round!r}.")
+        check_int("num_rounds", num_rounds, StrategyError)
+        check_int("start_round", start_round, StrategyError, minimum=1)
         if start_round == 1:  # a resumed run's state (RNG included) was restored instead
             self.reset()
             if seed is not None:
@@ -203,7 +210,7 @@ class Strategy(ABC):
         grid.wait_for_nodes(self.required_nodes(), timeout if timeout is not None else 3600.0)
         self._events, self._run_id = grid.events, grid.run_id
 
-    # -- the loop -------------------------------------------------------------------------
+    # -- the run --------------------------------------------------------------------------
 
     def start(
         self,
@@ -255,226 +262,15 @@ class Strategy(ABC):
             Called after every completed round with the Result so far (used to checkpoint).
         """
         self.begin_run(grid, initial_arrays, num_rounds, start_round, seed, timeout)
-        arrays = initial_arrays
-        result: dict[str, dict[int, MetricRecord]] = {"train": {}, "evaluate": {}, "server": {}}
-        if start_round == 1:
-            self._evaluate_on_server(evaluate_fn, 0, arrays, result["server"])
-        completed = start_round - 1
-        for rnd in range(start_round, num_rounds + 1):
-            if grid.stop_requested:
-                break
-            arrays = self._train_round(grid, rnd, arrays, train_config, timeout, result["train"])
-            self._evaluate_round(grid, rnd, arrays, evaluate_config, timeout, result["evaluate"])
-            self._evaluate_on_server(evaluate_fn, rnd, arrays, result["server"])
-            completed = rnd
-            if on_round_end is not None:
-                on_round_end(
-                    Result(arrays, result["train"], result["evaluate"], result["server"], rnd)
-                )
-        return Result(
-            arrays=arrays,
-            train_metrics_clientapp=result["train"],
-            evaluate_metrics_clientapp=result["evaluate"],
-            evaluate_metrics_serverapp=result["server"],
-            rounds_completed=completed,
-            stopped_early=completed < num_rounds,
+        return run_rounds(
+            self,
+            grid,
+            initial_arrays,
+            num_rounds,
+            start_round=start_round,
+            timeout=timeout,
+            train_config=train_config,
+            evaluate_config=evaluate_config,
+            evaluate_fn=evaluate_fn,
+            on_round_end=on_round_end,
         )
-
-    def _train_round(
-        self,
-        grid: Grid,
-        rnd: int,
-        arrays: ArrayRecord,
-        config: ConfigSource | None,
-        timeout: float | None,
-        metrics_by_round: dict[int, MetricRecord],
-    ) -> ArrayRecord:
-        started = time.perf_counter()
-        messages = list(self.configure_train(rnd, arrays, round_config(config, rnd), grid))
-        if not messages:  # e.g. federated evaluation only: nothing trained, nothing failed
-            return arrays
-        stream = _exchange(grid, rnd, "train", messages, timeout, self._reply_check())
-        if self.streams_replies:
-            # Replies are summed as they arrive: training and aggregation overlap, so the
-            # round's time is reported as training, and aggregation as what follows it.
-            new_arrays, metrics = self.aggregate_train(rnd, stream)
-            stream.drain()
-            trained = time.perf_counter()
-        else:
-            replies = list(stream)
-            trained = time.perf_counter()
-            new_arrays, metrics = self.aggregate_train(rnd, replies)
-        if metrics is not None:
-            metrics_by_round[rnd] = metrics
-        ok = stream.count - stream.failures
-        grid.events.emit(
-            RoundAggregated(
-                run_id=grid.run_id,
-                round=rnd,
-                metrics=dict(metrics or {}),
-                num_replies=ok,
-                num_failures=stream.failures,
-                train_duration_s=trained - started,
-                aggregate_duration_s=time.perf_counter() - trained,
-                aggregated=new_arrays is not None,
-                reason="" if new_arrays is not None else (
-                    f"{ok} of {stream.count} replies succeeded, too few to "
-                    "aggregate; the global arrays are unchanged this round"
-                ),
-            )
-        )
-        return new_arrays if new_arrays is not None else arrays
-
-    def _reply_check(self) -> ReplyCheck | None:
-        # A strategy that accepts every reply is not handed them one more time.
-        if type(self).check_train_reply is Strategy.check_train_reply:
-            return None
-        return self.check_train_reply
-
-    def _evaluate_round(
-        self,
-        grid: Grid,
-        rnd: int,
-        arrays: ArrayRecord,
-        config: ConfigSource | None,
-        timeout: float | None,
-        metrics_by_round: dict[int, MetricRecord],
-    ) -> None:
-        started = time.perf_counter()
-        messages = list(self.configure_evaluate(rnd, arrays, round_config(config, rnd), grid))
-        if not messages:
-            return
-        stream = _exchange(grid, rnd, "evaluate", messages, timeout)
-        replies = list(stream)
-        failures = stream.failures
-        metrics = self.aggregate_evaluate(rnd, replies)
-        if metrics is not None:
-            metrics_by_round[rnd] = metrics
-        grid.events.emit(
-            Evaluated(
-                run_id=grid.run_id,
-                round=rnd,
-                source="clients",
-                metrics=dict(metrics or {}),
-                duration_s=time.perf_counter() - started,
-                num_replies=len(replies) - failures,
-                num_failures=failures,
-            )
-        )
-
-    def _evaluate_on_server(
-        self,
-        evaluate_fn: EvaluateFn | None,
-        rnd: int,
-        arrays: ArrayRecord,
-        metrics_by_round: dict[int, MetricRecord],
-    ) -> None:
-        if evaluate_fn is None:
-            return
-        started = time.perf_counter()
-        raw = evaluate_fn(rnd, arrays)
-        if raw is None:
-            return
-        metrics = _server_metrics(raw, rnd)
-        metrics_by_round[rnd] = metrics
-        if self._events is not None:
-            self._events.emit(
-                Evaluated(
-                    run_id=self._run_id,
-                    round=rnd,
-                    source="server",
-                    metrics=dict(metrics),
-                    duration_s=time.perf_counter() - started,
-                )
-            )
-
-
-def _server_metrics(raw: object, rnd: int) -> MetricRecord:
-    """What ``evaluate_fn`` returned, as a MetricRecord; anything else is refused with the fix."""
-    if isinstance(raw, MetricRecord):
-        return raw
-    if isinstance(raw, Mapping):
-        try:
-            return MetricRecord(dict(raw))
-        except RecordError as exc:
-            raise StrategyError(
-                f"evaluate_fn returned metrics a MetricRecord cannot hold in round {rnd}: {exc}"
-            ) from None
-    shown = repr(raw) if len(repr(raw)) <= 80 else repr(raw)[:77] + "..."
-    fix = "For example: return {'loss': loss, 'accuracy': accuracy}."
-    if isinstance(raw, tuple) and len(raw) == 2 and isinstance(raw[1], Mapping):
-        fix = "For Flower's older (loss, metrics) pair, return {'loss': loss, **metrics}."
-    elif isinstance(raw, int | float) and not isinstance(raw, bool):
-        fix = "Give the number a name: return {'loss': loss}."
-    raise StrategyError(
-        f"evaluate_fn returned a {type(raw).__name__} in round {rnd}: {shown}; it must return "
-        f"a MetricRecord, a dict of metrics or None. {fix}"
-    )
-
-
-def round_config(source: ConfigSource | None, server_round: int) -> ConfigRecord:
-    """Return a fresh ConfigRecord for ``server_round`` with ``server-round`` set."""
-    raw = source(server_round) if callable(source) else source
-    config = ConfigRecord(dict(raw) if raw is not None else None)
-    config["server-round"] = server_round
-    return config
-
-
-def _exchange(
-    grid: Grid,
-    rnd: int,
-    phase: Phase,
-    messages: list[Message],
-    timeout: float | None,
-    check: ReplyCheck | None = None,
-) -> ReplyStream:
-    """Announce the phase, send its messages, and return their replies as a stream.
-
-    With ``check``, every successful reply is screened against its instruction first.
-    """
-    node_ids = tuple(m.metadata.dst_node_id for m in messages)
-    grid.events.emit(RoundStarted(run_id=grid.run_id, round=rnd, phase=phase, node_ids=node_ids))
-    screen = None if check is None else ReplyScreen(grid, messages, check)
-    return ReplyStream(grid.send_and_stream(messages, timeout=timeout), screen)
-
-
-class ReplyStream(Iterable[Message]):
-    """A round's replies, in message order, each handed out as soon as it is in.
-
-    It can be iterated once; it counts what passed through, so the round's report knows
-    how many replies and failures there were, and :meth:`drain` consumes whatever the
-    strategy left (so time-outs are still reported). ``screen`` may replace each reply
-    (by an error reply, when it refuses one) before it is counted and handed out.
-    """
-
-    def __init__(
-        self, replies: Iterator[Message], screen: Callable[[Message], Message] | None = None
-    ) -> None:
-        self._replies = replies
-        self._screen = screen
-        self._used = False
-        self.count = 0
-        self.failures = 0
-
-    def __iter__(self) -> Iterator[Message]:
-        if self._used:
-            raise StrategyError(
-                "A round's replies can be iterated only once (they are released as they are "
-                "used); take list(replies) first to go over them again."
-            )
-        self._used = True
-        return self._counted()
-
-    def drain(self) -> None:
-        """Consume the replies nobody asked for."""
-        self._used = True
-        for _ in self._counted():
-            pass
-
-    def _counted(self) -> Iterator[Message]:
-        for reply in self._replies:
-            if self._screen is not None:
-                reply = self._screen(reply)
-            self.count += 1
-            self.failures += reply.has_error()
-            yield reply

@@ -9,34 +9,27 @@ import numpy as np
 import numpy.typing as npt
 
 from fedlab.errors import DatasetError
+from fedlab.validate import check_int
 
 __all__ = [
     "check_enough_rows",
     "check_seed",
     "concentration",
     "labels_of",
-    "positive_int",
     "sizes_list",
 ]
 
 
-def positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    """Return ``value`` if it is an int of at least ``minimum``, else raise DatasetError."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise DatasetError(f"{name} must be an int of at least {minimum}, got {value!r}.")
-    return int(value)
-
-
 def check_seed(seed: Any) -> int:
     """Return ``seed`` if it is a non-negative int (numpy's generators require one)."""
-    return positive_int("seed", seed, minimum=0)
+    return check_int("seed", seed, DatasetError)
 
 
 def sizes_list(name: str, sizes: Sequence[Any]) -> list[int]:
     """Return ``sizes`` as a non-empty list of non-negative ints."""
     if isinstance(sizes, str | bytes) or not isinstance(sizes, Sequence) or not sizes:
         raise DatasetError(f"{name} must be a non-empty sequence of ints, got {sizes!r}.")
-    return [positive_int(f"{name}[{i}]", s, minimum=0) for i, s in enumerate(sizes)]
+    return [check_int(f"{name}[{i}]", s, DatasetError) for i, s in enumerate(sizes)]
 
 
 def check_enough_rows(num_rows: int, needed: int, who: str, fix: str) -> None:

@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fedlab.datasets.partitioner._checks import check_seed, positive_int
+from fedlab.datasets.partitioner._checks import check_seed
 from fedlab.datasets.partitioner.partitioner import Partitioner
 from fedlab.errors import DatasetError
+from fedlab.validate import check_int
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -58,9 +59,9 @@ class ColumnPartitioner(Partitioner):
         seed: int = 42,
     ) -> None:
         super().__init__()
-        self._num_partitions = positive_int("num_partitions", num_partitions)
+        self._num_partitions = check_int("num_partitions", num_partitions, DatasetError, minimum=1)
         self.active_party_columns = _names("active_party_columns", active_party_columns)
-        self.active_party_id = positive_int("active_party_id", active_party_id, minimum=0)
+        self.active_party_id = check_int("active_party_id", active_party_id, DatasetError)
         if self.active_party_id >= self._num_partitions:
             raise DatasetError(
                 f"active_party_id={active_party_id} but there are only {num_partitions} parties "

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from fedlab.datasets._hf import column, require_column
-from fedlab.datasets.partitioner._checks import check_enough_rows, check_seed, positive_int
+from fedlab.datasets.partitioner._checks import check_enough_rows, check_seed
 from fedlab.datasets.partitioner.partitioner import Indices, RowPartitioner
 from fedlab.errors import DatasetError
+from fedlab.validate import check_int
 
 __all__ = ["ContinuousPartitioner"]
 
@@ -42,7 +43,7 @@ class ContinuousPartitioner(RowPartitioner):
             or not 0 <= strictness <= 1
         ):
             raise DatasetError(f"strictness must be a number between 0 and 1, got {strictness!r}.")
-        self._num_partitions = positive_int("num_partitions", num_partitions)
+        self._num_partitions = check_int("num_partitions", num_partitions, DatasetError, minimum=1)
         self.partition_by = partition_by
         self.strictness = float(strictness)
         self.seed = check_seed(seed)

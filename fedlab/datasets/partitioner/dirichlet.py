@@ -12,11 +12,11 @@ from fedlab.datasets.partitioner._checks import (
     check_seed,
     concentration,
     labels_of,
-    positive_int,
 )
 from fedlab.datasets.partitioner._sizes import cut, proportional_sizes
 from fedlab.datasets.partitioner.partitioner import Indices, RowPartitioner
 from fedlab.errors import DatasetError
+from fedlab.validate import check_int
 
 __all__ = ["DirichletPartitioner"]
 
@@ -62,12 +62,12 @@ class DirichletPartitioner(RowPartitioner):
         seed: int = 42,
     ) -> None:
         super().__init__()
-        self._num_partitions = positive_int("num_partitions", num_partitions)
+        self._num_partitions = check_int("num_partitions", num_partitions, DatasetError, minimum=1)
         self.partition_by = partition_by
         self.alpha = concentration(alpha, self._num_partitions, "partition")
-        self.min_partition_size = positive_int("min_partition_size", min_partition_size, minimum=0)
+        self.min_partition_size = check_int("min_partition_size", min_partition_size, DatasetError)
         self.self_balancing = self_balancing
-        self.max_attempts = positive_int("max_attempts", max_attempts)
+        self.max_attempts = check_int("max_attempts", max_attempts, DatasetError, minimum=1)
         self.seed = check_seed(seed)
 
     @property

@@ -7,9 +7,10 @@ from typing import Any, Literal
 import numpy as np
 
 from fedlab.datasets._hf import column, require_column
-from fedlab.datasets.partitioner._checks import check_seed, labels_of, positive_int
+from fedlab.datasets.partitioner._checks import check_seed, labels_of
 from fedlab.datasets.partitioner.partitioner import Indices, RowPartitioner
 from fedlab.errors import DatasetError
+from fedlab.validate import check_int
 
 __all__ = ["GroupMode", "GroupedNaturalIdPartitioner"]
 
@@ -56,7 +57,7 @@ class GroupedNaturalIdPartitioner(RowPartitioner):
                 f"got {mode!r}."
             )
         self.partition_by = partition_by
-        self.group_size = positive_int("group_size", group_size)
+        self.group_size = check_int("group_size", group_size, DatasetError, minimum=1)
         self.mode = mode
         self.shuffle = shuffle
         self.seed = check_seed(seed)

@@ -11,10 +11,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from fedlab.datasets.partitioner._checks import check_enough_rows, check_seed, positive_int
+from fedlab.datasets.partitioner._checks import check_enough_rows, check_seed
 from fedlab.datasets.partitioner._sizes import cut, proportional_sizes
 from fedlab.datasets.partitioner.partitioner import Indices, RowPartitioner
 from fedlab.errors import DatasetError
+from fedlab.validate import check_int
 
 __all__ = [
     "ExponentialPartitioner",
@@ -46,7 +47,7 @@ class IdToSizePartitioner(RowPartitioner):
         self, num_partitions: int, size_fn: Callable[[int], float], *, seed: int = 42
     ) -> None:
         super().__init__()
-        self._num_partitions = positive_int("num_partitions", num_partitions)
+        self._num_partitions = check_int("num_partitions", num_partitions, DatasetError, minimum=1)
         self.size_fn = size_fn
         self.seed = check_seed(seed)
 

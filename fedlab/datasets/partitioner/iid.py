@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from fedlab.datasets.partitioner._checks import check_enough_rows, check_seed, positive_int
+from fedlab.datasets.partitioner._checks import check_enough_rows, check_seed
 from fedlab.datasets.partitioner.partitioner import Indices, RowPartitioner
+from fedlab.errors import DatasetError
+from fedlab.validate import check_int
 
 __all__ = ["IidPartitioner"]
 
@@ -34,7 +36,7 @@ class IidPartitioner(RowPartitioner):
 
     def __init__(self, num_partitions: int, *, seed: int = 42) -> None:
         super().__init__()
-        self._num_partitions = positive_int("num_partitions", num_partitions)
+        self._num_partitions = check_int("num_partitions", num_partitions, DatasetError, minimum=1)
         self.seed = check_seed(seed)
 
     @property

@@ -7,9 +7,10 @@ from typing import Literal
 import numpy as np
 
 from fedlab.datasets._hf import column, require_column
-from fedlab.datasets.partitioner._checks import check_seed, labels_of, positive_int
+from fedlab.datasets.partitioner._checks import check_seed, labels_of
 from fedlab.datasets.partitioner.partitioner import Indices, RowPartitioner
 from fedlab.errors import DatasetError
+from fedlab.validate import check_int
 
 __all__ = ["ClassAssignment", "PathologicalPartitioner"]
 
@@ -57,10 +58,10 @@ class PathologicalPartitioner(RowPartitioner):
                 "class_assignment must be 'random', 'deterministic' or 'first-deterministic', "
                 f"got {class_assignment!r}."
             )
-        self._num_partitions = positive_int("num_partitions", num_partitions)
+        self._num_partitions = check_int("num_partitions", num_partitions, DatasetError, minimum=1)
         self.partition_by = partition_by
-        self.num_classes_per_partition = positive_int(
-            "num_classes_per_partition", num_classes_per_partition
+        self.num_classes_per_partition = check_int(
+            "num_classes_per_partition", num_classes_per_partition, DatasetError, minimum=1
         )
         self.class_assignment = class_assignment
         self.seed = check_seed(seed)

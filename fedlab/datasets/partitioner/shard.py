@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from fedlab.datasets._hf import column, require_column
-from fedlab.datasets.partitioner._checks import check_enough_rows, check_seed, positive_int
+from fedlab.datasets.partitioner._checks import check_enough_rows, check_seed
 from fedlab.datasets.partitioner._sizes import cut
 from fedlab.datasets.partitioner.partitioner import Indices, RowPartitioner
 from fedlab.errors import DatasetError
+from fedlab.validate import check_int
 
 __all__ = ["ShardPartitioner"]
 
@@ -61,14 +62,20 @@ class ShardPartitioner(RowPartitioner):
                 "ShardPartitioner needs num_shards_per_partition, shard_size, or both "
                 "(e.g. num_shards_per_partition=2 as in the FedAvg paper)."
             )
-        self._num_partitions = positive_int("num_partitions", num_partitions)
+        self._num_partitions = check_int("num_partitions", num_partitions, DatasetError, minimum=1)
         self.partition_by = partition_by
         self.num_shards_per_partition = (
             None
             if num_shards_per_partition is None
-            else positive_int("num_shards_per_partition", num_shards_per_partition)
+            else check_int(
+                "num_shards_per_partition", num_shards_per_partition, DatasetError, minimum=1
+            )
         )
-        self.shard_size = None if shard_size is None else positive_int("shard_size", shard_size)
+        self.shard_size = (
+            None
+            if shard_size is None
+            else check_int("shard_size", shard_size, DatasetError, minimum=1)
+        )
         self.keep_incomplete_shard = keep_incomplete_shard
         self.seed = check_seed(seed)
 

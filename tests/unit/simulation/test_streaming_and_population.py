@@ -15,7 +15,7 @@ from fedlab.context import Context
 from fedlab.message import Message
 from fedlab.records import ArrayRecord, MetricRecord, RecordDict
 from fedlab.simulation import NodeIdList, SimulationGrid, make_node_ids
-from fedlab.strategy import FedAvg, Krum
+from fedlab.strategy import FedAvg, FedProx, Krum
 from fedlab.strategy._aggregate import WeightedSum
 
 PARAMS = 50_000
@@ -57,6 +57,15 @@ def test_fedavg_releases_each_reply_as_soon_as_it_is_summed_with_the_inline_back
     step = (p * (p + 1)).sum() / (p + 1).sum()
     expected = np.float32(np.float32(step) + step)
     assert result.arrays.to_numpy()[0][0] == expected
+
+
+def test_fedprox_like_fedavg_releases_each_reply_as_soon_as_it_is_summed() -> None:
+    strategy = FedProx(fraction_evaluate=0.0, min_train_nodes=40, min_available_nodes=40)
+    result, peak = _run(strategy, 40, "inline")
+    assert max(peak) <= 1
+    p = np.arange(40, dtype=np.float64)
+    step = (p * (p + 1)).sum() / (p + 1).sum()
+    assert result.arrays.to_numpy()[0][0] == np.float32(np.float32(step) + step)
 
 
 def test_fedavg_holds_a_bounded_window_of_replies_with_the_threads_backend() -> None:

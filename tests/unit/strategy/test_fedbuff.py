@@ -103,6 +103,30 @@ def test_configure_train_keeps_at_most_concurrency_nodes_busy() -> None:
     assert list(strategy.configure_train(1, x0, ConfigRecord(), grid)) == []
 
 
+def test_a_node_the_loop_reports_done_is_given_work_again() -> None:
+    grid = SimulationGrid(fl.ClientApp(), 5, seed=0)
+    strategy = FedBuff(concurrency=2)
+    x0 = ArrayRecord({"w": np.zeros(1)})
+    first = [m.metadata.dst_node_id for m in strategy.configure_train(1, x0, ConfigRecord(), grid)]
+
+    strategy.node_done(first[0])
+    again = [m.metadata.dst_node_id for m in strategy.configure_train(2, x0, ConfigRecord(), grid)]
+
+    assert len(again) == 1 and again[0] != first[1]
+
+
+def test_a_global_model_the_loop_says_no_work_uses_is_forgotten() -> None:
+    grid = SimulationGrid(fl.ClientApp(), 2, seed=0)
+    strategy = FedBuff(buffer_size=1)
+    x0 = ArrayRecord({"w": np.zeros(1)})
+    sent = next(iter(strategy.configure_train(1, x0, ConfigRecord(), grid)))
+
+    strategy.forget_models_before(1)
+
+    with pytest.raises(StrategyError, match="FedBuff has no global model for round 1"):
+        strategy.aggregate_train(1, [_reply(sent, {"w": np.ones(1)})])
+
+
 @pytest.mark.parametrize(
     "settings",
     [
