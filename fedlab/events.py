@@ -84,11 +84,16 @@ class RunStarted(Event):
 
 @dataclass(frozen=True)
 class RoundStarted(Event):
-    """A phase of a round began; ``node_ids`` are the nodes sampled for it."""
+    """A phase of a round began; ``node_ids`` are the nodes sampled for it.
+
+    ``partition_ids`` holds each sampled node's data partition, in the same order, where
+    the runtime knows them (a simulation); it is empty otherwise.
+    """
 
     round: int
     phase: Phase
     node_ids: tuple[int, ...]
+    partition_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

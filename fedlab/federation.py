@@ -76,8 +76,9 @@ class Federation(Settings):
         default is 600 (ten minutes). At the deadline the round goes on without the
         clients still running, which count as timed out (``ErrorCode.TIMEOUT``); in a
         simulation their calls are abandoned (a worker process or actor running one is
-        killed and replaced), so a client that hangs cannot hang the run. With ``"inline"`` clients
-        run one after another, so the timeout is the budget of the whole phase. None
+        killed and replaced), so a client that hangs cannot hang the run. With ``"inline"``,
+        where clients run one after another, each client's call gets ``timeout`` seconds of
+        its own, so a hung client costs only its own reply. None
         waits forever. While a round waits on a client for more than a few seconds, the
         progress line says which one.
     display

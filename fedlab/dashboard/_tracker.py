@@ -144,16 +144,20 @@ class RunTracker:
         self._update(state, event)
         return done
 
+    def _learn_partition(self, node_id: int, partition_id: int) -> None:
+        # Kept for at most LISTED_NODES nodes: a huge population must not fill memory.
+        if node_id in self.partitions or len(self.partitions) < LISTED_NODES:
+            self.partitions[node_id] = partition_id
+
     def _follow_phase(self, event: Event) -> None:
         current = self.current
         if isinstance(event, RoundStarted):
             self.current = _Phase(event.round, event.phase, event.node_ids, event.timestamp)
+            for node_id, partition_id in zip(event.node_ids, event.partition_ids):
+                self._learn_partition(node_id, partition_id)
         elif isinstance(event, ClientReplied):
-            partitions = self.partitions
-            if event.partition_id is not None and (
-                event.node_id in partitions or len(partitions) < LISTED_NODES
-            ):
-                partitions[event.node_id] = event.partition_id
+            if event.partition_id is not None:
+                self._learn_partition(event.node_id, event.partition_id)
             if current is not None and (current.round, current.phase) == (event.round, event.phase):
                 current.replied.add(event.node_id)
                 current.since = max(current.since, event.timestamp)

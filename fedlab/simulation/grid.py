@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, wait
 from functools import partial
 
@@ -234,10 +234,25 @@ class SimulationGrid(Grid):
         """Run ``messages`` on their nodes and return the replies in message order.
 
         A reply that completes more than ``timeout`` seconds after the call started counts
-        as a time-out (with the inline backend, clients run one after another, so the
-        timeout is the budget of the whole round).
+        as a time-out. With the inline backend, where clients run one after another, each
+        client's call gets ``timeout`` seconds of its own.
         """
         return list(self.send_and_stream(messages, timeout=timeout))
+
+    def send_and_stream(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> Iterator[Message]:
+        """Like :meth:`Grid.send_and_stream`; inline, each call has ``timeout`` of its own.
+
+        One round-wide deadline would make a client that hangs cost the replies of every
+        client queued after it, which never got to run; with one client at a time, the
+        deadline that is fair to each starts when its own call does.
+        """
+        if not self._backend.deferred:
+            yield from super().send_and_stream(messages, timeout=timeout)
+            return
+        for message in messages:
+            yield from super().send_and_stream([message], timeout=timeout)
 
     def abandon(self, message_ids: Sequence[str]) -> None:
         """Forget ``message_ids``: their replies are dropped now or whenever they arrive.

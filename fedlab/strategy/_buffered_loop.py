@@ -12,7 +12,7 @@ from fedlab.message import Message
 from fedlab.records import ArrayRecord, ConfigRecord
 from fedlab.server.grid import Grid, timeout_reply
 from fedlab.strategy._reply_check import reject
-from fedlab.strategy._round_loop import ConfigSource, round_config
+from fedlab.strategy._round_loop import ConfigSource, partitions_of, round_config
 
 __all__ = ["BufferedLoop", "BufferedWork", "OnFullBuffer"]
 
@@ -124,7 +124,13 @@ class BufferedLoop:
         busy = [m.metadata.dst_node_id for m, _ in self.in_flight.values()]
         nodes = tuple(sorted(busy + new_nodes))
         self.grid.events.emit(
-            RoundStarted(run_id=self.grid.run_id, round=rnd, phase="train", node_ids=nodes)
+            RoundStarted(
+                run_id=self.grid.run_id,
+                round=rnd,
+                phase="train",
+                node_ids=nodes,
+                partition_ids=partitions_of(self.grid, nodes),
+            )
         )
 
     def _collect(self) -> list[Message]:

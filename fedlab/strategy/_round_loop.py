@@ -10,7 +10,7 @@ arrive, any other gets the same stream taken into a list. Reply screening
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from fedlab.errors import RecordError, StrategyError
@@ -27,6 +27,7 @@ __all__ = [
     "ReplyStream",
     "RoundHooks",
     "evaluate_on_server",
+    "partitions_of",
     "round_config",
     "run_rounds",
 ]
@@ -254,7 +255,15 @@ def _exchange(
     With ``check``, every successful reply is screened against its instruction first.
     """
     node_ids = tuple(m.metadata.dst_node_id for m in messages)
-    grid.events.emit(RoundStarted(run_id=grid.run_id, round=rnd, phase=phase, node_ids=node_ids))
+    grid.events.emit(
+        RoundStarted(
+            run_id=grid.run_id,
+            round=rnd,
+            phase=phase,
+            node_ids=node_ids,
+            partition_ids=partitions_of(grid, node_ids),
+        )
+    )
     screen = None if check is None else ReplyScreen(grid, messages, check)
     return ReplyStream(grid.send_and_stream(messages, timeout=timeout), screen)
 
@@ -307,3 +316,9 @@ class ReplyStream(Iterable[Message]):
             yield reply
         if self._ended_at is None:
             self._ended_at = time.perf_counter()
+
+
+def partitions_of(grid: Grid, node_ids: Sequence[int]) -> tuple[int, ...]:
+    """The partition of each of ``node_ids``, or ``()`` where the grid does not know them all."""
+    partitions = tuple(grid.partition_id(node) for node in node_ids)
+    return () if None in partitions else partitions  # type: ignore[return-value]

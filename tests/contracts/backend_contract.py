@@ -116,11 +116,11 @@ def hung_run(backend: str | Backend, hang_partition: int, timeout: float, rounds
 
 
 @functools.cache
-def last_client_of_round_one() -> int:
-    """The partition that the seeded hung_run's first round calls last."""
+def first_client_of_round_one() -> int:
+    """The partition that the seeded hung_run's first round calls first."""
     history = hung_run("inline", -1, 60.0, 1).history
     assert history is not None
-    return int(history.clients[-1]["partition_id"])
+    return int(history.clients[0]["partition_id"])
 
 
 def comparable(result: fl.Result) -> dict[str, Any]:
@@ -153,9 +153,9 @@ class BackendContract:
 
     @pytest.mark.usefixtures("release_hung_clients")
     def test_a_client_that_never_returns_times_out_and_the_others_go_on(self) -> None:
-        # The last client of round 1, so that inline runs the others first (for inline the
-        # timeout is the budget of the whole round).
-        hung = last_client_of_round_one()
+        # The first client of round 1: on inline, where clients run one after another, the
+        # ones queued after it must still run, each with a timeout of its own.
+        hung = first_client_of_round_one()
         timeout = self.hang_timeout
         result = hung_run(self.make_backend(), hung, timeout, rounds=2)
         assert result.history is not None and result.rounds_completed == 2

@@ -93,9 +93,14 @@ def test_a_script_on_the_inline_backend_says_which_client_it_waits_on_and_exits(
     )
     assert found, done.stdout
     waiting = [line for line in done.stdout.splitlines() if "waiting on" in line]
-    # Named by node id: it never replied, so its partition was never reported.
-    assert waiting and waiting[0].startswith(f"round 1 train: waiting on node {found[1]} for ")
-    assert f"client {found[1]} failed in round 1 (train)" in done.stdout
+    # Named by its partition, known since the round started, though it never replied.
+    assert waiting and waiting[0].startswith(
+        f"round 1 train: waiting on client 0 (node {found[1]}) for "
+    )
+    assert f"client 0 (node {found[1]}) failed in round 1 (train)" in done.stdout
+    # The clients queued after it still ran, each with a timeout of its own, and the
+    # round aggregated their replies.
+    assert "clients 2/3 (1 failed)" in done.stdout, done.stdout
 
 
 app = fl.ClientApp()

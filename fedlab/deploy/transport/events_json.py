@@ -10,7 +10,7 @@ Examples
 >>> from fedlab.events import RoundStarted
 >>> text = event_to_json(RoundStarted(run_id=1, round=2, phase="train", node_ids=(5, 9), timestamp=0.0))
 >>> text
-'{"type": "RoundStarted", "run_id": 1, "timestamp": 0.0, "round": 2, "phase": "train", "node_ids": [5, 9]}'
+'{"type": "RoundStarted", "run_id": 1, "timestamp": 0.0, "round": 2, "phase": "train", "node_ids": [5, 9], "partition_ids": []}'
 >>> event_from_json(text) == RoundStarted(run_id=1, round=2, phase="train", node_ids=(5, 9), timestamp=0.0)
 True
 """
