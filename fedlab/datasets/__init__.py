@@ -2,8 +2,8 @@
 
 :class:`FederatedDataset` holds a dataset (from the Hugging Face Hub, a local
 ``datasets.Dataset``, pandas, numpy, a folder of parquet/CSV files, or one of
-scikit-learn's bundled datasets, :data:`SKLEARN_DATASETS`) and divides its splits among clients with a
-partitioner (:mod:`fedlab.datasets.partitioner`). A ClientApp gets its own partition
+scikit-learn's bundled datasets, :data:`SKLEARN_DATASETS`) and divides its splits among
+clients with a partitioner (:mod:`fedlab.datasets.partitioner`). A ClientApp gets its own partition
 with one call, :func:`load_partition`, in simulation and in deployment alike;
 :func:`write_partition` writes a node's partition for a SuperNode elsewhere.
 

@@ -6,8 +6,8 @@ copy of the ClientApp; actors are made once and reused for every call and round,
 client's module-level caches (a loaded dataset, a compiled model) stay warm per actor.
 
 What crosses to an actor is bytes made by fedlab's own codec, never pickled data: the
-message (:func:`~fedlab.records.codec.encode_message`), the node's configs and its
-``context.state`` (:func:`~fedlab.records.codec.encode_record_dict`); the reply and the
+message (:func:`~fedlab.wire.codec.encode_message`), the node's configs and its
+``context.state`` (:func:`~fedlab.wire.codec.encode_record_dict`); the reply and the
 new state come back the same way. An ArrayRecord sent unchanged to many nodes (the global
 model of a round) is encoded and put into Ray's object store once, so it is copied to each
 machine of the cluster once, not once per client. Only the ClientApp itself, which is
@@ -33,13 +33,13 @@ from fedlab.context import Context, UserConfig
 from fedlab.errors import MissingDependencyError, SimulationError
 from fedlab.message import Message
 from fedlab.records import ArrayRecord, ConfigRecord, RecordDict
-from fedlab.records.codec import (
+from fedlab.simulation._daemon_pool import DaemonPool
+from fedlab.wire.codec import (
     decode_message,
     decode_record_dict,
     encode_message,
     encode_record_dict,
 )
-from fedlab.simulation._daemon_pool import DaemonPool
 
 if TYPE_CHECKING:
     from fedlab.client import ClientApp

@@ -136,7 +136,7 @@ def test_fedlab_names_the_same_things_in_all_its_homes_and_its_type_checking_imp
 
 def test_importing_fedlab_loads_neither_torch_nor_pandas() -> None:
     code = (
-        "import sys, fedlab, fedlab.strategy, fedlab.simulation, fedlab.history, fedlab.records.codec\n"
+        "import sys, fedlab, fedlab.strategy, fedlab.simulation, fedlab.history, fedlab.wire.codec\n"
         "heavy = [m for m in ('torch', 'pandas', 'tensorflow', 'jax', 'datasets', 'ray', 'matplotlib') "
         "if m in sys.modules]\n"
         "print(','.join(heavy))"
