@@ -20,7 +20,7 @@ from fedlab.events import Event, EventBus, RunFinished, Subscriber
 from fedlab.history import History
 from fedlab.records import ArrayRecord
 from fedlab.server import Grid, Result, ServerApp
-from fedlab.simulation import BACKENDS, Backend
+from fedlab.simulation import BACKENDS, Backend, missing_backend_members
 from fedlab.strategy import ConfigSource, EvaluateFn, Strategy
 
 if TYPE_CHECKING:
@@ -159,13 +159,12 @@ class Federation:
             raise FederationError(
                 f"Unknown backend {backend!r}; choose one of {', '.join(map(repr, BACKENDS))}."
             )
-        if not isinstance(backend, str) and not all(
-            callable(getattr(backend, name, None))
-            for name in ("start", "submit", "call", "cancel", "close")
-        ):
+        if not isinstance(backend, str) and (missing := missing_backend_members(backend)):
             raise FederationError(
                 f"backend must be a backend name ({', '.join(map(repr, BACKENDS))}) or a backend "
-                f"instance such as fedlab.simulation.ThreadBackend(4), got {type(backend).__name__}."
+                "instance such as fedlab.simulation.ThreadBackend(4), got "
+                f"{type(backend).__name__}, which lacks {', '.join(missing)} of the "
+                "fedlab.simulation.Backend protocol."
             )
         if checkpoint_dir is not None and strategy is None:
             raise FederationError(
