@@ -173,3 +173,17 @@ def test_the_package_ships_its_type_marker() -> None:
     from importlib.resources import files
 
     assert files("fedlab").joinpath("py.typed").is_file()
+
+
+def test_the_version_is_the_distributions_and_reading_it_loads_nothing_else() -> None:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+    from fedlab.version import __version__
+
+    declared = tomllib.loads((ROOT.parent / "pyproject.toml").read_text())["project"]["version"]
+    assert fedlab.__version__ == __version__ == declared
+    code = "import sys, fedlab.version; print(sorted(m for m in sys.modules if m.startswith('fedlab')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['fedlab', 'fedlab.version']"
