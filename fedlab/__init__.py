@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from fedlab.version import __version__ as __version__
+
 if TYPE_CHECKING:
     from fedlab import errors, strategy
     from fedlab.cache import worker_cache
@@ -53,8 +55,6 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
 
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Array",

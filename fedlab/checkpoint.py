@@ -22,7 +22,7 @@ A checkpoint directory holds two files; nothing in either is pickled.
 Ids are integers below 2**63, exact in Python's json; readers that parse every number as
 a double (JavaScript) must read them as big integers.
 
-``state-<round>-<random>.flr``, one :func:`~fedlab.records.codec.encode_record_dict` frame
+``state-<round>-<random>.flr``, one :func:`~fedlab.wire.codec.encode_record_dict` frame
 (``FLR1``, a protobuf header, then the raw array buffers) whose records are:
 
 =====================  ============  ===================================================
@@ -56,9 +56,9 @@ from typing import Any
 from fedlab.errors import CheckpointError, CodecError, HistoryError
 from fedlab.history import History
 from fedlab.records import ArrayRecord, MetricRecord, RecordDict
-from fedlab.records.codec import decode_record_dict, encode_record_dict
 from fedlab.server.result import Result
 from fedlab.strategy.strategy import StrategyState
+from fedlab.wire.codec import decode_record_dict, encode_record_dict
 
 __all__ = ["Checkpoint", "load_checkpoint", "save_checkpoint"]
 

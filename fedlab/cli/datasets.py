@@ -100,8 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from fedlab.datasets import FederatedDataset
-    from fedlab.datasets._sources import SKLEARN_DATASETS
+    from fedlab.datasets import SKLEARN_DATASETS, FederatedDataset
 
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):

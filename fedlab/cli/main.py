@@ -26,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args, rest = parser.parse_known_args(argv)
     if args.version:
-        from fedlab import __version__
+        from fedlab.version import __version__
 
         print(__version__)
         return 0

@@ -75,7 +75,7 @@ def create_project(name: str, template: str, parent: Path) -> Path:
     target = parent / name
     if target.exists():
         raise FederationError(f"{target} already exists; choose another name or remove it.")
-    from fedlab import __version__
+    from fedlab.version import __version__
 
     values = {"{{project}}": name, "{{package}}": package, "{{fedlab_version}}": __version__}
     _copy(files("fedlab").joinpath("templates").joinpath(template), target, package, values)

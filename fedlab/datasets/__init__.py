@@ -2,8 +2,8 @@
 
 :class:`FederatedDataset` holds a dataset (from the Hugging Face Hub, a local
 ``datasets.Dataset``, pandas, numpy, a folder of parquet/CSV files, or one of
-scikit-learn's bundled datasets) and divides its splits among clients with a
-partitioner (:mod:`fedlab.datasets.partitioner`). A ClientApp gets its own partition
+scikit-learn's bundled datasets, :data:`SKLEARN_DATASETS`) and divides its splits among
+clients with a partitioner (:mod:`fedlab.datasets.partitioner`). A ClientApp gets its own partition
 with one call, :func:`load_partition`, in simulation and in deployment alike;
 :func:`write_partition` writes a node's partition for a SuperNode elsewhere.
 
@@ -12,6 +12,7 @@ imported only when data is loaded, counted or plotted.
 """
 
 from fedlab.datasets._cache import clear_cache
+from fedlab.datasets._sources import SKLEARN_DATASETS
 from fedlab.datasets.federated_dataset import FederatedDataset
 from fedlab.datasets.metrics import compute_counts, compute_frequencies
 from fedlab.datasets.node import DATASET_KEY, PARTITION_PATH, attach, load_partition
@@ -59,6 +60,7 @@ __all__ = [  # noqa: RUF022 (plain sorted(), which tests/unit/test_package.py ch
     "PathologicalPartitioner",
     "Preprocessor",
     "RowPartitioner",
+    "SKLEARN_DATASETS",
     "ShardPartitioner",
     "SizePartitioner",
     "SquarePartitioner",

@@ -16,7 +16,7 @@ from fedlab.dashboard.display import DISPLAYS
 from fedlab.errors import FederationError, RecordError
 from fedlab.records import ConfigRecord
 from fedlab.server import ServerApp
-from fedlab.simulation import BACKENDS
+from fedlab.simulation import BACKENDS, missing_backend_members
 from fedlab.strategy import FedAvg, Strategy
 
 __all__ = [
@@ -70,13 +70,12 @@ def check_settings(
         raise FederationError(
             f"Unknown backend {backend!r}; choose one of {', '.join(map(repr, BACKENDS))}."
         )
-    if not isinstance(backend, str) and not all(
-        callable(getattr(backend, name, None))
-        for name in ("start", "submit", "call", "cancel", "close")
-    ):
+    if not isinstance(backend, str) and (missing := missing_backend_members(backend)):
         raise FederationError(
             f"backend must be a backend name ({', '.join(map(repr, BACKENDS))}) or a backend "
-            f"instance such as fedlab.simulation.ThreadBackend(4), got {type(backend).__name__}."
+            "instance such as fedlab.simulation.ThreadBackend(4), got "
+            f"{type(backend).__name__}, which lacks {', '.join(missing)} of the "
+            "fedlab.simulation.Backend protocol."
         )
     if checkpoint_dir is not None and strategy is None:
         raise FederationError(

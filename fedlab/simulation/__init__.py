@@ -5,7 +5,14 @@ Backends: ``inline`` and ``threads`` (:mod:`fedlab.simulation.backend`), ``proce
 when one is built).
 """
 
-from fedlab.simulation.backend import BACKENDS, Backend, InlineBackend, ThreadBackend, make_backend
+from fedlab.simulation.backend import (
+    BACKENDS,
+    Backend,
+    InlineBackend,
+    ThreadBackend,
+    make_backend,
+    missing_backend_members,
+)
 from fedlab.simulation.grid import SimulationGrid
 from fedlab.simulation.nodes import NodeIdList, make_node_ids
 from fedlab.simulation.processes import ProcessBackend
@@ -22,4 +29,5 @@ __all__ = [
     "ThreadBackend",
     "make_backend",
     "make_node_ids",
+    "missing_backend_members",
 ]

@@ -1,14 +1,14 @@
 """A client call as bytes: what the grid and a worker process write into a segment.
 
 A call crosses as one shared-memory segment (see ``_shm``) holding a head and then frames
-of fedlab's codec (``fedlab.records.codec``)::
+of fedlab's codec (``fedlab.wire.codec``)::
 
     request   head "FLPQ" run_id node_id | Message frame | state frame | config frame
     reply     head "FLPA"                | Message frame | state frame
 
 The head gives each frame's offset and length. The Message frames (magic ``FLM1``) and
-RecordDict frames (``FLR1``) are exactly what :func:`~fedlab.records.codec.encode_message`
-and :func:`~fedlab.records.codec.encode_record_dict` make, taken as the codec's pieces
+RecordDict frames (``FLR1``) are exactly what :func:`~fedlab.wire.codec.encode_message`
+and :func:`~fedlab.wire.codec.encode_record_dict` make, taken as the codec's pieces
 (``message_parts``, ``record_dict_parts``) so that array buffers are written straight into
 the segment instead of being joined into one bytes object first. The config frame holds the Context's
 ``node_config`` and ``run_config`` as two ConfigRecords. Each frame starts where its
@@ -16,35 +16,25 @@ array data falls on a 64-byte boundary, so arrays read in place are aligned.
 
 Reading keeps every array as a slice of the segment's view, not a copy. That is safe
 because the view is of immutable bytes: a bytes object or a read-only mapping of a
-segment that nobody writes again (``_shm.open_segment``). The one exception is the state
-the grid keeps for a node: it lives for the whole run, so :func:`decode_reply` copies it
-out rather than pin the reply's segment (and a file descriptor) per node.
+segment that nobody writes again (``_shm.open_segment``), as the codec's ``frozen=True``
+promises. The one exception is the state the grid keeps for a node: it lives for the
+whole run, so :func:`decode_reply` copies it out rather than pin the reply's segment (and
+a file descriptor) per node.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import struct
 from collections.abc import Sequence
-from typing import Any
-
-from google.protobuf.message import (  # type: ignore[import-untyped, unused-ignore]
-    DecodeError,
-)
 
 from fedlab.context import Context
 from fedlab.errors import CodecError
-from fedlab.message import Error, Message, Metadata
-from fedlab.proto import MessageProto, RecordDictProto
-from fedlab.records import Array, ArrayRecord, ConfigRecord, RecordDict
-from fedlab.records._recordproto import (
-    check_array_header,
-    record_dict_from_proto,
-)
-from fedlab.records.codec import MAGIC, RECORD_DICT_MAGIC, decode_record_dict
-from fedlab.records.codec import message_parts as message_frame
-from fedlab.records.codec import record_dict_parts as record_dict_frame
+from fedlab.message import Message
+from fedlab.records import ConfigRecord, RecordDict
 from fedlab.simulation._shm import Buffer
+from fedlab.wire.codec import decode_message, decode_record_dict
+from fedlab.wire.codec import message_parts as message_frame
+from fedlab.wire.codec import record_dict_parts as record_dict_frame
 
 __all__ = [
     "decode_reply",
@@ -57,18 +47,15 @@ __all__ = [
     "record_dict_frame",
 ]
 
-_PREFIX = struct.Struct("<4sI")  # the codec's frame prefix: magic, header length
 _REQUEST = struct.Struct("<4s4xQQ6Q")  # magic, run id, node id, 3 x (offset, length)
 _REPLY = struct.Struct("<4s4x4Q")  # magic, 2 x (offset, length)
 _REQUEST_MAGIC = b"FLPQ"
 _REPLY_MAGIC = b"FLPA"
 _ALIGN = 64
-_FIELDS = tuple(f.name for f in dataclasses.fields(Metadata))
 _NODE_CONFIG, _RUN_CONFIG = "node-config", "run-config"
-# What parsing a damaged header may raise; all of it becomes CodecError.
-_PARSE_FAILURES = (DecodeError, struct.error, KeyError, IndexError, ValueError, TypeError)
 
-Frame = list[bytes | memoryview]  # the prefix and header as one bytes object, then the array buffers
+# A codec frame: the prefix and header as one bytes object, then the array buffers.
+Frame = list[bytes | memoryview]
 
 
 def encode_request(message: Message, context: Context) -> list[Buffer]:
@@ -123,67 +110,17 @@ def decode_reply(view: memoryview) -> tuple[Message, RecordDict]:
 
 def read_message(frame: memoryview) -> Message:
     """Decode a Message frame; its arrays are slices of ``frame``, which must be immutable."""
-    header, payload = _split(frame, MAGIC)
-    try:
-        proto = MessageProto.FromString(header)
-        metadata = Metadata(**{name: getattr(proto.metadata, name) for name in _FIELDS})
-        if proto.HasField("error"):
-            error = Error(code=proto.error.code, reason=proto.error.reason)
-            return Message.from_parts(metadata, error=error)
-        return Message.from_parts(metadata, content=_records(proto.content, payload))
-    except _PARSE_FAILURES as err:
-        if isinstance(err, CodecError):
-            raise
-        raise CodecError(f"A message frame from a worker is malformed ({err}).") from err
+    return decode_message(frame, max_size=_whole(frame), frozen=True)
 
 
 def read_record_dict(frame: memoryview) -> RecordDict:
     """Decode a RecordDict frame; its arrays are slices of ``frame``, which must be immutable."""
-    header, payload = _split(frame, RECORD_DICT_MAGIC)
-    try:
-        return _records(RecordDictProto.FromString(header), payload)
-    except _PARSE_FAILURES as err:
-        if isinstance(err, CodecError):
-            raise
-        raise CodecError(f"A record frame from a worker is malformed ({err}).") from err
+    return decode_record_dict(frame, max_size=_whole(frame), frozen=True)
 
 
-def _records(proto: Any, payload: memoryview) -> RecordDict:
-    # The codec builds and checks everything but the arrays, which are then added as views.
-    arrays = []
-    for entry in proto.records:
-        if entry.WhichOneof("record") == "array_record":
-            headers = [
-                (h.name, h.dtype, tuple(h.shape), h.nbytes) for h in entry.array_record.arrays
-            ]
-            arrays.append((entry.name, headers))
-            del entry.array_record.arrays[:]
-    records = record_dict_from_proto(proto, payload[:0])
-    offset = 0
-    for name, headers in arrays:
-        record = records[name]
-        assert isinstance(record, ArrayRecord)  # record_dict_from_proto made it from the entry
-        for key, dtype, shape, nbytes in headers:
-            where = f"Array {key!r} of record {name!r}"
-            check_array_header(where, dtype, shape, nbytes)
-            if key in record:
-                raise CodecError(f"{where} appears twice; array names must be unique.")
-            end = offset + nbytes
-            if end > payload.nbytes:
-                raise CodecError(f"{where} runs past the end of the frame: it is truncated.")
-            record[key] = _array_view(dtype, shape, payload[offset:end])
-            offset = end
-    if offset != payload.nbytes:
-        raise CodecError(f"A frame from a worker has {payload.nbytes - offset} trailing bytes.")
-    return records
-
-
-def _array_view(dtype: str, shape: tuple[int, ...], data: memoryview) -> Array:
-    if isinstance(data.obj, bytes):
-        return Array(dtype, shape, data)  # Array keeps views of bytes as they are
-    # Array() copies any other buffer, which might change under it. This one is a read-only
-    # mapping of a segment nobody writes again (see _shm), so the Array may keep the view.
-    return Array.over_frozen_buffer(dtype, shape, data)
+def _whole(frame: memoryview) -> int:
+    # A frame of our own worker is as large as the client made it: no cap beyond its size.
+    return max(frame.nbytes, 1)
 
 
 def _layout(
@@ -218,12 +155,3 @@ def _frames(view: memoryview, spans: Sequence[int]) -> list[memoryview]:
             raise CodecError("A segment from a worker is shorter than its head says.")
         frames.append(view[offset : offset + length])
     return frames
-
-
-def _split(frame: memoryview, magic: bytes) -> tuple[memoryview, memoryview]:
-    if frame.nbytes < _PREFIX.size:
-        raise CodecError("A frame from a worker is truncated.")
-    got, length = _PREFIX.unpack_from(frame)
-    if got != magic or _PREFIX.size + length > frame.nbytes:
-        raise CodecError(f"A frame from a worker is not a {magic!r} frame or is truncated.")
-    return frame[_PREFIX.size : _PREFIX.size + length], frame[_PREFIX.size + length :]

@@ -19,6 +19,10 @@ A backend does three things for :class:`~fedlab.simulation.SimulationGrid`:
 twice that many messages in flight when it streams a round's replies to the strategy.
 Client calls never run on threads that keep the interpreter alive: a script whose client
 hangs still exits when its run is over.
+
+Any object with these members is a backend (:class:`Backend` is a runtime-checkable
+protocol, so ``isinstance(obj, Backend)`` tells); :func:`missing_backend_members` names
+the members an object lacks, for an error that says what to add.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import os
 import threading
 from collections.abc import Callable, Collection
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
 from fedlab.errors import SimulationError
 from fedlab.simulation._daemon_pool import DaemonPool
@@ -37,11 +41,19 @@ if TYPE_CHECKING:
     from fedlab.context import Context
     from fedlab.message import Message
 
-__all__ = ["BACKENDS", "Backend", "InlineBackend", "ThreadBackend", "make_backend"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "InlineBackend",
+    "ThreadBackend",
+    "make_backend",
+    "missing_backend_members",
+]
 
 T = TypeVar("T")
 
 
+@runtime_checkable
 class Backend(Protocol):
     """Runs client calls for a SimulationGrid (see the module documentation)."""
 
@@ -81,6 +93,37 @@ class Backend(Protocol):
     def close(self) -> None:
         """Release workers; work already started finishes first."""
         ...
+
+
+# The protocol's members in the order it declares them: attributes, then the rest.
+_MEMBERS = (*Backend.__annotations__, *(name for name in vars(Backend) if name[0] != "_"))
+_METHODS = frozenset(name for name in _MEMBERS if callable(getattr(Backend, name, None)))
+
+
+def missing_backend_members(backend: object) -> list[str]:
+    """The members of :class:`Backend` that ``backend`` lacks, in the protocol's order.
+
+    Empty exactly when ``isinstance(backend, Backend)``; a method set to ``None``
+    counts as missing, as it does for ``isinstance``.
+
+    Examples
+    --------
+    >>> missing_backend_members(InlineBackend())
+    []
+    >>> class Old:
+    ...     name, deferred, concurrency = "old", False, 1
+    ...     def start(self, app): ...
+    ...     def submit(self, fn): ...
+    ...     def call(self, message, context): ...
+    ...     def close(self): ...
+    >>> missing_backend_members(Old())
+    ['cancel_stops', 'cancel']
+    """
+    return [
+        name
+        for name in _MEMBERS
+        if not hasattr(backend, name) or (name in _METHODS and getattr(backend, name) is None)
+    ]
 
 
 class _InProcess:

@@ -19,7 +19,7 @@ from fedlab.events import EventBus
 from fedlab.message import SERVER_NODE_ID, Error, ErrorCode, Message
 from fedlab.records import RecordDict
 from fedlab.server.grid import Grid, unavailable_reply
-from fedlab.simulation.backend import Backend, make_backend
+from fedlab.simulation.backend import Backend, make_backend, missing_backend_members
 from fedlab.simulation.nodes import NodeIdList, draw_node_ids
 
 __all__ = ["SimulationGrid"]
@@ -443,13 +443,8 @@ _STUCK = (
 )
 
 
-_BACKEND_MEMBERS = (
-    "name", "deferred", "cancel_stops", "concurrency", "start", "submit", "call", "cancel", "close"
-)
-
-
 def _check_backend(backend: Backend) -> None:
-    missing = [name for name in _BACKEND_MEMBERS if not hasattr(backend, name)]
+    missing = missing_backend_members(backend)
     if missing:
         raise SimulationError(
             f"The backend {type(backend).__name__} lacks {', '.join(missing)} of the "

@@ -6,8 +6,8 @@ copy of the ClientApp; actors are made once and reused for every call and round,
 client's module-level caches (a loaded dataset, a compiled model) stay warm per actor.
 
 What crosses to an actor is bytes made by fedlab's own codec, never pickled data: the
-message (:func:`~fedlab.records.codec.encode_message`), the node's configs and its
-``context.state`` (:func:`~fedlab.records.codec.encode_record_dict`); the reply and the
+message (:func:`~fedlab.wire.codec.encode_message`), the node's configs and its
+``context.state`` (:func:`~fedlab.wire.codec.encode_record_dict`); the reply and the
 new state come back the same way. An ArrayRecord sent unchanged to many nodes (the global
 model of a round) is encoded and put into Ray's object store once, so it is copied to each
 machine of the cluster once, not once per client. Only the ClientApp itself, which is
@@ -19,27 +19,20 @@ code, is shipped by Ray (pickled with its closures, as Ray ships any function).
 from __future__ import annotations
 
 import os
-import queue
 import sys
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator, Mapping
 from concurrent.futures import Future
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from fedlab.context import Context, UserConfig
+from fedlab.context import Context
 from fedlab.errors import MissingDependencyError, SimulationError
 from fedlab.message import Message
-from fedlab.records import ArrayRecord, ConfigRecord, RecordDict
-from fedlab.records.codec import (
-    decode_message,
-    decode_record_dict,
-    encode_message,
-    encode_record_dict,
-)
+from fedlab.records import ConfigRecord, RecordDict
 from fedlab.simulation._daemon_pool import DaemonPool
+from fedlab.simulation._ray_actor import ClientActor
+from fedlab.simulation._ray_pool import ActorPool
+from fedlab.wire.codec import decode_message, decode_record_dict, encode_record_dict
 
 if TYPE_CHECKING:
     from fedlab.client import ClientApp
@@ -51,12 +44,6 @@ T = TypeVar("T")
 #: An ArrayRecord at least this large goes through the object store once per round;
 #: smaller ones travel inside each call, where Ray inlines them more cheaply.
 SHARE_MIN_BYTES = 256 * 1024
-#: How many shared ArrayRecords stay in the object store (a round's train and evaluate
-#: phases send the same global arrays).
-SHARED_CACHE_SIZE = 2
-#: Seconds to wait for the actors to start before reporting that the cluster cannot
-#: place them.
-START_TIMEOUT = 300.0
 # Ray replaces 127.0.0.1 by the machine's network address unless this is off when it is
 # imported; a local instance then listens on loopback only.
 _LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
@@ -133,7 +120,7 @@ class RayBackend:
         self._init_kwargs = dict(init_kwargs or {})
         self._ray = _import_ray(loopback=address is None)
         self._owns_connection = False
-        self._workers: _Workers | None = None
+        self._workers: ActorPool | None = None
         self._pool: DaemonPool | None = None
 
     @property
@@ -164,7 +151,13 @@ class RayBackend:
                     "inside the handler or a lifespan instead of capturing them."
                 ) from err
             remote = ray.remote(num_cpus=self._num_cpus, num_gpus=self._num_gpus)
-            self._workers = _Workers(ray, remote(_ClientActor), app_ref, self._actor_count())
+            self._workers = ActorPool(
+                ray,
+                remote(ClientActor),
+                app_ref,
+                self._actor_count(),
+                share_min_bytes=SHARE_MIN_BYTES,
+            )
         except BaseException:
             self.close()  # leave no Ray instance behind a backend that cannot run
             raise
@@ -270,221 +263,6 @@ class RayBackend:
             pool.shutdown(wait=_JOIN_S)  # quick: the actors the calls wait on are gone
 
 
-@dataclass
-class _Actor:
-    handle: Any
-    pid: int | None = None
-
-
-class _Workers:
-    """The actors of one :meth:`RayBackend.start`, each lent to one call at a time."""
-
-    def __init__(self, ray: Any, actor_class: Any, app_ref: Any, size: int) -> None:
-        self.ray, self.size = ray, size
-        self._actor_class, self._app_ref = actor_class, app_ref
-        self._idle: queue.SimpleQueue[_Actor] = queue.SimpleQueue()
-        self._all = [_Actor(actor_class.remote(app_ref)) for _ in range(size)]
-        # Global arrays put into the object store: key -> (the record, kept so that the
-        # ids in the key stay its arrays', and its object ref).
-        self._shared: OrderedDict[tuple[object, ...], tuple[ArrayRecord, Any]] = OrderedDict()
-        self._lock = threading.Lock()
-        self._stopped = False
-        self._calls: dict[str, _Actor] = {}  # message id -> the actor running it; under _lock
-        self._cancelled: set[str] = set()  # under _lock
-        pids = [actor.handle.pid.remote() for actor in self._all]
-        try:
-            ready, _ = ray.wait(pids, num_returns=len(pids), timeout=START_TIMEOUT)
-            if len(ready) < len(pids):
-                raise SimulationError(
-                    f"{len(pids) - len(ready)} of {len(pids)} Ray actors did not start within "
-                    f"{START_TIMEOUT:g} s; the cluster has {ray.cluster_resources()} and each "
-                    "actor needs what num_cpus/num_gpus ask: lower them or max_workers."
-                )
-            for actor, pid in zip(self._all, ray.get(pids), strict=True):
-                actor.pid = pid
-        except Exception as err:
-            self.stop()
-            if isinstance(err, SimulationError):
-                raise
-            raise SimulationError(
-                f"Ray could not start the client actors ({type(err).__name__}: {err}). Every "
-                "machine of the cluster needs fedlab (pip install fedlab-sdk) and the packages "
-                "the ClientApp imports, for the same Python version."
-            ) from err
-        for actor in self._all:
-            self._idle.put(actor)
-
-    def split(self, message: Message) -> tuple[bytes, tuple[str, ...], list[Any]]:
-        """Encode ``message`` with its large ArrayRecords taken out into object-store refs.
-
-        Returns the frame, the content's keys in order (empty if nothing was taken out)
-        and, for each key, the ref of the record taken out or nothing for a record that
-        stays in the frame.
-        """
-        if message.has_error():
-            return encode_message(message), (), []
-        content = message.content
-        large = {
-            name: record
-            for name, record in content.items()
-            if isinstance(record, ArrayRecord) and record.count_bytes() >= SHARE_MIN_BYTES
-        }
-        if not large:
-            return encode_message(message), (), []
-        rest = RecordDict({k: v for k, v in content.items() if k not in large})
-        refs = [self._shared_ref(large[k]) if k in large else None for k in content]
-        return (
-            encode_message(Message.from_parts(message.metadata, content=rest)),
-            tuple(content),
-            refs,
-        )
-
-    def run(
-        self, node_id: int, message_id: str, args: tuple[Any, ...]
-    ) -> tuple[bytes, bytes | None]:
-        """Run ``_ClientActor.run(*args)`` on an idle actor and return its result."""
-        actor = self._borrow()
-        exceptions = self.ray.exceptions
-        with self._lock:
-            self._calls[message_id] = actor
-        try:
-            if actor.pid is None:  # a replacement: its first call waits for it to start
-                actor.pid = self.ray.get(actor.handle.pid.remote())
-            return cast(tuple[bytes, bytes | None], self.ray.get(actor.handle.run.remote(*args)))
-        except exceptions.RayTaskError as err:  # raised inside run(): the actor lives on
-            cause = err.cause if isinstance(err.cause, BaseException) else err
-            raise SimulationError(
-                f"The Ray actor running node {node_id} failed: {type(cause).__name__}: {cause}"
-            ) from err
-        except exceptions.RayError as err:
-            pid = actor.pid
-            with self._lock:
-                del self._calls[message_id]
-                cancelled = message_id in self._cancelled
-                self._cancelled.discard(message_id)
-            actor = self._replace(actor)
-            if self._stopped:
-                raise SimulationError(
-                    f"The call to node {node_id} was stopped: the backend was closed."
-                ) from err
-            if cancelled:
-                raise SimulationError(
-                    f"The Ray actor running node {node_id} was killed: the call did not return "
-                    "in time. A new actor runs the next calls."
-                ) from err
-            raise SimulationError(
-                f"The ClientApp of node {node_id} crashed: its Ray worker process"
-                f"{'' if pid is None else f' (pid {pid})'} died ({type(err).__name__}), e.g. "
-                "through os._exit, a segmentation fault or running out of memory; see that "
-                "worker's log. The worker was replaced, so other calls go on."
-            ) from err
-        finally:
-            with self._lock:
-                self._calls.pop(message_id, None)
-            self._idle.put(actor)
-
-    def cancel(self, message_ids: Collection[str]) -> None:
-        """Kill the actors running these calls; their threads replace them."""
-        with self._lock:  # held, so that no actor is lent to another call meanwhile
-            for message_id in message_ids:
-                actor = self._calls.get(message_id)
-                if actor is not None:
-                    self._cancelled.add(message_id)
-                    _kill(self.ray, actor.handle)
-
-    def stop(self) -> None:
-        """Kill the actors; calls waiting for one fail."""
-        with self._lock:
-            self._stopped = True
-            actors, self._all = self._all, []
-            self._shared.clear()
-        for actor in actors:
-            _kill(self.ray, actor.handle)
-
-    def _borrow(self) -> _Actor:
-        while True:
-            if self._stopped:
-                raise SimulationError("The backend was closed; call start(app) again.")
-            try:
-                return self._idle.get(timeout=0.5)
-            except queue.Empty:
-                continue
-
-    def _replace(self, dead: _Actor) -> _Actor:
-        _kill(self.ray, dead.handle)
-        with self._lock:
-            if self._stopped:
-                return dead
-            try:
-                fresh = _Actor(self._actor_class.remote(self._app_ref))
-            except Exception:  # Ray itself is failing: the next call on it tries again
-                return dead
-            self._all = [fresh if a is dead else a for a in self._all]
-        return fresh
-
-    def _shared_ref(self, record: ArrayRecord) -> Any:
-        # Arrays are immutable and the entry keeps them alive, so their ids identify them.
-        key = tuple((name, id(array)) for name, array in record.items())
-        with self._lock:
-            entry = self._shared.get(key)
-            if entry is None:
-                frame = encode_record_dict(RecordDict({"arrays": record}))
-                entry = (record, self.ray.put(frame))
-                self._shared[key] = entry
-                while len(self._shared) > SHARED_CACHE_SIZE:
-                    self._shared.popitem(last=False)
-            else:
-                self._shared.move_to_end(key)
-            return entry[1]
-
-
-class _ClientActor:
-    """The body of one Ray actor: runs the ClientApp on codec frames."""
-
-    def __init__(self, app: ClientApp) -> None:
-        self._app = app
-
-    def pid(self) -> int:
-        """Return the worker's process id (also tells that the actor is up)."""
-        return os.getpid()
-
-    def run(
-        self,
-        run_id: int,
-        node_id: int,
-        frame: bytes,
-        configs_frame: bytes,
-        state_frame: bytes,
-        keys: tuple[str, ...],
-        *shared: bytes | None,
-    ) -> tuple[bytes, bytes | None]:
-        """Decode a call, run the app, return the encoded reply and the new state.
-
-        The new state is ``None`` when the client left it as it was.
-        """
-        message = decode_message(frame)
-        if keys:  # put the shared records back where they were
-            rest = message.content
-            content = RecordDict(
-                {
-                    key: rest[key] if data is None else decode_record_dict(data)["arrays"]
-                    for key, data in zip(keys, shared, strict=True)
-                }
-            )
-            message = Message.from_parts(message.metadata, content=content)
-        configs = decode_record_dict(configs_frame)
-        context = Context(
-            run_id=run_id,
-            node_id=node_id,
-            node_config=cast(UserConfig, dict(configs.config_records["node-config"])),
-            run_config=cast(UserConfig, dict(configs.config_records["run-config"])),
-            state=decode_record_dict(state_frame),
-        )
-        reply = encode_message(self._app(message, context))
-        state = encode_record_dict(context.state)
-        return reply, None if state == state_frame else state
-
-
 def _import_ray(*, loopback: bool) -> Any:
     """Import ray; on first import, ``loopback`` keeps the local instances it starts there."""
     global _imported_on_loopback
@@ -497,12 +275,6 @@ def _import_ray(*, loopback: bool) -> Any:
     if loopback and first:
         _imported_on_loopback = True
     return ray
-
-
-def _kill(ray: Any, handle: Any) -> None:
-    # An actor already dead, or Ray shutting down: nothing is left to stop.
-    with suppress(Exception):
-        ray.kill(handle, no_restart=True)
 
 
 @contextmanager

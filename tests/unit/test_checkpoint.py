@@ -27,9 +27,9 @@ from fedlab.errors import CheckpointError, FederationError, StrategyError
 from fedlab.events import Event, RunStarted
 from fedlab.history import History
 from fedlab.records import ConfigRecord
-from fedlab.records.codec import RECORD_DICT_MAGIC, decode_record_dict
 from fedlab.simulation import SimulationGrid
 from fedlab.strategy import FedAvg, StrategyState
+from fedlab.wire.codec import RECORD_DICT_MAGIC, decode_record_dict
 
 
 def make_checkpoint(round_: int = 2) -> Checkpoint:

@@ -22,6 +22,7 @@ from fedlab.dashboard import PlainConsole
 from fedlab.errors import FederationError, GridError
 from fedlab.events import ClientReplied, Event, RoundAggregated, RunFinished, RunStarted
 from fedlab.server import Grid, Result
+from fedlab.simulation import ThreadBackend
 from fedlab.strategy import FedAvg
 
 
@@ -306,3 +307,16 @@ def test_threads_backend_gives_the_same_result_as_inline() -> None:
 def test_a_backend_that_is_neither_a_name_nor_a_backend_is_refused() -> None:
     with pytest.raises(FederationError, match="backend name .* or a backend instance"):
         make_fed(backend=42)  # type: ignore[arg-type]
+
+
+def test_a_backend_instance_without_cancel_is_refused_naming_what_it_lacks() -> None:
+    class OldBackend(ThreadBackend):
+        cancel = None  # type: ignore[assignment]
+
+    with pytest.raises(FederationError) as caught:
+        make_fed(backend=OldBackend(2))
+    assert str(caught.value) == (
+        "backend must be a backend name ('inline', 'threads', 'processes', 'ray') or a backend "
+        "instance such as fedlab.simulation.ThreadBackend(4), got OldBackend, which lacks cancel "
+        "of the fedlab.simulation.Backend protocol."
+    )

@@ -136,7 +136,7 @@ def test_fedlab_names_the_same_things_in_all_its_homes_and_its_type_checking_imp
 
 def test_importing_fedlab_loads_neither_torch_nor_pandas() -> None:
     code = (
-        "import sys, fedlab, fedlab.strategy, fedlab.simulation, fedlab.history, fedlab.records.codec\n"
+        "import sys, fedlab, fedlab.strategy, fedlab.simulation, fedlab.history, fedlab.wire.codec\n"
         "heavy = [m for m in ('torch', 'pandas', 'tensorflow', 'jax', 'datasets', 'ray', 'matplotlib') "
         "if m in sys.modules]\n"
         "print(','.join(heavy))"
@@ -173,3 +173,17 @@ def test_the_package_ships_its_type_marker() -> None:
     from importlib.resources import files
 
     assert files("fedlab").joinpath("py.typed").is_file()
+
+
+def test_the_version_is_the_distributions_and_reading_it_loads_nothing_else() -> None:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+    from fedlab.version import __version__
+
+    declared = tomllib.loads((ROOT.parent / "pyproject.toml").read_text())["project"]["version"]
+    assert fedlab.__version__ == __version__ == declared
+    code = "import sys, fedlab.version; print(sorted(m for m in sys.modules if m.startswith('fedlab')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['fedlab', 'fedlab.version']"

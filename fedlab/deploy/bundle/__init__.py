@@ -228,7 +228,7 @@ def build_bundle(
     finally:
         if added is not None and added in sys.path:
             sys.path.remove(added)
-    from fedlab import __version__
+    from fedlab.version import __version__
 
     manifest = {
         "client_app": client_entry,

@@ -22,7 +22,7 @@ from fedlab.deploy import proto as pb
 from fedlab.deploy.superlink._db import Database, from_sql_id, to_sql_id
 from fedlab.deploy.superlink.nodes import Nodes
 from fedlab.message import Error, ErrorCode, Message
-from fedlab.records.codec import decode_message, encode_message
+from fedlab.wire.codec import decode_message, encode_message
 
 __all__ = ["Messages", "StoredMessage"]
 

@@ -130,7 +130,7 @@ class SuperLink:
 
     def info(self) -> Any:
         """The ``SuperLinkInfo`` message (ports, version, persistence)."""
-        from fedlab import __version__
+        from fedlab.version import __version__
 
         port = {name: int(address.rpartition(":")[2]) for name, address in self.addresses.items()}
         return pb.SuperLinkInfo(

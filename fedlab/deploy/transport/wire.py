@@ -1,6 +1,6 @@
 """A :class:`~fedlab.Message` as a ``WireMessage`` header plus a content object, and back.
 
-Both halves are made by the codec (:mod:`fedlab.records.codec`): the header is
+Both halves are made by the codec (:mod:`fedlab.wire.codec`): the header is
 ``encode_message`` of the message with its content left out (metadata only, or the error
 of an error reply), the content is ``encode_record_dict`` of its RecordDict. Keeping the
 content apart, named by its sha256, is what lets a model broadcast to N nodes be uploaded
@@ -28,7 +28,7 @@ from fedlab.deploy.transport.transfer import object_ref
 from fedlab.errors import CodecError, TransferError
 from fedlab.message import Message
 from fedlab.records import ArrayRecord, RecordDict
-from fedlab.records.codec import (
+from fedlab.wire.codec import (
     decode_message,
     decode_record_dict,
     encode_message,

@@ -31,11 +31,11 @@ from fedlab.records import (
     MetricRecord,
     RecordDict,
 )
-from fedlab.records.codec import encode_message, encode_record_dict
 from fedlab.simulation import InlineBackend, SimulationGrid
 from fedlab.simulation._wire import message_frame, read_message, read_record_dict, record_dict_frame
 from fedlab.simulation.processes import ProcessBackend
 from fedlab.strategy import FedAvg
+from fedlab.wire.codec import encode_message, encode_record_dict
 from tests.contracts.grid_contract import GridContract, contract_app
 
 

@@ -252,7 +252,7 @@ class TestSqliteLinkState(LinkStateContract):
         try:
             (reply,) = reopened.messages.replies(run, [sent])
             data = b"".join(reopened.objects.read(reply.content_digest, 0, 1 << 20))
-            from fedlab.records.codec import decode_record_dict
+            from fedlab.wire.codec import decode_record_dict
 
             assert decode_record_dict(data)["m"] == MetricRecord({"loss": 0.25})
             assert reopened.runs.require(run).run_config == {"lr": 0.5}

@@ -10,7 +10,7 @@ from fedlab.deploy.transport.wire import decode_header, join_message, split_mess
 from fedlab.errors import CodecError, TransferError
 from fedlab.message import Error, ErrorCode, Message
 from fedlab.records import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
-from fedlab.records.codec import encode_message
+from fedlab.wire.codec import encode_message
 
 
 def train(arrays: ArrayRecord, dst: int, **config: object) -> Message:

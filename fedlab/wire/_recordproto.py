@@ -8,15 +8,18 @@ bytes that follow it. Every check here raises :class:`~fedlab.errors.CodecError`
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fedlab.errors import CodecError, RecordError
-from fedlab.records.array import ALLOWED_DTYPES, Array
-from fedlab.records.arrayrecord import ArrayRecord
-from fedlab.records.configrecord import ConfigRecord
-from fedlab.records.metricrecord import MetricRecord
-from fedlab.records.recorddict import RecordDict
+from fedlab.records import (
+    ALLOWED_DTYPES,
+    Array,
+    ArrayRecord,
+    ConfigRecord,
+    MetricRecord,
+    RecordDict,
+)
 
 __all__ = ["MAX_NDIM", "check_array_header", "record_dict_from_proto", "record_dict_to_proto"]
 
@@ -120,12 +123,15 @@ def _check_int64(value: int, where: str) -> None:
         )
 
 
-def record_dict_from_proto(proto: Any, payload: memoryview) -> RecordDict:
+def record_dict_from_proto(proto: Any, payload: memoryview, *, frozen: bool = False) -> RecordDict:
     """Rebuild a RecordDict from its header and the array bytes that followed it.
 
-    Arrays are slices of ``payload``: zero-copy if it views a ``bytes`` object,
-    copied by :class:`Array` otherwise. ``payload`` must hold exactly the declared array bytes.
+    Arrays are slices of ``payload``: zero-copy if it views a ``bytes`` object or if
+    ``frozen`` (the caller's promise that this read-only buffer never changes), copied by
+    :class:`Array` otherwise. ``payload`` must hold exactly the declared array bytes.
     """
+    array: Callable[[str, tuple[int, ...], memoryview], Array]
+    array = Array.over_frozen_buffer if frozen else Array
     declared = _check_array_headers(proto)
     if declared != payload.nbytes:
         problem = "is truncated" if declared > payload.nbytes else "has trailing bytes"
@@ -147,7 +153,7 @@ def record_dict_from_proto(proto: Any, payload: memoryview) -> RecordDict:
             arrays = ArrayRecord()
             for header in entry.array_record.arrays:
                 end = offset + header.nbytes
-                arrays[header.name] = Array(header.dtype, tuple(header.shape), payload[offset:end])
+                arrays[header.name] = array(header.dtype, tuple(header.shape), payload[offset:end])
                 offset = end
             records[name] = arrays
             continue

@@ -27,7 +27,8 @@ copied when the input is ``bytes`` (or a memoryview of ``bytes``): each
 :class:`~fedlab.records.Array` is a read-only view into it, which keeps the whole input
 alive for as long as any of its arrays lives. Any other input (``bytearray``, a view of
 a numpy array or an mmap) may change later, so :class:`~fedlab.records.Array` copies
-each array out of it.
+each array out of it, unless the caller promises with ``frozen=True`` that a read-only
+buffer never changes (a read-only mapping of shared memory that its writer has let go).
 
 Size limit
 ----------
@@ -66,8 +67,8 @@ from google.protobuf.message import (  # type: ignore[import-untyped, unused-ign
 from fedlab.errors import CodecError, MessageError
 from fedlab.message import Error, Message, Metadata, validate_message_type
 from fedlab.proto import MessageProto, RecordDictProto
-from fedlab.records._recordproto import record_dict_from_proto, record_dict_to_proto
-from fedlab.records.recorddict import RecordDict
+from fedlab.records import RecordDict
+from fedlab.wire._recordproto import record_dict_from_proto, record_dict_to_proto
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
@@ -147,7 +148,10 @@ def message_parts(msg: Message) -> list[bytes | memoryview]:
 
 
 def decode_message(
-    data: bytes | bytearray | memoryview, *, max_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    data: bytes | bytearray | memoryview,
+    *,
+    max_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    frozen: bool = False,
 ) -> Message:
     """Decode bytes made by :func:`encode_message` back into a :class:`~fedlab.Message`.
 
@@ -157,15 +161,19 @@ def decode_message(
         The whole frame. With ``bytes`` the arrays are views into it (no copy).
     max_size
         Refuse frames larger than this many bytes.
+    frozen
+        Promise that ``data``, a read-only buffer, is never written again: the arrays
+        are then views into it whatever its type (no copy).
 
     Raises
     ------
     CodecError
         If the bytes are not a valid message: too short or too large, wrong magic,
         a header that does not parse or that lies about array sizes, an unknown dtype,
-        an invalid message type or TTL, or not exactly one of content and error.
+        an invalid message type or TTL, or not exactly one of content and error; or
+        if ``frozen`` is given a writable buffer.
     """
-    header, payload = _unframe(data, MAGIC, max_size)
+    header, payload = _unframe(data, MAGIC, max_size, frozen)
     try:
         proto = MessageProto.FromString(header)
         if not proto.HasField("metadata"):
@@ -183,7 +191,7 @@ def decode_message(
                 )
             error = Error(code=proto.error.code, reason=proto.error.reason)
             return Message.from_parts(metadata, error=error)
-        content = record_dict_from_proto(proto.content, payload)
+        content = record_dict_from_proto(proto.content, payload, frozen=frozen)
         return Message.from_parts(metadata, content=content)
     except _DECODE_FAILURES as err:
         if isinstance(err, CodecError):
@@ -221,18 +229,22 @@ def record_dict_parts(records: RecordDict) -> list[bytes | memoryview]:
 
 
 def decode_record_dict(
-    data: bytes | bytearray | memoryview, *, max_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    data: bytes | bytearray | memoryview,
+    *,
+    max_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    frozen: bool = False,
 ) -> RecordDict:
     """Decode bytes made by :func:`encode_record_dict`; arrays as in :func:`decode_message`.
 
     Raises
     ------
     CodecError
-        If the bytes are not a valid encoded RecordDict.
+        If the bytes are not a valid encoded RecordDict, or ``frozen`` is given a
+        writable buffer.
     """
-    header, payload = _unframe(data, RECORD_DICT_MAGIC, max_size)
+    header, payload = _unframe(data, RECORD_DICT_MAGIC, max_size, frozen)
     try:
-        return record_dict_from_proto(RecordDictProto.FromString(header), payload)
+        return record_dict_from_proto(RecordDictProto.FromString(header), payload, frozen=frozen)
     except _DECODE_FAILURES as err:
         if isinstance(err, CodecError):
             raise
@@ -270,7 +282,7 @@ def _frame_parts(
 
 
 def _unframe(
-    data: bytes | bytearray | memoryview, magic: bytes, max_size: int
+    data: bytes | bytearray | memoryview, magic: bytes, max_size: int, frozen: bool
 ) -> tuple[memoryview, memoryview]:
     """Return (header, payload) views of a frame, checking everything but the header."""
     if not isinstance(max_size, int) or max_size <= 0:
@@ -285,6 +297,11 @@ def _unframe(
         raise CodecError(
             f"Cannot decode this memoryview ({err}); pass a contiguous buffer."
         ) from err
+    if frozen and not view.readonly:
+        raise CodecError(
+            "frozen=True promises a buffer that never changes, but this one is writable; "
+            "pass a read-only view, or leave frozen out to have the arrays copied."
+        )
     size = view.nbytes
     if size > max_size:
         raise CodecError(

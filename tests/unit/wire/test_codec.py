@@ -6,6 +6,7 @@ import ast
 import dataclasses
 import inspect
 import math
+import mmap
 import struct
 import subprocess
 import sys
@@ -28,10 +29,9 @@ from fedlab.records import (
     ConfigRecord,
     MetricRecord,
     RecordDict,
-    _recordproto,
-    codec,
 )
-from fedlab.records.codec import (
+from fedlab.wire import _recordproto, codec
+from fedlab.wire.codec import (
     DEFAULT_MAX_MESSAGE_SIZE,
     MAGIC,
     decode_message,
@@ -229,6 +229,37 @@ def test_decoding_a_mutable_buffer_copies_so_later_changes_do_not_leak_in(
     buffer[-12:] = bytes(12)
     array = decoded.content["arrays"]["w"]
     assert isinstance(array, Array) and array.numpy().tolist() == [0.0, 1.0, 2.0]
+
+
+def test_a_frozen_read_only_mapping_is_decoded_in_place(tmp_path: Path) -> None:
+    message_frame = _small()
+    records = RecordDict({"arrays": ArrayRecord({"w": np.arange(3, dtype=np.float32)})})
+    path = tmp_path / "frames"
+    path.write_bytes(message_frame + encode_record_dict(records))
+    with path.open("rb") as file:
+        mapping = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+    view = memoryview(mapping)
+    decoded = [
+        decode_message(view[: len(message_frame)], frozen=True).content["arrays"]["w"],
+        decode_record_dict(view[len(message_frame) :], frozen=True)["arrays"]["w"],
+    ]
+    for array in decoded:
+        assert isinstance(array.data, memoryview) and array.data.obj is mapping
+        assert array.numpy().tolist() == [0.0, 1.0, 2.0]
+    copied = decode_message(view[: len(message_frame)]).content["arrays"]["w"]
+    assert isinstance(copied.data, bytes)  # without the promise, a mapping is copied out
+    del decoded, copied, array, view
+    mapping.close()
+
+
+def test_frozen_refuses_a_writable_buffer() -> None:
+    for decode in (decode_message, decode_record_dict):
+        with pytest.raises(CodecError) as caught:
+            decode(bytearray(_small()), frozen=True)
+        assert str(caught.value) == (
+            "frozen=True promises a buffer that never changes, but this one is writable; "
+            "pass a read-only view, or leave frozen out to have the arrays copied."
+        )
 
 
 def test_a_memoryview_input_is_accepted_and_a_strided_one_is_rejected() -> None:
