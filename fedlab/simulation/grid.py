@@ -9,8 +9,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, wait
 from functools import partial
 
-import numpy as np
-
 from fedlab.client import ClientApp
 from fedlab.client.clientapp import exception_error
 from fedlab.context import Context, UserConfig
@@ -19,8 +17,10 @@ from fedlab.events import EventBus
 from fedlab.message import SERVER_NODE_ID, Error, ErrorCode, Message
 from fedlab.records import RecordDict
 from fedlab.server.grid import Grid, unavailable_reply
+from fedlab.simulation._node_turns import NodeTurns
 from fedlab.simulation.backend import Backend, make_backend, missing_backend_members
-from fedlab.simulation.nodes import NodeIdList, draw_node_ids
+from fedlab.simulation.nodes import NodeIdList
+from fedlab.simulation.population import Population
 
 __all__ = ["SimulationGrid"]
 
@@ -78,29 +78,24 @@ class SimulationGrid(Grid):
         node_ids: Sequence[int] | None = None,
     ) -> None:
         super().__init__(run_id, events)
-        if not isinstance(num_nodes, int) or isinstance(num_nodes, bool) or num_nodes < 1:
-            raise SimulationError(f"num_nodes must be a positive int, got {num_nodes!r}.")
-        if node_configs is not None and len(node_configs) != num_nodes:
-            raise SimulationError(
-                f"node_configs has {len(node_configs)} entries but there are {num_nodes} nodes; "
-                "give one mapping per node."
-            )
-        self._node_ids = _population(num_nodes, seed, node_ids)
+        self._nodes = Population(
+            num_nodes,
+            run_id=run_id,
+            node_configs=node_configs,
+            run_config=run_config,
+            seed=seed,
+            node_ids=node_ids,
+        )
+        self._node_ids = self._nodes.ids
         self._app = client_app
         self._backend = make_backend(backend, max_workers) if isinstance(backend, str) else backend
         _check_backend(self._backend)
         self._backend.start(client_app)
-        self._node_configs = node_configs
-        self._run_config: UserConfig = dict(run_config or {})
-        self._contexts: dict[int, Context] = {}
         self._lock = threading.Lock()
         # Notified whenever a message stops being pending, so pull_any can sleep until then.
         self._settled = threading.Condition(self._lock)
-        # The node of each call running (node id -> message id), so that calls to one node
-        # never overlap; notified when one ends while another call waits for its node.
-        self._busy: dict[int, str] = {}
-        self._node_free = threading.Condition(self._lock)
-        self._node_waiters = 0
+        # Calls to one node never overlap: each waits for its node's turn.
+        self._turns = NodeTurns(self._lock)
         # Bookkeeping of messages in flight, all guarded by self._lock.
         self._replies: dict[str, Message] = {}
         self._futures: dict[str, Future[None]] = {}
@@ -123,32 +118,15 @@ class SimulationGrid(Grid):
 
     def context(self, node_id: int) -> Context:
         """Return the persistent Context of ``node_id``, creating it on first use."""
-        context = self._contexts.get(node_id)
-        if context is not None:
-            return context
-        index = self._node_ids.index_of(node_id)
-        if index is None:
-            raise SimulationError(f"Node {node_id} is not part of this simulation.")
-        with self._lock:
-            return self._contexts.setdefault(
-                node_id,
-                Context(
-                    run_id=self.run_id,
-                    node_id=node_id,
-                    node_config=self._node_config(index),
-                    run_config=dict(self._run_config),
-                ),
-            )
+        return self._nodes.context(node_id)
 
     def created_contexts(self) -> dict[int, Context]:
         """The Contexts made so far (one per node ever addressed), by node id."""
-        with self._lock:
-            return dict(self._contexts)
+        return self._nodes.created_contexts()
 
     def node_state(self, node_id: int) -> RecordDict:
         """Return ``node_id``'s ``context.state`` without creating its Context (empty if none)."""
-        context = self._contexts.get(node_id)
-        return context.state if context is not None else RecordDict()
+        return self._nodes.state(node_id)
 
     def get_node_ids(self) -> NodeIdList:
         """Return the simulated node ids, in partition order (fixed for the grid's lifetime)."""
@@ -156,11 +134,7 @@ class SimulationGrid(Grid):
 
     def get_node_config(self, node_id: int) -> UserConfig:
         """Return a copy of ``node_id``'s node_config (empty for an unknown node)."""
-        context = self._contexts.get(node_id)
-        if context is not None:
-            return dict(context.node_config)
-        index = self._node_ids.index_of(node_id)
-        return {} if index is None else self._node_config(index)
+        return self._nodes.node_config(node_id)
 
     def partition_id(self, node_id: int) -> int | None:
         """Return the partition index of ``node_id``."""
@@ -276,8 +250,7 @@ class SimulationGrid(Grid):
                     self._abandoned.add(message_id)
                     running.append(message_id)
             self._settled.notify_all()
-            if self._node_waiters:
-                self._node_free.notify_all()
+            self._turns.wake()
         if running:
             self._backend.cancel(running)
 
@@ -290,12 +263,6 @@ class SimulationGrid(Grid):
         self._backend.close()
 
     # -- internals ----------------------------------------------------------------------
-
-    def _node_config(self, index: int) -> UserConfig:
-        config: UserConfig = {"partition-id": index, "num-partitions": len(self._node_ids)}
-        if self._node_configs is not None:
-            config.update(self._node_configs[index])
-        return config
 
     def _take(self, ids: Iterable[str]) -> list[Message]:
         with self._lock:
@@ -363,7 +330,17 @@ class SimulationGrid(Grid):
         # Each client gets its own records; the arrays inside stay shared and read-only.
         incoming = Message.from_parts(message.metadata, content=message.content.copy())
         context = self.context(node_id)
-        claim = self._claim(node_id, message.metadata.message_id)
+        with self._lock:
+            deadline = self._deadlines.get(message.metadata.message_id)
+        claim = self._turns.claim(
+            node_id,
+            message.metadata.message_id,
+            deadline=deadline,
+            abandoned=self._abandoned,
+            # One call at a time (inline): waiting for a call that may never end would
+            # starve the rest of the round.
+            refuse_stuck=self._backend.deferred and not self._backend.cancel_stops,
+        )
         if claim == "stuck":
             reply = incoming.reply(Error(ErrorCode.NODE_UNAVAILABLE, _STUCK.format(node=node_id)))
             self._store(message, reply, 0.0)
@@ -377,41 +354,8 @@ class SimulationGrid(Grid):
         except BaseException as exc:  # the ClientApp catches user errors; this is a crash
             reply = incoming.reply(Error(ErrorCode.CLIENT_APP_CRASHED, exception_error(exc).reason))
         finally:
-            with self._lock:
-                del self._busy[node_id]
-                if self._node_waiters:
-                    self._node_free.notify_all()
+            self._turns.release(node_id)
         self._store(message, reply, time.perf_counter() - started)
-
-    def _claim(self, node_id: int, message_id: str) -> str:
-        """Mark ``node_id`` busy with ``message_id``, once no other call of the node runs.
-
-        Returns ``"ok"``; ``"stuck"`` if the backend is deferred and the node is busy with
-        an abandoned call (one that did not return in time) it could not stop, which may
-        never end; ``"given up"`` if this call was abandoned or its deadline passed while
-        it waited.
-        """
-        # One call at a time: waiting for a call that may never end would starve the rest.
-        refuse = self._backend.deferred and not self._backend.cancel_stops
-        with self._lock:
-            deadline = self._deadlines.get(message_id)
-            while True:
-                holder = self._busy.get(node_id)
-                if message_id in self._abandoned:
-                    return "given up"
-                if holder is None:
-                    self._busy[node_id] = message_id
-                    return "ok"
-                if refuse and holder in self._abandoned:
-                    return "stuck"
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return "given up"
-                self._node_waiters += 1
-                try:
-                    self._node_free.wait(left)
-                finally:
-                    self._node_waiters -= 1
 
     def _store(self, instruction: Message, reply: Message | None, duration: float) -> None:
         """Report and keep ``reply``; drop it if abandoned, late or None (given up)."""
@@ -450,16 +394,3 @@ def _check_backend(backend: Backend) -> None:
             f"The backend {type(backend).__name__} lacks {', '.join(missing)} of the "
             "fedlab.simulation.Backend protocol; add them, or use a built-in backend."
         )
-
-
-def _population(num_nodes: int, seed: int | None, node_ids: Sequence[int] | None) -> NodeIdList:
-    """The grid's node ids: drawn from ``seed``, or ``node_ids`` once checked."""
-    if node_ids is None:
-        return NodeIdList(draw_node_ids(num_nodes, seed))
-    ids = np.asarray(list(node_ids))
-    nodes = NodeIdList(ids) if ids.shape == (num_nodes,) and ids.dtype.kind in "iu" else None
-    if nodes is None or SERVER_NODE_ID in nodes or nodes.has_repeats():
-        raise SimulationError(
-            f"node_ids must be {num_nodes} distinct non-zero ids, one per node; got {node_ids!r}."
-        )
-    return nodes
