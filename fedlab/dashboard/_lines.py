@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fedlab.dashboard._tracker import RoundState, RunTracker
+from fedlab.dashboard._tracker import RoundState, RunTracker, Stall
 from fedlab.events import ClientReplied, ReplyRejected, RunFinished, RunStarted
 from fedlab.format import (
     describe_error,
@@ -11,7 +11,14 @@ from fedlab.format import (
     format_seconds,
 )
 
-__all__ = ["client_name", "failure_line", "finished_line", "round_line", "started_line"]
+__all__ = [
+    "client_name",
+    "failure_line",
+    "finished_line",
+    "round_line",
+    "started_line",
+    "waiting_line",
+]
 
 
 def _count(number: int, noun: str) -> str:
@@ -82,3 +89,20 @@ def finished_line(tracker: RunTracker, event: RunFinished) -> str:
     if event.error:
         line += f"; error: {describe_error(None, event.error)}"
     return line
+
+
+def waiting_line(stall: Stall) -> str:
+    """``round 3 train: waiting on client 7 (node 1234) for 12s, 2 more not replied``.
+
+    The client is named by its partition where the run knows it, else by its node.
+    """
+    who = (
+        f"node {stall.node_id}"
+        if stall.partition_id is None
+        else client_name(stall.node_id, stall.partition_id)
+    )
+    text = f"round {stall.round} {stall.phase}: waiting on {who} for {stall.seconds:.0f}s"
+    others = stall.pending - 1
+    if others:
+        text += f", {others} more not replied"
+    return text

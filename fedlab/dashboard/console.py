@@ -14,9 +14,15 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO, TypeGuard
 
-from fedlab.dashboard._lines import failure_line, finished_line, round_line, started_line
+from fedlab.dashboard._lines import (
+    failure_line,
+    finished_line,
+    round_line,
+    started_line,
+    waiting_line,
+)
 from fedlab.dashboard._round_table import ROWS, round_table
-from fedlab.dashboard._tracker import RoundState, RunTracker, Stall
+from fedlab.dashboard._tracker import RoundState, RunTracker
 from fedlab.events import (
     ClientReplied,
     Event,
@@ -84,7 +90,7 @@ class PlainConsole:
             if last is not None and last[0] == key and stall.seconds < 2 * last[1]:
                 return
             self._reported = (key, stall.seconds)
-            self._write(_waiting_text(stall))
+            self._write(waiting_line(stall))
 
     def __call__(self, event: Event) -> None:
         """Write what ``event`` completes; safe to call from any thread."""
@@ -180,7 +186,7 @@ class RichConsole:
 
         with self._lock:
             stall = self._tracker.stall(self._clock())
-            self._waiting = Text() if stall is None else Text(_waiting_text(stall), style="yellow")
+            self._waiting = Text() if stall is None else Text(waiting_line(stall), style="yellow")
 
     def _renderable(self) -> RenderableType:
         # Called by rich's refresh thread: read attributes only, never take our lock.
@@ -276,21 +282,3 @@ def _is_failure(event: Event) -> TypeGuard[ClientReplied | ReplyRejected]:
     return isinstance(event, ReplyRejected) or (
         isinstance(event, ClientReplied) and event.error is not None
     )
-
-
-def _waiting_text(stall: Stall) -> str:
-    """``round 3 train: waiting on client 7 (node 1234) for 12s, 2 more not replied``.
-
-    The client is named by its partition id where the run reported it, else by node id.
-    """
-    who = (
-        f"node {stall.node_id}"
-        if stall.partition_id is None
-        else f"client {stall.partition_id} (node {stall.node_id})"
-    )
-    text = f"round {stall.round} {stall.phase}: waiting on {who} for {stall.seconds:.0f}s"
-    others = stall.pending - 1
-    if others:
-        text += f", {others} more not replied"
-    return text
-

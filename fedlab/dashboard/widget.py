@@ -23,8 +23,10 @@ import anywidget
 import numpy as np
 import traitlets
 
+from fedlab.dashboard._lines import waiting_line
 from fedlab.dashboard._model import DashboardModel
 from fedlab.dashboard._throttle import Throttle
+from fedlab.dashboard._tracker import RunTracker
 from fedlab.events import Event, RunFinished, RunStarted, Subscriber
 from fedlab.format import format_seconds
 
@@ -146,6 +148,10 @@ class Dashboard(anywidget.AnyWidget):
         except RuntimeError:
             self._loop = None
         self._timer: asyncio.TimerHandle | None = None
+        # Which client a round waits on, once it has waited a few seconds (see idle()).
+        self._tracker: RunTracker | None = None
+        self._waiting = ""
+        self._wall_clock: Callable[[], float] = time.time  # events carry Unix timestamps
         self.on_msg(self._on_message)
         self.observe(self._on_metric, names="metric")
 
@@ -161,8 +167,17 @@ class Dashboard(anywidget.AnyWidget):
         self._receive(event)
 
     def idle(self) -> None:
-        """Send pending changes if the interval allows; the run calls this while it waits."""
+        """Send pending changes if the interval allows; the run calls this while it waits.
+
+        Once a round has had no reply for a few seconds, the status line says which
+        client it waits on, as the terminal consoles do.
+        """
         with self._lock:
+            stall = None if self._tracker is None else self._tracker.stall(self._wall_clock())
+            waiting = "" if stall is None else waiting_line(stall)
+            if waiting != self._waiting:
+                self._waiting = waiting
+                self._throttle.touch()
             if self._throttle.due():
                 self.flush()
 
@@ -175,6 +190,11 @@ class Dashboard(anywidget.AnyWidget):
     def _receive(self, event: Event) -> None:
         with self._lock:
             self.model.feed(event)
+            if isinstance(event, RunStarted):
+                self._tracker = RunTracker.from_start(event)
+            elif self._tracker is not None:
+                self._tracker.feed(event)
+            self._waiting = ""  # something moved; idle() says so again if the round stalls
             self._throttle.touch()
             if isinstance(event, RunStarted):
                 self.stopping = False
@@ -268,6 +288,8 @@ class Dashboard(anywidget.AnyWidget):
         eta = model.eta_s()
         if eta is not None:
             parts.append(f"ETA {format_seconds(eta)}")
+        if self._waiting:
+            parts.append(self._waiting)
         return " · ".join(parts)
 
     # -- from the browser ------------------------------------------------------------

@@ -132,3 +132,24 @@ def test_rich_console_shows_the_wait_under_the_progress_bars_until_the_next_repl
         assert "waiting on" not in frame()
     finally:
         console.close()
+
+
+def test_the_notebook_dashboard_status_names_the_client_a_round_waits_on() -> None:
+    from fedlab.dashboard import Dashboard
+
+    clock = FakeClock()
+    view = Dashboard()
+    view._wall_clock = clock  # events carry the fake clock's timestamps
+    for event in round_one_waiting_on_node_12():
+        view(event)
+    clock.now = 104.0
+    view.idle()
+    view.flush()
+    assert "waiting on" not in view.status
+    clock.now = 107.0
+    view.idle()
+    view.flush()
+    assert view.status.endswith(" · round 1 train: waiting on node 12 for 6s")
+    view(reply(12, 1, at=107.5))
+    view.flush()
+    assert "waiting on" not in view.status
