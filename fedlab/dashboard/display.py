@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal, TextIO, get_args
+from typing import Literal, TextIO, get_args
 
 from fedlab.errors import FederationError
 from fedlab.events import Subscriber
