@@ -89,6 +89,7 @@ def run(mb: float, nodes: int, rounds: int, state: str) -> None:
     import numpy as np
 
     from fedlab.deploy import ControlClient, GrpcGrid
+    from fedlab.deploy.security import INSECURE
     from fedlab.records import ArrayRecord, ConfigRecord, RecordDict
 
     size = int(mb * 1e6) // 4 * 4
@@ -108,10 +109,10 @@ def run(mb: float, nodes: int, rounds: int, state: str) -> None:
                                  "--node-config", f"partition-id={index}",
                                  "--app", "bench.deploy_transfer:echo_app"],
                                 work / f"supernode-{index}.log"))  # fmt: skip
-        control = ControlClient(control_address)
+        control = ControlClient(control_address, security=INSECURE)
         control.wait_for_nodes(nodes, timeout=120)
         run_id = control.create_run(b"", {}, attached=True)
-        grid = GrpcGrid(serverappio, run_id, forward_events=False)
+        grid = GrpcGrid(serverappio, run_id, forward_events=False, security=INSECURE)
         model = ArrayRecord({"w": np.random.default_rng(0).random(size // 4, dtype=np.float32)})
         expected = _sha256(model["w"])
         print(f"model {size / 1e6:.0f} MB to {nodes} SuperNode(s) and back, {state} state, "

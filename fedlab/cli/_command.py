@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from fedlab.cli import log, ls, new, run, stop, superlink, supernode
+from fedlab.cli import admin, log, ls, new, run, stop, superlink, supernode
 from fedlab.errors import FedlabError
 
 __all__ = ["dispatch", "register_commands"]
 
-_MODULES = (new, run, ls, log, stop, superlink, supernode)
+_MODULES = (new, run, ls, log, stop, superlink, supernode, admin)
 
 
 def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``new``, ``run``, ``ls``, ``log``, ``stop``, ``superlink`` and ``supernode``."""
+    """Add ``new``, ``run``, ``ls``, ``log``, ``stop``, ``superlink``, ``supernode`` and the credential commands."""
     for module in _MODULES:
         module.register(commands)
 

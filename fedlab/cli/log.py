@@ -6,7 +6,7 @@ import argparse
 
 from fedlab.cli._follow import follow_run
 from fedlab.cli._output import Output, add_format_option
-from fedlab.cli._target import add_target_arguments, superlink_address
+from fedlab.cli._target import add_target_arguments, control_client
 
 __all__ = ["register", "run_command"]
 
@@ -27,11 +27,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run_command(args: argparse.Namespace) -> int:
     """Stream the events; 0 when the run completed, 1 when it failed."""
-    from fedlab.deploy import ControlClient
-
     out = Output(args.format)
     try:
-        with ControlClient(superlink_address(args)) as control:
+        with control_client(args) as control:
             _, finished = follow_run(control, args.run_id, out, json_lines=out.json)
     except KeyboardInterrupt:
         return 130

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from fedlab.cli._output import Output, add_format_option
-from fedlab.cli._target import add_target_arguments, superlink_address
+from fedlab.cli._target import add_target_arguments, control_client, superlink_address
 
 __all__ = ["register", "run_command", "run_rows"]
 
@@ -35,11 +35,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run_command(args: argparse.Namespace) -> int:
     """Print the SuperLink's runs as a table, or as JSON."""
-    from fedlab.deploy import ControlClient
-
     out = Output(args.format)
     address = superlink_address(args)
-    with ControlClient(address) as control:
+    with control_client(args) as control:
         runs = [dataclasses.asdict(info) for info in control.list_runs()]
     out.document({"success": True, "superlink": address, "runs": runs})
     columns = [c for c in _COLUMNS if any(c in run for run in runs)] or ["run_id"]

@@ -10,6 +10,7 @@ from fedlab.cli._follow import follow_run
 from fedlab.cli._output import Output, add_format_option
 from fedlab.cli._project import FederationSpec, Project, load_project
 from fedlab.cli._run_config import parse_run_config
+from fedlab.cli._target import add_credential_arguments, client_security
 from fedlab.context import UserConfig
 from fedlab.errors import FederationError
 from fedlab.server import Result
@@ -45,19 +46,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="run on the SuperLink whose Control API is at HOST:PORT instead of FEDERATION's "
         "address (FEDERATION's other settings still apply)",
     )
-    parser.add_argument(
-        "--insecure",
-        action="store_true",
-        help="talk to --superlink without TLS (required until TLS lands; only on a network "
-        "you trust)",
-    )
+    add_credential_arguments(parser)
     parser.add_argument(
         "--detach", action="store_true", help="on a SuperLink: print the run id and return at once"
     )
     parser.add_argument(
         "--signing-key",
         metavar="PEM",
-        help="sign the app bundle with this Ed25519 private key file",
+        help="sign the app bundle with this Ed25519 private key file (`fedlab keys NAME`); "
+        "SuperNodes run only code signed by a key they trust",
     )
     add_format_option(parser)
     parser.set_defaults(handler=run_command)
@@ -145,17 +142,7 @@ def _submit(
     from fedlab.deploy import ControlClient, build_bundle
 
     assert federation.address is not None
-    if not federation.insecure and args.superlink:
-        raise FederationError(
-            f"Talking to the SuperLink at {federation.address} needs TLS, which this version "
-            "does not support yet; pass --insecure to connect without encryption (only on a "
-            "network you trust)."
-        )
-    if not federation.insecure:
-        raise FederationError(
-            f"Federation {federation.name!r} needs TLS, which this version does not support yet; "
-            "add insecure = true to its table in pyproject.toml (only on a network you trust)."
-        )
+    security = client_security(args, federation, project.directory)
     if project.serverapp is None:
         raise FederationError(
             "Running on a SuperLink needs the project's ServerApp: add serverapp = "
@@ -170,7 +157,7 @@ def _submit(
         signing_key=key,
         project_dir=project.directory,
     )
-    with ControlClient(federation.address) as control:
+    with ControlClient(federation.address, security=security) as control:
         run_id = control.create_run(bundle, config, attached=False)
         if args.detach:
             out.document(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from fedlab.cli._output import Output, add_format_option
-from fedlab.cli._target import add_target_arguments, superlink_address
+from fedlab.cli._target import add_target_arguments, control_client
 
 __all__ = ["register", "run_command"]
 
@@ -25,10 +25,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run_command(args: argparse.Namespace) -> int:
     """Send the stop request."""
-    from fedlab.deploy import ControlClient
-
     out = Output(args.format)
-    with ControlClient(superlink_address(args)) as control:
+    with control_client(args) as control:
         control.stop_run(args.run_id)
     out.document({"success": True, "run-id": args.run_id})
     out.say(f"Asked run [bold]{args.run_id}[/] to stop after its current round.")

@@ -27,6 +27,7 @@ import grpc
 
 from fedlab.context import UserConfig
 from fedlab.deploy import proto as pb
+from fedlab.deploy.security.settings import ClientSecurity
 from fedlab.deploy.transport.channel import check_address, is_retryable, open_channel, retry_call
 from fedlab.deploy.transport.events_json import event_from_json
 from fedlab.deploy.transport.rpc import Stub
@@ -58,6 +59,7 @@ class RunInfo:
     error: str | None
     stop_requested: bool
     bundle_size: int = 0
+    owner: str = ""
 
     @property
     def finished(self) -> bool:
@@ -78,6 +80,7 @@ class RunInfo:
             error=run.error or None,
             stop_requested=run.stop_requested,
             bundle_size=run.bundle.size,
+            owner=run.owner,
         )
 
 
@@ -101,13 +104,18 @@ class ControlClient:
     timeout
         Seconds each call may take, and how long to keep retrying while the SuperLink
         cannot be reached.
+    security
+        TLS settings and the user's token; the default is TLS verified against the
+        system's CAs with the token from ``FEDLAB_TOKEN``.
+        :data:`~fedlab.deploy.security.INSECURE` for an ``--insecure`` SuperLink.
     """
 
-    def __init__(self, address: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, address: str, *, timeout: float = 30.0, security: ClientSecurity | None = None) -> None:
         self.address = check_address(address)
         self.timeout = timeout
-        self._channel = open_channel(address)
-        self._stub = Stub(self._channel, "Control")
+        self.security = security if security is not None else ClientSecurity.from_options()
+        self._channel = open_channel(address, self.security)
+        self._stub = Stub(self._channel, "Control", token=self.security.token)
 
     def _call(self, fn: Callable[[], T]) -> T:
         try:
@@ -242,6 +250,41 @@ class ControlClient:
             if time.monotonic() >= deadline:
                 raise DeployError(f"Run {run_id} is still {run.status} after {timeout:.0f}s.")
             time.sleep(0.2)
+
+    def add_node_key(self, public_key: str, comment: str = "") -> str:
+        """Allow a SuperNode's key (an OpenSSH line or PEM) on the Fleet API; return its fingerprint."""
+        request = pb.AddNodeKeyRequest(public_key=public_key, comment=comment)
+        return str(self._call(lambda: self._stub.AddNodeKey(request, timeout=self.timeout)).fingerprint)
+
+    def remove_node_key(self, fingerprint: str) -> bool:
+        """Remove a node key by fingerprint; return False if no such key was allowed."""
+        request = pb.RemoveNodeKeyRequest(fingerprint=fingerprint)
+        return bool(self._call(lambda: self._stub.RemoveNodeKey(request, timeout=self.timeout)).removed)
+
+    def list_node_keys(self) -> list[Any]:
+        """The allowed node keys (``NodeKey`` messages: public_key, fingerprint, comment, ...)."""
+        request = pb.ListNodeKeysRequest()
+        return list(self._call(lambda: self._stub.ListNodeKeys(request, timeout=self.timeout)).keys)
+
+    def add_user(self, name: str, role: str) -> str:
+        """Add a Control API user with ``role`` (admin, user, reader); return its token (shown once)."""
+        request = pb.AddUserRequest(name=name, role=role)
+        return str(self._call(lambda: self._stub.AddUser(request, timeout=self.timeout)).token)
+
+    def remove_user(self, name: str) -> bool:
+        """Remove a user; return False if there was none of that name."""
+        request = pb.RemoveUserRequest(name=name)
+        return bool(self._call(lambda: self._stub.RemoveUser(request, timeout=self.timeout)).removed)
+
+    def list_users(self) -> list[tuple[str, str]]:
+        """Every user as (name, role)."""
+        response = self._call(lambda: self._stub.ListUsers(pb.ListUsersRequest(), timeout=self.timeout))
+        return [(user.name, user.role) for user in response.users]
+
+    def whoami(self) -> tuple[str, str]:
+        """(name, role) of the credentials this client presents."""
+        user = self._call(lambda: self._stub.WhoAmI(pb.WhoAmIRequest(), timeout=self.timeout))
+        return str(user.name), str(user.role)
 
     @property
     def serverappio_address(self) -> str:

@@ -22,6 +22,7 @@ from fedlab.context import UserConfig
 from fedlab.deploy import proto as pb
 from fedlab.deploy.client._events_forward import EventForwarder
 from fedlab.deploy.client.control_client import RunInfo
+from fedlab.deploy.security.settings import ClientSecurity
 from fedlab.deploy.transport.channel import check_address, open_channel, retry_call
 from fedlab.deploy.transport.events_json import event_to_json
 from fedlab.deploy.transport.rpc import Stub
@@ -57,6 +58,10 @@ class GrpcGrid(Grid):
     reconnect_timeout
         Seconds to keep retrying while the SuperLink cannot be reached (it may be
         restarting) before a call fails.
+    security
+        TLS settings and the token (the run's owner's, or the secret of a ServerApp the
+        SuperLink launched); :data:`~fedlab.deploy.security.INSECURE` for an
+        ``--insecure`` SuperLink.
     """
 
     poll_interval = 0.2
@@ -69,12 +74,13 @@ class GrpcGrid(Grid):
         events: EventBus | None = None,
         forward_events: bool = True,
         reconnect_timeout: float = 60.0,
+        security: ClientSecurity,
     ) -> None:
         super().__init__(run_id, events)
         self.address = check_address(address)
         self.reconnect_timeout = reconnect_timeout
-        self._channel = open_channel(address)
-        self._stub = Stub(self._channel, "ServerAppIo")
+        self._channel = open_channel(address, security)
+        self._stub = Stub(self._channel, "ServerAppIo", token=security.token)
         self._lock = threading.Lock()
         self._sent: dict[str, Message] = {}  # instruction headers awaiting a reply
         self._configs: dict[int, UserConfig] = {}

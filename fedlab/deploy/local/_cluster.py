@@ -1,5 +1,9 @@
 """A SuperLink and N SuperNodes as child processes on loopback, for one managed run.
 
+The cluster is secured like a real deployment: throwaway TLS certificates, one key per
+SuperNode (and only those on the allow-list), an admin token, all in a private temporary
+directory (:attr:`LocalCluster.security` is what a client uses to reach it).
+
 Each process gets its own session (process group), so stopping it also ends whatever it
 started (a SuperLink's ServerApp process), and on Linux it ends by itself when this
 process dies (:mod:`fedlab.deploy.local._child`). Its output goes to log files in a
@@ -24,6 +28,9 @@ from typing import IO
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from fedlab.deploy.security.keys import write_key_pair
+from fedlab.deploy.security.settings import INSECURE, ClientSecurity, read_token
+from fedlab.deploy.security.tls import make_dev_certs
 from fedlab.errors import DeployError
 
 __all__ = ["LocalCluster", "SuperLinkAddresses", "stop_processes"]
@@ -74,7 +81,9 @@ def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None
 class LocalCluster:
     """Start a SuperLink and ``num_nodes`` SuperNodes; stop them all with :meth:`stop`.
 
-    Use as a context manager; processes are also stopped at interpreter exit.
+    Use as a context manager; processes are also stopped at interpreter exit. With
+    ``insecure=True`` everything runs in plaintext without authentication (tests of the
+    insecure mode itself).
     """
 
     def __init__(
@@ -84,12 +93,18 @@ class LocalCluster:
         *,
         startup_timeout: float = 120.0,
         trusted_keys: Sequence[Ed25519PublicKey] = (),
+        insecure: bool = False,
     ) -> None:
         self.num_nodes = num_nodes
         self.node_configs = list(node_configs)
         self.startup_timeout = startup_timeout
+        self.insecure = insecure
         self.directory = Path(tempfile.mkdtemp(prefix="fedlab-local-"))
         self.supernode_args: list[str] = []
+        self.superlink_args: list[str] = ["--insecure"]
+        self.security: ClientSecurity = INSECURE
+        if not insecure:
+            self._secure()
         for index, key in enumerate(trusted_keys):
             path = self.directory / f"trusted-{index}.pem"
             path.write_bytes(key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo))
@@ -135,11 +150,30 @@ class LocalCluster:
                 "127.0.0.1:0",
                 "--state-dir",
                 str(self.directory / "state"),
-                "--insecure",
+                *self.superlink_args,
             ],
         )
         self.addresses = self._wait_ready(superlink)
+        if not self.insecure:
+            token = read_token(self.directory / "admin.token")
+            self.security = ClientSecurity(root_certificates=(self.directory / "certs" / "ca.pem").read_bytes(),
+                                           token=token)  # fmt: skip
         return self.addresses
+
+    def _secure(self) -> None:
+        """Throwaway certificates, a key per node on the allow-list, the admin token's path."""
+        certs = make_dev_certs(self.directory / "certs", days=2)
+        keys = self.directory / "keys"
+        keys.mkdir(mode=0o700)
+        lines = []
+        for index in range(self.num_nodes):
+            _, public = write_key_pair(keys / f"node-{index}")
+            lines.append(public.read_text())
+        (keys / "allowed.pub").write_text("".join(lines))
+        self.superlink_args = [
+            "--tls-cert", str(certs.server_cert), "--tls-key", str(certs.server_key),
+            "--node-keys", str(keys / "allowed.pub"), "--admin-token-file", str(self.directory / "admin.token"),
+        ]  # fmt: skip
 
     def start_nodes(self) -> None:
         """Start the SuperNodes (once; later calls do nothing)."""
@@ -155,10 +189,16 @@ class LocalCluster:
                     self.addresses.fleet,
                     "--node-config",
                     node_config,
-                    "--insecure",
+                    *self._node_security(index),
                     *self.supernode_args,
                 ],
             )
+
+    def _node_security(self, index: int) -> list[str]:
+        if self.insecure:
+            return ["--insecure"]
+        certs, keys = self.directory / "certs", self.directory / "keys"
+        return ["--root-cert", str(certs / "ca.pem"), "--node-key", str(keys / f"node-{index % self.num_nodes}.key")]
 
     def stop(self) -> None:
         """Stop every process (SuperNodes first), close logs and remove the directory."""

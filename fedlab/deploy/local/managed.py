@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fedlab.datasets import PARTITION_PATH, write_partition
 from fedlab.deploy.bundle import build_bundle
 from fedlab.deploy.local._cluster import LocalCluster
+from fedlab.deploy.security.settings import ClientSecurity
 from fedlab.errors import FederationError, FedlabError
 from fedlab.events import EventBus
 from fedlab.run import Runner, RunSpec
@@ -48,6 +49,9 @@ def deploy(
     local: int | None = None,
     rounds: int = 3,
     insecure: bool = False,
+    root_cert: str | os.PathLike[str] | None = None,
+    token: str | None = None,
+    token_file: str | os.PathLike[str] | None = None,
     serverappio_address: str | None = None,
     signing_key: Ed25519PrivateKey | None = None,
     startup_timeout: float = 120.0,
@@ -68,8 +72,13 @@ def deploy(
     rounds
         How many rounds to run.
     insecure
-        Required with ``address`` until TLS lands: talk to the SuperLink without TLS.
-        Local runs use loopback only and need no flag.
+        Talk to the SuperLink at ``address`` in plaintext without credentials (an
+        ``--insecure`` SuperLink, on a network you trust). Local runs always use TLS,
+        node keys and tokens, with throwaway certificates and keys.
+    root_cert, token, token_file
+        With ``address``: the CA certificate to check the SuperLink's against (default:
+        the system's CAs), and your Control API token (or a file holding it; default
+        the ``FEDLAB_TOKEN`` environment variable).
     serverappio_address
         The SuperLink's ServerAppIo API; by default the SuperLink tells (same host).
     signing_key
@@ -85,7 +94,7 @@ def deploy(
     DeployError
         If a process fails to start or the SuperLink cannot be reached.
     """
-    _check(spec, address, local, insecure)
+    _check(spec, address, local)
     if local is not None and signing_key is None:
         # The local SuperNodes trust only this run's key, so they run only this run's code.
         signing_key = Ed25519PrivateKey.generate()
@@ -112,26 +121,24 @@ def deploy(
                 links.serverappio,
                 local,
                 startup_timeout,
+                cluster.security,
             )
     assert address is not None
+    security = ClientSecurity.from_options(insecure=insecure, root_cert=root_cert, token=token, token_file=token_file)
     return _attached_run(
-        spec, runner, rounds, bundle, address, serverappio_address, 0, startup_timeout
+        spec, runner, rounds, bundle, address, serverappio_address, 0, startup_timeout, security
     )
 
 
-def _check(spec: RunSpec, address: str | None, local: int | None, insecure: bool) -> None:
+def _check(spec: RunSpec, address: str | None, local: int | None) -> None:
     if (address is None) == (local is None):
         raise FederationError(
             "Give either local=N (start N SuperNodes on this machine) or the address of a "
-            "running SuperLink, e.g. fed.deploy('superlink.example:9093', insecure=True)."
+            "running SuperLink, e.g. fed.deploy('superlink.example:9093', root_cert='ca.pem', "
+            "token_file='my.token')."
         )
     if local is not None and (not isinstance(local, int) or isinstance(local, bool) or local < 1):
         raise FederationError(f"local must be a positive number of SuperNodes, got {local!r}.")
-    if address is not None and not insecure:
-        raise FederationError(
-            f"Connecting to {address} needs TLS, which this version does not support yet; pass "
-            "insecure=True to connect without encryption (only on a network you trust)."
-        )
     if spec.checkpoint_dir is not None:
         raise FederationError(
             "Checkpoints are for simulations (node states live on the SuperNodes in a deployment); "
@@ -203,16 +210,17 @@ def _attached_run(
     serverappio_address: str | None,
     wait_nodes: int,
     startup_timeout: float,
+    security: ClientSecurity,
 ) -> Result:
     from fedlab.deploy.client.control_client import ControlClient
     from fedlab.deploy.client.grpcgrid import GrpcGrid
 
-    control = ControlClient(control_address)
+    control = ControlClient(control_address, security=security)
     serverappio = serverappio_address or control.serverappio_address
     run_id = control.create_run(bundle, dict(spec.run_config), attached=True)
 
     def make_grid(bus: EventBus) -> Grid:
-        grid = GrpcGrid(serverappio, run_id, events=bus)
+        grid = GrpcGrid(serverappio, run_id, events=bus, security=security)
         if wait_nodes:
             grid.wait_for_nodes(wait_nodes, startup_timeout)
         return grid

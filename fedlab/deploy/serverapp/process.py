@@ -1,6 +1,6 @@
 """The process a SuperLink starts to drive one run: load the bundle, run its ServerApp.
 
-``python -m fedlab.deploy.serverapp --serverappio ADDR --run-id N --insecure`` fetches run
+``python -m fedlab.deploy.serverapp --serverappio ADDR --run-id N --root-cert CA`` fetches run
 N's bundle through the ServerAppIo API, checks it, builds a
 :class:`~fedlab.deploy.client.grpcgrid.GrpcGrid` and calls the bundle's ServerApp with it. The
 grid forwards every event to the SuperLink; the process reports how the run ended before
@@ -10,7 +10,9 @@ it exits (0 if the ServerApp returned, 1 if it raised).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
+import os
 import sys
 import time
 import traceback
@@ -19,7 +21,8 @@ from collections.abc import Sequence
 from fedlab.context import Context
 from fedlab.deploy import proto as pb
 from fedlab.deploy.client.grpcgrid import GrpcGrid
-from fedlab.errors import DeployError
+from fedlab.deploy.security.settings import RUN_TOKEN_ENV, ClientSecurity
+from fedlab.errors import DeployError, FedlabError
 from fedlab.events import Event, RoundAggregated, RunFinished, RunStarted
 from fedlab.server import Result
 
@@ -97,13 +100,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--serverappio", required=True, help="the SuperLink's ServerAppIo API, HOST:PORT")
     parser.add_argument("--run-id", type=int, required=True)
-    parser.add_argument("--insecure", action="store_true", help="connect without TLS (required for now)")
+    parser.add_argument("--insecure", action="store_true", help="connect without TLS (an --insecure SuperLink)")
+    parser.add_argument("--root-cert", help="the CA certificate the SuperLink's certificate is checked against")
+    parser.add_argument("--tls-name", help="the name the SuperLink's certificate carries, if not the address")
     args = parser.parse_args(argv)
-    if not args.insecure:
-        print("error: TLS is not implemented yet; pass --insecure.", file=sys.stderr)
-        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    grid = GrpcGrid(args.serverappio, args.run_id)
+    try:
+        security = ClientSecurity.from_options(insecure=args.insecure, root_cert=args.root_cert,
+                                               token=os.environ.pop(RUN_TOKEN_ENV, None))  # fmt: skip
+    except FedlabError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.tls_name and not security.insecure:
+        security = dataclasses.replace(security, target_name=args.tls_name)
+    grid = GrpcGrid(args.serverappio, args.run_id, security=security)
     try:
         status, error = serve_run(grid)
         grid.finish_run(status, error)

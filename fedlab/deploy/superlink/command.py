@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 from fedlab.deploy.superlink.nodes import DEFAULT_PATIENCE
 from fedlab.deploy.superlink.server import (
@@ -17,8 +19,10 @@ from fedlab.deploy.superlink.server import (
     DEFAULT_SERVERAPPIO_ADDRESS,
     SuperLink,
 )
-from fedlab.deploy.transport.channel import tls_not_available
-from fedlab.errors import FedlabError
+from fedlab.deploy.security.keys import load_public_keys, write_private
+from fedlab.deploy.security.settings import read_token
+from fedlab.deploy.security.tls import ServerTls
+from fedlab.errors import DeployError, FedlabError
 
 __all__ = ["build_parser", "main"]
 
@@ -53,16 +57,23 @@ def build_parser(prog: str = "python -m fedlab.deploy.superlink") -> argparse.Ar
                         help="seconds a stopped run may take to finish its round before its "
                         "ServerApp process is terminated")  # fmt: skip
     security = parser.add_argument_group(
-        "security", "TLS and SuperNode authentication are not implemented yet: --insecure is "
-        "required, and the options below are refused until they are."
+        "security", "TLS on all three APIs, SuperNodes admitted by key, users by token. "
+        "`fedlab certs DIR` and `fedlab keys NAME` make development files."
     )  # fmt: skip
+    security.add_argument("--tls-cert", metavar="FILE",
+                          help="the server certificate chain, PEM (e.g. DIR/server.pem from `fedlab certs`)")  # fmt: skip
+    security.add_argument("--tls-key", metavar="FILE", help="the server certificate's private key, PEM")
+    security.add_argument("--node-keys", metavar="FILE", action="append", default=[],
+                          help="SuperNode public keys to admit, one OpenSSH line each (repeatable); "
+                          "more with `fedlab node add`")  # fmt: skip
+    security.add_argument("--admin-token-file", metavar="FILE",
+                          help="the admin's Control API token; made (0600) if missing. Default: "
+                          "STATE_DIR/admin.token")  # fmt: skip
+    security.add_argument("--audit-log", metavar="FILE",
+                          help="append the audit log (JSONL) here (default STATE_DIR/audit.jsonl)")  # fmt: skip
     security.add_argument("--insecure", action="store_true",
-                          help="accept plaintext, unauthenticated connections (required for now)")  # fmt: skip
-    security.add_argument("--ssl-certfile", help="server certificate (not implemented yet)")
-    security.add_argument("--ssl-keyfile", help="server private key (not implemented yet)")
-    security.add_argument("--ssl-ca-certfile", help="CA certificate (not implemented yet)")
-    security.add_argument("--enable-supernode-auth", action="store_true",
-                          help="accept only SuperNodes with registered keys (not implemented yet)")  # fmt: skip
+                          help="plaintext and no authentication on every API (only on loopback or a "
+                          "network you trust)")  # fmt: skip
     return parser
 
 
@@ -76,20 +87,28 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m fedlab.deploy
     """
     parser = build_parser(prog)
     args = parser.parse_args(argv)
-    for flag in ("ssl_certfile", "ssl_keyfile", "ssl_ca_certfile", "enable_supernode_auth"):
-        if getattr(args, flag):
-            print(f"error: {tls_not_available('--' + flag.replace('_', '-'))}", file=sys.stderr)
-            return 2
-    if not args.insecure:
+    if args.insecure and (args.tls_cert or args.tls_key):
+        print("error: --insecure turns TLS off; drop it or drop --tls-cert/--tls-key.", file=sys.stderr)
+        return 2
+    if not args.insecure and not (args.tls_cert and args.tls_key):
         print(
-            "error: TLS is not implemented yet, so the SuperLink only runs with --insecure; "
-            "pass it explicitly to accept plaintext connections.",
+            "error: the SuperLink serves TLS: pass --tls-cert FILE --tls-key FILE (`fedlab certs DIR` "
+            "makes development files), or --insecure for plaintext without authentication.",
             file=sys.stderr,
         )
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    print(INSECURE_WARNING, file=sys.stderr, flush=True)
+    os.umask(0o077)  # state, logs and tokens are the operator's alone
     state_dir = None if args.state == "memory" else (args.state_dir or "superlink-state")
+    try:
+        tls = None if args.insecure else ServerTls.from_files(args.tls_cert, args.tls_key)
+        node_keys = load_public_keys(args.node_keys)
+        token = None if args.insecure else _admin_token(args.admin_token_file, state_dir)
+    except FedlabError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.insecure:
+        print(INSECURE_WARNING, file=sys.stderr, flush=True)
     superlink = SuperLink(
         fleet_address=args.fleet_address,
         serverappio_address=args.serverappio_address,
@@ -98,6 +117,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m fedlab.deploy
         heartbeat_patience=args.heartbeat_patience,
         max_object_size=args.max_object_size,
         stop_grace=args.stop_grace,
+        tls=tls,
+        insecure=args.insecure,
+        node_keys=node_keys,
+        admin_token=token,
+        audit_log=args.audit_log,
     )
     try:
         superlink.start()
@@ -115,3 +139,20 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m fedlab.deploy
     finally:
         superlink.stop()
     return 0
+
+
+def _admin_token(path: str | None, state_dir: str | None) -> str:
+    """Read the admin token file, or make it (0600) with a fresh token if it is missing."""
+    from fedlab.deploy.superlink.credentials import new_token
+
+    if path is None:
+        if state_dir is None:
+            raise DeployError("With --state memory, say where the admin token is: --admin-token-file FILE.")
+        Path(state_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = str(Path(state_dir) / "admin.token")
+    if Path(path).exists():
+        return read_token(path)
+    token = new_token()
+    write_private(path, (token + "\n").encode())
+    print(f"superlink admin token written to {path}", file=sys.stderr, flush=True)
+    return token

@@ -1,8 +1,10 @@
 """The Fleet service: what SuperNodes call (register, heartbeat, pull work, push replies).
 
-Every call from a node also counts as a sign of life. A node may only read objects that
-instructions addressed to it point at, or the bundle of a run; it may only answer
-instructions it was given.
+Every call from a node also counts as a sign of life. Unless the SuperLink runs
+``--insecure``, every call is a signed request of an allow-listed node key
+(:class:`~fedlab.deploy.security.access.NodeGate`) and names the node id bound to that
+key. A node may only read objects that instructions addressed to it point at, and the run
+and bundle of runs it was addressed in; it may only answer instructions it was given.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from typing import Any
 import grpc
 
 from fedlab.deploy import proto as pb
+from fedlab.deploy.security.access import caller_of
+from fedlab.deploy.security.audit import AuditLog
+from fedlab.deploy.security.keys import fingerprint
 from fedlab.deploy.superlink._serving import (
     abort,
     guarded,
@@ -22,6 +27,7 @@ from fedlab.deploy.superlink._serving import (
     run_proto,
     send_object,
 )
+from fedlab.deploy.superlink.credentials import Credentials
 from fedlab.deploy.superlink.state import LinkState
 from fedlab.deploy.transport.wire import decode_header
 from fedlab.errors import CodecError
@@ -37,11 +43,28 @@ _MIN_INTERVAL, _MAX_INTERVAL = 0.1, 3600.0
 class FleetServicer:
     """Serves the Fleet API from a :class:`LinkState`."""
 
-    def __init__(self, state: LinkState, *, max_object_size: int) -> None:
+    def __init__(
+        self, state: LinkState, *, max_object_size: int, credentials: Credentials, audit: AuditLog
+    ) -> None:
         self.state = state
         self.max_object_size = max_object_size
+        self.credentials = credentials
+        self.audit = audit
+
+    def _me(self, node_id: int, context: Any) -> None:
+        """Refuse a request about another node than the one whose key signed it."""
+        caller = caller_of(context)
+        if caller.kind != "open" and (caller.kind != "node" or caller.node_id != node_id):
+            abort(context, grpc.StatusCode.PERMISSION_DENIED,
+                  f"This request names node {node_id}, but it was signed by {caller.describe()}.")  # fmt: skip
+
+    def _in_run(self, node_id: int, run_id: int, context: Any) -> None:
+        if caller_of(context).kind != "open" and not self.state.messages.node_in_run(node_id, run_id):
+            abort(context, grpc.StatusCode.PERMISSION_DENIED,
+                  f"Node {node_id} has no instruction of run {run_id}.")  # fmt: skip
 
     def _alive(self, node_id: int, context: Any) -> None:
+        self._me(node_id, context)
         if not self.state.nodes.heartbeat(node_id):
             abort(
                 context,
@@ -62,17 +85,26 @@ class FleetServicer:
                 f"got {interval}.",
             )
         node_id = self.state.nodes.register(config, interval)
+        caller = caller_of(context)
+        key = ""
+        if caller.kind == "node":
+            self.credentials.bind_node(caller.node_key, node_id)
+            key = fingerprint(caller.node_key)
+        self.audit.record("node.registered", f"node:{node_id}", key=key, peer=context.peer())
         _log.info("Node %d registered with config %s", node_id, config)
         return pb.RegisterResponse(node_id=node_id)
 
     @guarded
     def Unregister(self, request: Any, context: Any) -> Any:
+        self._me(request.node_id, context)
         self.state.nodes.unregister(request.node_id)
+        self.audit.record("node.unregistered", f"node:{request.node_id}")
         _log.info("Node %d unregistered", request.node_id)
         return pb.UnregisterResponse()
 
     @guarded
     def Heartbeat(self, request: Any, context: Any) -> Any:
+        self._me(request.node_id, context)
         interval = min(max(request.heartbeat_interval, _MIN_INTERVAL), _MAX_INTERVAL)
         if not self.state.nodes.heartbeat(request.node_id, interval):
             self._alive(request.node_id, context)  # aborts with NOT_FOUND
@@ -120,6 +152,7 @@ class FleetServicer:
     @guarded
     def GetRun(self, request: Any, context: Any) -> Any:
         self._alive(request.node_id, context)
+        self._in_run(request.node_id, request.run_id, context)
         run = self.state.runs.get(request.run_id)
         if run is None:
             abort(context, grpc.StatusCode.NOT_FOUND, f"There is no run {request.run_id}.")
@@ -128,6 +161,7 @@ class FleetServicer:
     @guarded
     def FetchBundle(self, request: Any, context: Any) -> Iterator[Any]:
         self._alive(request.node_id, context)
+        self._in_run(request.node_id, request.run_id, context)
         run = self.state.runs.get(request.run_id)
         if run is None or not run.bundle_digest:
             abort(

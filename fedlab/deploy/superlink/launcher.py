@@ -16,6 +16,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
+from fedlab.deploy.security.settings import RUN_TOKEN_ENV
 from fedlab.deploy.superlink.state import LinkState
 
 __all__ = ["ServerAppLauncher"]
@@ -37,6 +38,10 @@ class ServerAppLauncher:
     command
         The command before ``--serverappio``; defaults to this Python running
         ``-m fedlab.deploy.serverapp``.
+    security_args
+        How the process connects: ``--insecure``, or ``--root-cert FILE`` (and
+        ``--tls-name NAME``). Its per-run secret travels in its environment
+        (``FEDLAB_RUN_TOKEN``), never on its command line, which other users can read.
     """
 
     def __init__(
@@ -46,19 +51,24 @@ class ServerAppLauncher:
         *,
         stop_grace: float = 10.0,
         command: Sequence[str] | None = None,
+        security_args: Sequence[str] = ("--insecure",),
     ) -> None:
         self.state = state
         self.address = serverappio_address
         self.stop_grace = stop_grace
         self.command = list(command or [sys.executable, "-m", "fedlab.deploy.serverapp"])
+        self.security_args = list(security_args)
         self._processes: dict[int, subprocess.Popen[str]] = {}
         self._lock = threading.Lock()
 
-    def launch(self, run_id: int) -> None:
-        """Start the ServerApp process of ``run_id``."""
+    def launch(self, run_id: int, token: str | None = None) -> None:
+        """Start the ServerApp process of ``run_id``; ``token`` is its ServerAppIo secret."""
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env.pop(RUN_TOKEN_ENV, None)
+        if token is not None:
+            env[RUN_TOKEN_ENV] = token
         process = subprocess.Popen(
-            [*self.command, "--serverappio", self.address, "--run-id", str(run_id), "--insecure"],
+            [*self.command, "--serverappio", self.address, "--run-id", str(run_id), *self.security_args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -214,6 +214,13 @@ class Messages:
             (to_sql_id(node_id), digest),
         ))  # fmt: skip
 
+    def node_in_run(self, node_id: int, run_id: int) -> bool:
+        """True if an instruction of ``run_id`` was addressed to ``node_id``."""
+        return bool(self._db.query(
+            "SELECT 1 FROM messages WHERE kind = 'instruction' AND dst_node_id = ? AND run_id = ? LIMIT 1",
+            (to_sql_id(node_id), run_id),
+        ))  # fmt: skip
+
     def referenced_digests(self) -> set[str]:
         """The content objects that messages still refer to."""
         rows = self._db.query("SELECT DISTINCT content_digest FROM messages WHERE content_digest != ''")

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from fedlab.deploy import proto as pb
+from fedlab.deploy.security.access import Gate, NodeGate, OpenGate, TokenGate
+from fedlab.deploy.security.audit import AuditLog
+from fedlab.deploy.security.requests import NodeVerifier
+from fedlab.deploy.security.tls import ServerTls
 from fedlab.deploy.superlink.control import ControlServicer
+from fedlab.deploy.superlink.credentials import Credentials
 from fedlab.deploy.superlink.fleet import FleetServicer
 from fedlab.deploy.superlink.launcher import ServerAppLauncher
 from fedlab.deploy.superlink.nodes import DEFAULT_PATIENCE
@@ -38,6 +49,7 @@ DEFAULT_CONTROL_ADDRESS = "127.0.0.1:9093"
 DEFAULT_MAX_OBJECT_SIZE = 64 * 2**30
 _MAX_BUNDLE_SIZE = 64 * 2**20
 _SWEEP_S = 10.0
+_REFUSAL_LOG_S = 10.0
 
 
 class SuperLink:
@@ -58,6 +70,21 @@ class SuperLink:
         The largest message content (bytes) a node or ServerApp may upload.
     stop_grace
         Seconds a run asked to stop may take before its ServerApp process is terminated.
+    tls
+        The server certificate chain and key (TLS on all three APIs). Required unless
+        ``insecure``.
+    insecure
+        Plaintext and no authentication at all: anyone who reaches an API may use it.
+        Only for loopback or a network you trust.
+    node_keys
+        SuperNode public keys admitted on the Fleet API (more can be added at run time
+        with ``fedlab node add``); deny by default.
+    admin_token
+        The bootstrap admin's token for the Control API; None makes a random one
+        (:attr:`admin_token`).
+    audit_log
+        Where to append the audit log (JSONL); None: ``STATE_DIR/audit.jsonl`` with a
+        state directory, else no log.
     """
 
     def __init__(
@@ -71,7 +98,25 @@ class SuperLink:
         max_object_size: int = DEFAULT_MAX_OBJECT_SIZE,
         stop_grace: float = 10.0,
         max_workers: int = 64,
+        tls: ServerTls | None = None,
+        insecure: bool = False,
+        node_keys: Sequence[Ed25519PublicKey] = (),
+        admin_token: str | None = None,
+        audit_log: str | os.PathLike[str] | None = None,
     ) -> None:
+        if tls is None and not insecure:
+            raise DeployError(
+                "A SuperLink serves TLS: pass tls=ServerTls.from_files(cert, key) (--tls-cert/--tls-key; "
+                "`fedlab certs DIR` makes development files), or insecure=True (--insecure) for "
+                "plaintext without authentication on a network you trust."
+            )
+        from fedlab.deploy.superlink.credentials import new_token
+
+        self.tls = None if insecure else tls
+        self.insecure = insecure
+        self.node_keys = list(node_keys)
+        self.admin_token = None if insecure else (admin_token or new_token())
+        self.audit_log = audit_log
         self._requested = {
             "fleet": check_address(fleet_address),
             "serverappio": check_address(serverappio_address),
@@ -88,6 +133,11 @@ class SuperLink:
         self._servers: list[Any] = []
         self._stopped = threading.Event()
         self._janitor: threading.Thread | None = None
+        self.audit: AuditLog = AuditLog(None)
+        self.credentials: Credentials | None = None
+        self._refusals: dict[tuple[str, str], list[float]] = {}
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._stopped_lock = threading.Lock()
 
     def start(self) -> SuperLink:
         """Open the state and start listening.
@@ -99,34 +149,81 @@ class SuperLink:
         """
         state = self.state = LinkState(self.state_dir, patience=self.heartbeat_patience)
         try:
+            if self.state_dir is not None:
+                _private_tree(Path(self.state_dir))
+            audit_path = self.audit_log
+            if audit_path is None and self.state_dir is not None:
+                audit_path = Path(self.state_dir) / "audit.jsonl"
+            self.audit = AuditLog(audit_path)
+            credentials = self.credentials = Credentials(
+                state.db, admin_token=self.admin_token, fixed_node_keys=self.node_keys
+            )
             servers = {name: open_server(self.max_workers) for name in self._requested}
             for name, server in servers.items():
-                port = _bind(server, self._requested[name])
+                port = _bind(server, self._requested[name], self.tls)
                 host = self._requested[name].rpartition(":")[0]
                 self.addresses[name] = f"{host}:{port}"
             self.launcher = ServerAppLauncher(
-                state, _reachable(self.addresses["serverappio"]), stop_grace=self.stop_grace
-            )
-            servers["fleet"].add_generic_rpc_handlers(
-                (service_handler("Fleet", FleetServicer(state, max_object_size=self.max_object_size)),)
-            )
-            servers["serverappio"].add_generic_rpc_handlers(
-                (service_handler(
-                    "ServerAppIo", ServerAppIoServicer(state, max_object_size=self.max_object_size)
-                ),)
+                state, _reachable(self.addresses["serverappio"]), stop_grace=self.stop_grace,
+                security_args=self._serverapp_args(),
             )  # fmt: skip
-            control = ControlServicer(state, self.launcher, max_bundle_size=_MAX_BUNDLE_SIZE, info=self.info)
-            servers["control"].add_generic_rpc_handlers((service_handler("Control", control),))
+            gates: dict[str, Gate] = {name: OpenGate() for name in servers}
+            if not self.insecure:
+                gates = {
+                    "fleet": NodeGate(NodeVerifier(credentials.node_allowed), credentials.bound_node),
+                    "serverappio": TokenGate(credentials.serverappio_caller, "ServerAppIo"),
+                    "control": TokenGate(credentials.control_caller, "Control"),
+                }
+            fleet = FleetServicer(state, max_object_size=self.max_object_size, credentials=credentials,
+                                  audit=self.audit)  # fmt: skip
+            serverappio = ServerAppIoServicer(state, max_object_size=self.max_object_size, credentials=credentials)
+            control = ControlServicer(state, self.launcher, max_bundle_size=_MAX_BUNDLE_SIZE, info=self.info,
+                                      credentials=credentials, audit=self.audit)  # fmt: skip
+            for name, service, servicer in (
+                ("fleet", "Fleet", fleet), ("serverappio", "ServerAppIo", serverappio), ("control", "Control", control)
+            ):  # fmt: skip
+                servers[name].add_generic_rpc_handlers(
+                    (service_handler(service, servicer, gates[name], on_refused=self._refused),)
+                )
             for server in servers.values():
                 server.start()
             self._servers = list(servers.values())
         except BaseException:
+            self.audit.close()
             state.close()
             raise
         self._janitor = threading.Thread(target=self._sweep, name="superlink-janitor", daemon=True)
         self._janitor.start()
         _log.info("SuperLink listening: %s", self.ready_line())
         return self
+
+    def _serverapp_args(self) -> list[str]:
+        """How launched ServerApps connect: TLS trusting this SuperLink's own chain."""
+        if self.tls is None:
+            return ["--insecure"]
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="fedlab-superlink-")
+        root = Path(self._tmp.name) / "root.pem"
+        root.write_bytes(self.tls.own_root())
+        args = ["--root-cert", str(root)]
+        name = _certificate_name(self.tls.certificate_chain)
+        return args if name is None else [*args, "--tls-name", name]
+
+    def _refused(self, method: str, peer: str, reason: str) -> None:
+        """Audit a refused call; log one line per (method, peer) at most every 10 s."""
+        self.audit.record("auth.refused", "unauthenticated", method=method, peer=peer, reason=reason)
+        now = time.monotonic()
+        key = (method, peer.rpartition(":")[0])
+        with self._stopped_lock:
+            seen = self._refusals.setdefault(key, [0.0, 0])
+            if now - seen[0] < _REFUSAL_LOG_S:
+                seen[1] += 1
+                return
+            suppressed, seen[0], seen[1] = int(seen[1]), now, 0
+            if len(self._refusals) > 10_000:
+                self._refusals.clear()
+        more = f" ({suppressed} more since the last line)" if suppressed else ""
+        _log.warning("Refused %s from %s: %s%s", method.rpartition("/")[2], key[1], reason.split(";")[0], more)
 
     def info(self) -> Any:
         """The ``SuperLinkInfo`` message (ports, version, persistence)."""
@@ -166,6 +263,9 @@ class SuperLink:
             self._janitor.join()
         if self.state is not None:
             self.state.close()
+        self.audit.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
 
     def __enter__(self) -> SuperLink:
         return self.start()
@@ -182,9 +282,9 @@ class SuperLink:
                 _log.exception("State sweep failed; retrying later")
 
 
-def _bind(server: Any, address: str) -> int:
+def _bind(server: Any, address: str, tls: ServerTls | None) -> int:
     try:
-        port = server.add_insecure_port(address)
+        port = server.add_insecure_port(address) if tls is None else server.add_secure_port(address, tls.credentials())
     except RuntimeError as err:  # newer grpcio raises instead of returning 0
         port = 0
         cause: Exception | None = err
@@ -204,3 +304,29 @@ def _reachable(address: str) -> str:
     if host in ("0.0.0.0", "[::]", "::", ""):
         host = "127.0.0.1"
     return f"{host}:{port}"
+
+
+def _private_tree(directory: Path) -> None:
+    """Make the state directory 0700 and what is in it owner-only (files 0600)."""
+    directory.chmod(0o700)
+    for path in directory.rglob("*"):
+        if path.is_symlink():
+            continue
+        path.chmod(0o700 if path.is_dir() else 0o600)
+
+
+def _certificate_name(chain: bytes) -> str | None:
+    """The name a client on loopback must expect: None if the certificate covers 127.0.0.1."""
+    import ipaddress
+
+    from cryptography import x509
+
+    try:
+        certificate = x509.load_pem_x509_certificate(chain)
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (ValueError, x509.ExtensionNotFound):
+        return None
+    if ipaddress.ip_address("127.0.0.1") in names.get_values_for_type(x509.IPAddress):
+        return None
+    dns = names.get_values_for_type(x509.DNSName)
+    return dns[0] if dns else None

@@ -1,4 +1,9 @@
-"""The ServerAppIo service: what a ServerApp's :class:`~fedlab.deploy.client.grpcgrid.GrpcGrid` calls."""
+"""The ServerAppIo service: what a ServerApp's :class:`~fedlab.deploy.client.grpcgrid.GrpcGrid` calls.
+
+A caller acts on one run only: the ServerApp process the SuperLink launched for it (its
+per-run secret), or the run's owner or an admin (a Control token: attached runs, driven
+from the user's own process by ``deploy()``).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,9 @@ from typing import Any
 import grpc
 
 from fedlab.deploy import proto as pb
+from fedlab.deploy.security.access import USER, caller_of
 from fedlab.deploy.superlink._serving import RunObjectCalls, abort, guarded
+from fedlab.deploy.superlink.credentials import Credentials
 from fedlab.deploy.superlink.runs import RunRow
 from fedlab.deploy.superlink.state import LinkState
 from fedlab.deploy.transport.wire import decode_header
@@ -26,15 +33,45 @@ class ServerAppIoServicer(RunObjectCalls):
     :class:`~fedlab.deploy.superlink._serving.RunObjectCalls`.
     """
 
-    def __init__(self, state: LinkState, *, max_object_size: int) -> None:
+    def __init__(self, state: LinkState, *, max_object_size: int, credentials: Credentials) -> None:
         self.state = state
         self.max_object_size = self.upload_limit = max_object_size
+        self.credentials = credentials
 
     def _run(self, run_id: int, context: Any) -> RunRow:
+        caller = caller_of(context)
         run = self.state.runs.get(run_id)
-        if run is None:
+        allowed = (caller.kind == "serverapp" and caller.run_id == run_id) or (
+            caller.kind != "serverapp" and caller.owns(self.credentials.run_owner(run_id))
+        )
+        if run is None and caller.is_admin:
             abort(context, grpc.StatusCode.NOT_FOUND, f"There is no run {run_id} on this SuperLink.")
+        if run is None or not allowed:
+            abort(context, grpc.StatusCode.PERMISSION_DENIED,
+                  f"There is no run {run_id} on this SuperLink that {caller.describe()} may drive.")  # fmt: skip
         return run
+
+    def _driver(self, context: Any) -> None:
+        """Let only ServerApps and users who may start runs move objects."""
+        caller = caller_of(context)
+        if not (caller.kind == "serverapp" or caller.is_admin or (caller.kind == "user" and caller.role == USER)):
+            abort(context, grpc.StatusCode.PERMISSION_DENIED,
+                  f"{caller.describe()} may not move objects through the ServerAppIo API.")  # fmt: skip
+
+    @guarded
+    def FindMissingObjects(self, request: Any, context: Any) -> Any:
+        self._driver(context)
+        return super().FindMissingObjects(request, context)
+
+    @guarded
+    def PushObject(self, request_iterator: Any, context: Any) -> Any:
+        self._driver(context)
+        return super().PushObject(request_iterator, context)
+
+    @guarded
+    def PullObject(self, request: Any, context: Any) -> Any:
+        self._driver(context)
+        yield from super().PullObject(request, context)
 
     @guarded
     def GetNodes(self, request: Any, context: Any) -> Any:
@@ -98,6 +135,7 @@ class ServerAppIoServicer(RunObjectCalls):
 
     @guarded
     def ForgetMessages(self, request: Any, context: Any) -> Any:
+        self._run(request.run_id, context)
         self.state.messages.forget(request.run_id, request.message_ids)
         return pb.ForgetMessagesResponse()
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from fedlab.deploy.supernode.apps import load_app, parse_node_config
 from fedlab.deploy.supernode.node import SuperNode
-from fedlab.deploy.transport.channel import tls_not_available
+from fedlab.deploy.security.settings import ClientSecurity
 from fedlab.errors import DeployError, FedlabError
 
 __all__ = ["build_parser", "load_trusted_keys", "main"]
@@ -49,13 +49,15 @@ def build_parser(prog: str = "python -m fedlab.deploy.supernode") -> argparse.Ar
     parser.add_argument("--max-backoff", type=float, default=20.0,
                         help="longest pause between reconnection attempts (default 20 s)")  # fmt: skip
     security = parser.add_argument_group(
-        "security", "TLS and SuperNode authentication are not implemented yet: --insecure is "
-        "required, and the options below are refused until they are."
+        "security", "TLS to the SuperLink, and this node's key, which signs every request."
     )  # fmt: skip
+    security.add_argument("--root-cert", metavar="FILE",
+                          help="the CA certificate to check the SuperLink's against (default: the system's CAs)")  # fmt: skip
+    security.add_argument("--node-key", metavar="FILE",
+                          help="this node's Ed25519 private key (`fedlab keys NAME`; the SuperLink's "
+                          "operator adds NAME.pub with `fedlab node add`)")  # fmt: skip
     security.add_argument("--insecure", action="store_true",
-                          help="connect without TLS (required for now)")  # fmt: skip
-    security.add_argument("--root-certificates", help="CA certificate of the SuperLink (not implemented yet)")
-    security.add_argument("--auth-supernode-private-key", help="this node's key (not implemented yet)")
+                          help="plaintext and unsigned requests (only against an --insecure SuperLink)")  # fmt: skip
     return parser
 
 
@@ -92,19 +94,20 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m fedlab.deploy
     ``prog`` is the command name its usage and help show.
     """
     args = build_parser(prog).parse_args(argv)
-    for flag in ("root_certificates", "auth_supernode_private_key"):
-        if getattr(args, flag):
-            print(f"error: {tls_not_available('--' + flag.replace('_', '-'))}", file=sys.stderr)
-            return 2
-    if not args.insecure:
+    if args.insecure and (args.root_cert or args.node_key):
+        print("error: --insecure turns TLS and request signing off; drop it or drop --root-cert/--node-key.",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    if not args.insecure and not args.node_key:
         print(
-            "error: TLS is not implemented yet, so a SuperNode only runs with --insecure; "
-            "pass it explicitly to connect without encryption.",
+            "error: a SuperNode authenticates with its own key: pass --node-key FILE (make one with "
+            "`fedlab keys NAME`), or --insecure against an --insecure SuperLink.",
             file=sys.stderr,
         )
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    print(INSECURE_WARNING, file=sys.stderr, flush=True)
+    if args.insecure:
+        print(INSECURE_WARNING, file=sys.stderr, flush=True)
     try:
         node = SuperNode(
             args.superlink,
@@ -115,6 +118,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m fedlab.deploy
             max_wait_time=args.max_wait_time,
             max_backoff=args.max_backoff,
             trusted_keys=load_trusted_keys(args.trusted_key) or None,
+            security=ClientSecurity.from_options(
+                insecure=args.insecure, root_cert=args.root_cert, node_key=args.node_key
+            ),
         )
     except FedlabError as err:
         print(f"error: {err}", file=sys.stderr)

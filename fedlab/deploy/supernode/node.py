@@ -23,12 +23,14 @@ from fedlab.client.clientapp import exception_error
 from fedlab.context import UserConfig
 from fedlab.deploy import proto as pb
 from fedlab.deploy.client.control_client import RunInfo
+from fedlab.deploy.security.requests import NodeSigner
+from fedlab.deploy.security.settings import ClientSecurity
 from fedlab.deploy.supernode.apps import RunApps
 from fedlab.deploy.transport.channel import Backoff, check_address, is_retryable, open_channel
 from fedlab.deploy.transport.rpc import Stub
 from fedlab.deploy.transport.transfer import download, push_objects
 from fedlab.deploy.transport.wire import decode_header, join_message, split_message
-from fedlab.errors import CodecError
+from fedlab.errors import CodecError, DeployError
 from fedlab.message import Error, ErrorCode, Message
 
 __all__ = ["SuperNode"]
@@ -63,6 +65,9 @@ class SuperNode:
         The longest pause between two attempts, in seconds.
     trusted_keys
         Ed25519 public keys; if given, only bundles signed by one of them are run.
+    security
+        TLS settings and this node's key (``node_key``), which signs every request;
+        :data:`~fedlab.deploy.security.INSECURE` for an ``--insecure`` SuperLink.
     """
 
     def __init__(
@@ -76,8 +81,15 @@ class SuperNode:
         max_wait_time: float | None = None,
         max_backoff: float = 20.0,
         trusted_keys: Sequence[Any] | None = None,
+        security: ClientSecurity,
     ) -> None:
         self.superlink = check_address(superlink)
+        if not security.insecure and security.node_key is None:
+            raise DeployError(
+                "A SuperNode authenticates with its own key: pass --node-key FILE (make one with "
+                "`fedlab keys NAME` and have the SuperLink's operator run `fedlab node add NAME.pub`), "
+                "or --insecure against an --insecure SuperLink."
+            )
         self.node_config = dict(node_config or {})
         self.heartbeat_interval = heartbeat_interval
         self.max_retries = max_retries
@@ -88,8 +100,9 @@ class SuperNode:
         self._down_since: float | None = None
         self._stop = threading.Event()
         self._poll: Any = None
-        self._channel = open_channel(superlink)
-        self._stub = Stub(self._channel, "Fleet")
+        self._signer = NodeSigner(security.node_key) if security.node_key is not None else None
+        self._channel = open_channel(superlink, security)
+        self._stub = Stub(self._channel, "Fleet", signer=self._signer)
         self.apps = RunApps(
             self._get_run, self._fetch_bundle, self.node_config, pinned=app, trusted_keys=trusted_keys
         )
@@ -131,7 +144,11 @@ class SuperNode:
         request = pb.RegisterRequest(
             node_config_json=json.dumps(self.node_config), heartbeat_interval=self.heartbeat_interval
         )
+        if self._signer is not None:
+            self._signer.node_id = 0
         self.node_id = int(self._stub.Register(request, timeout=30.0).node_id)
+        if self._signer is not None:
+            self._signer.node_id = self.node_id
         _log.info("Registered with %s as node %d", self.superlink, self.node_id)
         print(f"supernode registered node_id={self.node_id} superlink={self.superlink}", flush=True)
 

@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 
 import grpc
 
+from fedlab.deploy.security.settings import ClientSecurity
+from fedlab.deploy.security.tls import channel_credentials
 from fedlab.errors import DeployError
 
 __all__ = [
@@ -20,7 +22,6 @@ __all__ = [
     "open_channel",
     "open_server",
     "retry_call",
-    "tls_not_available",
 ]
 
 T = TypeVar("T")
@@ -50,14 +51,6 @@ _SERVER_OPTIONS = [*_COMMON_OPTIONS, ("grpc.so_reuseport", 0)]
 _RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
-def tls_not_available(flag: str) -> DeployError:
-    """The error for a TLS or authentication option given before those are implemented."""
-    return DeployError(
-        f"{flag} is not supported yet: TLS and node authentication come in a later release. "
-        "For now run on a trusted network or loopback and pass --insecure (insecure=True)."
-    )
-
-
 def check_address(address: str) -> str:
     """Return ``address`` if it looks like ``HOST:PORT``; raise DeployError otherwise."""
     host, sep, port = address.rpartition(":")
@@ -68,9 +61,19 @@ def check_address(address: str) -> str:
     return address
 
 
-def open_channel(address: str) -> Any:
-    """Open an insecure channel to ``address`` with fedlab's size limits and reconnect pace."""
-    return grpc.insecure_channel(check_address(address), options=_CHANNEL_OPTIONS)
+def open_channel(address: str, security: ClientSecurity) -> Any:
+    """Open a channel to ``address`` with fedlab's size limits and reconnect pace.
+
+    TLS unless ``security.insecure``: verified against ``security.root_certificates``
+    (or the system's CAs), for ``security.target_name`` when given.
+    """
+    check_address(address)
+    if security.insecure:
+        return grpc.insecure_channel(address, options=_CHANNEL_OPTIONS)
+    options: list[tuple[str, Any]] = list(_CHANNEL_OPTIONS)
+    if security.target_name:
+        options.append(("grpc.ssl_target_name_override", security.target_name))
+    return grpc.secure_channel(address, channel_credentials(security.root_certificates), options=options)
 
 
 def open_server(max_workers: int) -> Any:

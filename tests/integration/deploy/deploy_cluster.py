@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fedlab.deploy.client.control_client import ControlClient
+from fedlab.deploy.security import INSECURE
 
 REPO = Path(__file__).resolve().parents[3]
 _READY = re.compile(r"superlink ready fleet=(\S+) serverappio=(\S+) control=(\S+)")
@@ -105,7 +106,7 @@ class Cluster:
     @property
     def control(self) -> ControlClient:
         if self._control is None:
-            self._control = ControlClient(self.control_address)
+            self._control = ControlClient(self.control_address, security=INSECURE)
         return self._control
 
     def superlink(self) -> Proc:

@@ -15,6 +15,7 @@ import pytest
 from fedlab.deploy.client.control_client import ControlClient
 from fedlab.deploy.local._cluster import LocalCluster
 from fedlab.events import Evaluated, RoundAggregated
+from fedlab.deploy.security import INSECURE
 
 FEDLAB = str(Path(sys.executable).with_name("fedlab"))
 NODES = ["partition-id=0 num-partitions=2", "partition-id=1 num-partitions=2"]
@@ -33,7 +34,7 @@ def fedlab_json(*args: str, cwd: Path) -> Any:
 @pytest.fixture(scope="module")
 def cluster() -> Any:
     """A SuperLink whose two SuperNodes start only when a test calls start_nodes()."""
-    running = LocalCluster(2, NODES)
+    running = LocalCluster(2, NODES, insecure=True)
     try:
         running.start_superlink()
         yield running
@@ -83,7 +84,7 @@ def test_two_concurrent_runs_complete_with_the_results_of_a_simulation(
         simulated = fedlab_json("run", ".", "two-clients", *overrides, cwd=project)[
             "evaluate_metrics"
         ]
-        with ControlClient(_address(project)) as control:
+        with ControlClient(_address(project), security=INSECURE) as control:
             assert control.wait_for_run(run_id, timeout=240).status == "completed"
             stream = list(control.stream_events(run_id))
         deployed = {
@@ -125,7 +126,7 @@ def test_stop_ends_one_run_after_its_current_round(cluster: LocalCluster, projec
         "num-server-rounds=100000",
         cwd=project,
     )["run-id"]
-    with ControlClient(_address(project)) as control:
+    with ControlClient(_address(project), security=INSECURE) as control:
         for event in control.stream_events(long_run):
             if isinstance(event, RoundAggregated):
                 break  # it is under way
@@ -174,7 +175,7 @@ def test_run_sends_a_simulation_project_to_the_superlink_given_on_the_command_li
     run_id = int(re.search(r"Started run (\d+) on ", out).group(1))  # type: ignore[union-attr]
     assert f"Started run {run_id} on {address} (two-clients)." in out
     assert f"Run {run_id} finished after 1 round(s)." in out
-    with ControlClient(address) as control:
+    with ControlClient(address, security=INSECURE) as control:
         assert control.wait_for_run(run_id, timeout=240).status == "completed"
 
 

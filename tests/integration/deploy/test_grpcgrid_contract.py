@@ -9,6 +9,7 @@ import pytest
 from fedlab.client import ClientApp
 from fedlab.deploy.client.grpcgrid import GrpcGrid
 from fedlab.events import EventBus
+from fedlab.deploy.security import INSECURE
 from tests.contracts.grid_contract import GridContract, contract_app
 from tests.integration.deploy.deploy_cluster import Cluster
 
@@ -39,4 +40,4 @@ class TestGrpcGridContract(GridContract):
         # fresh per-node state, as a new SimulationGrid does.
         assert app.message_types == contract_app().message_types
         run_id = self.cluster.control.create_run(b"", {}, attached=True)
-        return GrpcGrid(self.cluster.serverappio, run_id, events=events)
+        return GrpcGrid(self.cluster.serverappio, run_id, events=events, security=INSECURE)

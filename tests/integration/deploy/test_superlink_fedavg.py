@@ -22,6 +22,7 @@ import pytest
 import fedlab as fl
 from fedlab.deploy.bundle import build_bundle
 from fedlab.deploy.client.grpcgrid import GrpcGrid
+from fedlab.deploy.security import INSECURE
 from fedlab.events import ClientReplied, Event, EventBus, RoundAggregated, RunFinished, RunStarted
 from fedlab.records import ArrayRecord
 from fedlab.server import Result
@@ -116,7 +117,7 @@ def deploy(cluster: Cluster, bundle: bytes, shift: float, seed: int, events: lis
     run_id = cluster.control.create_run(bundle, {"shift": shift}, attached=True)
     bus = EventBus()
     bus.subscribe(events.append)
-    grid = GrpcGrid(cluster.serverappio, run_id, events=bus)
+    grid = GrpcGrid(cluster.serverappio, run_id, events=bus, security=INSECURE)
     try:
         result = FedAvg().start(grid, initial_arrays(seed), 3, seed=seed, timeout=60)
     finally:

@@ -12,6 +12,7 @@ import numpy as np
 from fedlab.deploy.client.grpcgrid import GrpcGrid
 from fedlab.message import Message
 from fedlab.records import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
+from fedlab.deploy.security import INSECURE
 from tests.integration.deploy.deploy_cluster import Cluster
 
 ECHO_APP = "tests.integration.deploy.deploy_apps:echo_app"
@@ -39,7 +40,7 @@ def test_a_reply_acknowledged_before_a_superlink_crash_is_pulled_after_its_resta
         node = cluster.start_node("partition-id=0 num-partitions=1", app=ECHO_APP, heartbeat_interval=1.0)
         node_id = cluster.node_id(node)
         run_id = cluster.control.create_run(b"", {}, attached=True)
-        grid = GrpcGrid(cluster.serverappio, run_id)
+        grid = GrpcGrid(cluster.serverappio, run_id, security=INSECURE)
         assert grid.wait_for_nodes(1, timeout=60) == [node_id]
         values = np.random.default_rng(0).normal(size=(64, 64)).astype(np.float32)
         (sent,) = grid.push_messages([instruction(grid, node_id, values, 1)])

@@ -15,6 +15,7 @@ from fedlab.message import ErrorCode
 from fedlab.records import ArrayRecord
 from fedlab.server import Result
 from fedlab.strategy import FedAvg
+from fedlab.deploy.security import INSECURE
 from tests.integration.deploy.deploy_cluster import Cluster
 
 ECHO_APP = "tests.integration.deploy.deploy_apps:echo_app"
@@ -37,7 +38,7 @@ def test_a_killed_supernode_is_reported_by_id_and_the_rounds_finish_with_the_oth
         run_id = cluster.control.create_run(b"", {}, attached=True)
         bus = EventBus()
         bus.subscribe(events.append)
-        grid = GrpcGrid(cluster.serverappio, run_id, events=bus)
+        grid = GrpcGrid(cluster.serverappio, run_id, events=bus, security=INSECURE)
         markers = tmp_path / "markers"
         markers.mkdir()
         initial = ArrayRecord({"w": np.arange(12, dtype=np.float32)})

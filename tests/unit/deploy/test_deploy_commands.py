@@ -26,26 +26,32 @@ def test_without_insecure_the_commands_refuse_to_start_and_say_why(
 
 
 @pytest.mark.parametrize(
-    ("main", "flag"),
-    [(superlink.main, "--ssl-certfile=cert.pem"), (superlink.main, "--enable-supernode-auth"),
-     (supernode.main, "--root-certificates=ca.pem")],
+    ("main", "args", "says"),
+    [(superlink.main, ["--insecure", "--tls-cert", "c.pem", "--tls-key", "k.pem"], "--insecure turns TLS off"),
+     (superlink.main, ["--tls-cert", "c.pem"], "--tls-cert FILE --tls-key FILE"),
+     (supernode.main, ["--insecure", "--node-key", "n.key"], "--insecure turns TLS and request signing off"),
+     (supernode.main, ["--root-cert", "ca.pem"], "--node-key FILE")],
 )  # fmt: skip
-def test_tls_options_are_refused_until_they_are_implemented(
-    main: object, flag: str, capsys: pytest.CaptureFixture[str]
+def test_contradictory_or_missing_security_options_are_refused_and_say_what_to_pass(
+    main: object, args: list[str], says: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["--insecure", flag]) == 2  # type: ignore[operator]
-    assert "not supported yet" in capsys.readouterr().err
+    assert main(args) == 2  # type: ignore[operator]
+    assert says in capsys.readouterr().err
 
 
-def test_help_says_that_tls_is_not_implemented_yet() -> None:
-    for module in ("fedlab.deploy.superlink", "fedlab.deploy.supernode"):
+def test_help_lists_the_security_options() -> None:
+    expected = {
+        "fedlab.deploy.superlink": ["--tls-cert", "--tls-key", "--node-keys", "--admin-token-file", "--audit-log"],
+        "fedlab.deploy.supernode": ["--root-cert", "--node-key", "--trusted-key"],
+    }
+    for module, flags in expected.items():
         out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, check=True)
-        assert "not implemented yet" in out.stdout and "--insecure" in out.stdout
+        assert all(flag in out.stdout for flag in flags) and "--insecure" in out.stdout
 
 
 def test_a_superlink_on_a_port_already_in_use_exits_with_an_error(capsys: pytest.CaptureFixture[str]) -> None:
     with superlink.SuperLink(
-        fleet_address="127.0.0.1:0", serverappio_address="127.0.0.1:0", control_address="127.0.0.1:0"
+        fleet_address="127.0.0.1:0", serverappio_address="127.0.0.1:0", control_address="127.0.0.1:0", insecure=True
     ) as running:
         taken = running.addresses["fleet"]
         code = superlink.main(["--insecure", "--state", "memory", "--fleet-address", taken,

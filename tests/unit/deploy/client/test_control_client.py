@@ -12,19 +12,20 @@ from fedlab.deploy.superlink import SuperLink
 from fedlab.deploy.transport.events_json import event_to_json
 from fedlab.errors import DeployError
 from fedlab.events import RunFinished, StrategyReport
+from fedlab.deploy.security import INSECURE
 
 LOOPBACK = {"fleet_address": "127.0.0.1:0", "serverappio_address": "127.0.0.1:0", "control_address": "127.0.0.1:0"}
 
 
 @pytest.fixture(scope="module")
 def superlink() -> Iterator[SuperLink]:
-    with SuperLink(**LOOPBACK) as link:
+    with SuperLink(**LOOPBACK, insecure=True) as link:
         yield link
 
 
 @pytest.fixture
 def control(superlink: SuperLink) -> Iterator[ControlClient]:
-    with ControlClient(superlink.addresses["control"]) as client:
+    with ControlClient(superlink.addresses["control"], security=INSECURE) as client:
         yield client
 
 
@@ -41,7 +42,7 @@ def test_a_stop_request_is_seen_by_the_runs_grid_and_the_run_ends_as_stopped(
     control: ControlClient, superlink: SuperLink
 ) -> None:
     run_id = control.create_run(b"", {}, attached=True)
-    grid = GrpcGrid(superlink.addresses["serverappio"], run_id)
+    grid = GrpcGrid(superlink.addresses["serverappio"], run_id, security=INSECURE)
     try:
         assert not grid.stop_requested
         control.stop_run(run_id)
@@ -57,7 +58,7 @@ def test_following_a_run_yields_its_events_in_order_and_ends_when_it_finishes(
     control: ControlClient, superlink: SuperLink
 ) -> None:
     run_id = control.create_run(b"", {}, attached=True)
-    grid = GrpcGrid(superlink.addresses["serverappio"], run_id)
+    grid = GrpcGrid(superlink.addresses["serverappio"], run_id, security=INSECURE)
     reports = [StrategyReport(run_id=0, round=r, strategy="S", info={"r": r}) for r in (1, 2, 3)]
     for report in reports:
         grid.events.emit(report)
@@ -101,5 +102,5 @@ def test_waiting_for_more_nodes_than_connect_fails_with_a_clear_error(control: C
 
 
 def test_an_unreachable_superlink_is_reported_after_the_timeout() -> None:
-    with ControlClient("127.0.0.1:1", timeout=0.5) as client, pytest.raises(DeployError, match="did not answer"):
+    with ControlClient("127.0.0.1:1", timeout=0.5, security=INSECURE) as client, pytest.raises(DeployError, match="did not answer"):
         client.list_runs()

@@ -19,19 +19,21 @@ from fedlab.deploy.transport.transfer import download, iter_chunks, object_ref, 
 from fedlab.deploy.transport.wire import split_message
 from fedlab.message import Message
 from fedlab.records import ArrayRecord, RecordDict
+from fedlab.deploy.security import INSECURE
+from fedlab.deploy.security.access import OpenGate
 
 LOOPBACK = {"fleet_address": "127.0.0.1:0", "serverappio_address": "127.0.0.1:0", "control_address": "127.0.0.1:0"}
 
 
 @pytest.fixture(scope="module")
 def superlink() -> Iterator[SuperLink]:
-    with SuperLink(**LOOPBACK, max_object_size=64 * 2**20) as link:
+    with SuperLink(**LOOPBACK, max_object_size=64 * 2**20, insecure=True) as link:
         yield link
 
 
 @pytest.fixture(scope="module")
 def stubs(superlink: SuperLink) -> Iterator[dict[str, Any]]:
-    channels = {name: open_channel(address) for name, address in superlink.addresses.items()}
+    channels = {name: open_channel(address, INSECURE) for name, address in superlink.addresses.items()}
     yield {
         "fleet": Stub(channels["fleet"], "Fleet"),
         "serverappio": Stub(channels["serverappio"], "ServerAppIo"),
@@ -164,8 +166,8 @@ def test_the_calls_control_and_serverappio_share_each_refuse_an_unknown_run_in_t
 def test_control_takes_uploads_up_to_the_bundle_limit_and_serverappio_up_to_the_object_limit() -> None:
     size = 64 * 2**20 + 1  # above the bundle limit (64 MiB), below this SuperLink's object limit
     chunk = pb.ObjectChunk(ref=pb.ObjectRef(digest="cd" * 32, size=size), data=b"x")
-    with SuperLink(**LOOPBACK, max_object_size=128 * 2**20) as link:
-        control, serverappio = (open_channel(link.addresses[name]) for name in ("control", "serverappio"))
+    with SuperLink(**LOOPBACK, max_object_size=128 * 2**20, insecure=True) as link:
+        control, serverappio = (open_channel(link.addresses[name], INSECURE) for name in ("control", "serverappio"))
         try:
             with pytest.raises(grpc.RpcError) as caught:
                 Stub(control, "Control").PushObject(iter([chunk]))
@@ -188,4 +190,4 @@ def test_every_rpc_of_every_service_is_served() -> None:
         names = [m.name for m in service_descriptor(service).methods]
         assert names  # and service_handler would raise TypeError for a missing one
     with pytest.raises(TypeError, match="does not implement Fleet.Register"):
-        service_handler("Fleet", object())
+        service_handler("Fleet", object(), OpenGate())

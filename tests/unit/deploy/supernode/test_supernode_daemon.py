@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fedlab.deploy.bundle import build_bundle
 from fedlab.deploy.client.control_client import ControlClient
 from fedlab.deploy.client.grpcgrid import GrpcGrid
+from fedlab.deploy.security import INSECURE
 from fedlab.deploy.superlink import SuperLink
 from fedlab.deploy.supernode import SuperNode
 from fedlab.message import ErrorCode, Message
@@ -50,12 +51,12 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture
 def superlink() -> Iterator[SuperLink]:
-    with SuperLink(**LOOPBACK) as link:
+    with SuperLink(**LOOPBACK, insecure=True) as link:
         yield link
 
 
 def start_node(superlink: SuperLink, **kwargs: Any) -> tuple[SuperNode, threading.Thread]:
-    node = SuperNode(superlink.addresses["fleet"], node_config={"partition-id": 4}, heartbeat_interval=5.0, **kwargs)
+    node = SuperNode(superlink.addresses["fleet"], node_config={"partition-id": 4}, heartbeat_interval=5.0, **kwargs, security=INSECURE)
     thread = threading.Thread(target=node.run)
     thread.start()
     return node, thread
@@ -70,10 +71,10 @@ def train(grid: GrpcGrid, node_id: int) -> Message:
 def test_a_node_runs_each_runs_bundle_with_a_context_that_persists_per_run(superlink: SuperLink, project: Path) -> None:
     node, thread = start_node(superlink)
     try:
-        control = ControlClient(superlink.addresses["control"])
+        control = ControlClient(superlink.addresses["control"], security=INSECURE)
         (info,) = control.wait_for_nodes(1, timeout=30)
         bundle = build_bundle("counterapp:app", project_dir=project)
-        grids = [GrpcGrid(superlink.addresses["serverappio"], control.create_run(bundle, {"tag": tag}, attached=True))
+        grids = [GrpcGrid(superlink.addresses["serverappio"], control.create_run(bundle, {"tag": tag}, attached=True), security=INSECURE)
                  for tag in ("a", "b")]  # fmt: skip
         seen = [train(grids[0], info.node_id), train(grids[0], info.node_id), train(grids[1], info.node_id)]
         got = [(dict(r.content["metrics"]), r.content["run"]["tag"]) for r in seen]  # type: ignore[call-overload, index]
@@ -92,11 +93,11 @@ def test_a_node_with_trusted_keys_refuses_a_bundle_signed_by_another_key(superli
     trusted, stranger = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     node, thread = start_node(superlink, trusted_keys=[trusted.public_key()])
     try:
-        control = ControlClient(superlink.addresses["control"])
+        control = ControlClient(superlink.addresses["control"], security=INSECURE)
         (info,) = control.wait_for_nodes(1, timeout=30)
         for key, ok in ((stranger, False), (None, False), (trusted, True)):
             bundle = build_bundle("counterapp:app", project_dir=project, signing_key=key)
-            grid = GrpcGrid(superlink.addresses["serverappio"], control.create_run(bundle, {"tag": "x"}, attached=True))
+            grid = GrpcGrid(superlink.addresses["serverappio"], control.create_run(bundle, {"tag": "x"}, attached=True), security=INSECURE)
             reply = train(grid, info.node_id)
             grid.close()
             if ok:
@@ -113,9 +114,9 @@ def test_a_node_with_trusted_keys_refuses_a_bundle_signed_by_another_key(superli
 def test_a_run_without_code_needs_a_node_started_with_an_app(superlink: SuperLink) -> None:
     node, thread = start_node(superlink)
     try:
-        control = ControlClient(superlink.addresses["control"])
+        control = ControlClient(superlink.addresses["control"], security=INSECURE)
         (info,) = control.wait_for_nodes(1, timeout=30)
-        grid = GrpcGrid(superlink.addresses["serverappio"], control.create_run(b"", {}, attached=True))
+        grid = GrpcGrid(superlink.addresses["serverappio"], control.create_run(b"", {}, attached=True), security=INSECURE)
         reply = train(grid, info.node_id)
         assert reply.error is not None and "--app package.module:attr" in reply.error.reason
         grid.close()
@@ -126,17 +127,17 @@ def test_a_run_without_code_needs_a_node_started_with_an_app(superlink: SuperLin
 
 
 def test_a_node_gives_up_after_max_retries_when_no_superlink_answers() -> None:
-    node = SuperNode("127.0.0.1:1", max_retries=2, max_backoff=0.05)
+    node = SuperNode("127.0.0.1:1", max_retries=2, max_backoff=0.05, security=INSECURE)
     assert node.run() == 1
 
 
 def test_the_grid_reports_the_replying_nodes_partition() -> None:
-    with SuperLink(**LOOPBACK) as superlink:
+    with SuperLink(**LOOPBACK, insecure=True) as superlink:
         node, thread = start_node(superlink, app=_app())
         try:
-            control = ControlClient(superlink.addresses["control"])
+            control = ControlClient(superlink.addresses["control"], security=INSECURE)
             (info,) = control.wait_for_nodes(1, timeout=30)
-            grid = GrpcGrid(superlink.addresses["serverappio"], control.create_run(b"", {}, attached=True))
+            grid = GrpcGrid(superlink.addresses["serverappio"], control.create_run(b"", {}, attached=True), security=INSECURE)
             assert grid.get_node_config(info.node_id) == {"partition-id": 4}
             assert grid.partition_id(info.node_id) == 4
             grid.close()
