@@ -41,12 +41,19 @@ def client_security(args: argparse.Namespace, federation: FederationSpec | None,
         value = options.get(option)
         return None if value is None else base / str(value)
 
-    return ClientSecurity.from_options(
+    security = ClientSecurity.from_options(
         insecure=bool(args.insecure or (federation is not None and federation.insecure)),
         root_cert=path(args.root_cert, "root-cert"),
         token=args.token,
         token_file=path(args.token_file, "token-file"),
     )
+    if not security.insecure and not security.token:
+        raise FederationError(
+            "The SuperLink's Control API needs your token: pass --token-file FILE (or --token, or set "
+            "FEDLAB_TOKEN; its operator makes one with `fedlab user add NAME`), and --root-cert ca.pem "
+            "if its certificate comes from a private CA. Against an --insecure SuperLink pass --insecure."
+        )
+    return security
 
 
 def control_client(args: argparse.Namespace) -> Any:

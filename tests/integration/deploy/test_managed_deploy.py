@@ -139,12 +139,15 @@ def test_deploy_to_a_running_superlink_gives_the_simulation_result() -> None:
         2, ["partition-id=0 num-partitions=2", "partition-id=1 num-partitions=2"]
     ) as cluster:
         assert cluster.addresses is not None
-        deployed = make_fed(2).deploy(cluster.addresses.control, rounds=2, insecure=True)
+        # Over TLS with the cluster's CA, as the admin, as a user on another machine would.
+        secrets = cluster.directory
+        deployed = make_fed(2).deploy(cluster.addresses.control, rounds=2, root_cert=secrets / "certs" / "ca.pem",
+                                      token_file=secrets / "admin.token")  # fmt: skip
         assert deployed.arrays == make_fed(2).run(rounds=2).arrays
         # The SuperNodes keep serving after the run: the SuperLink recorded it as completed.
         from fedlab.deploy.client.control_client import ControlClient
 
-        with ControlClient(cluster.addresses.control) as control:
+        with ControlClient(cluster.addresses.control, security=cluster.security) as control:
             (run,) = control.list_runs()
             assert (run.status, run.attached) == ("completed", True)
             assert len(control.list_nodes()) == 2

@@ -171,16 +171,15 @@ def test_a_toml_file_of_overrides_sets_the_rounds(
     assert status == 0 and json.loads(capsys.readouterr().out)["rounds_completed"] == 1
 
 
-def test_run_on_a_superlink_given_on_the_command_line_asks_for_insecure(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], isolated_imports: None
+def test_run_on_a_superlink_without_a_token_says_which_credentials_to_pass(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], isolated_imports: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("FEDLAB_TOKEN", raising=False)
     root = create_project("cli-run-superlink", "numpy", tmp_path)
     assert main(["run", str(root), "--superlink", "127.0.0.1:1"]) == 1
-    assert capsys.readouterr().err == (
-        "error: Talking to the SuperLink at 127.0.0.1:1 needs TLS, which this version does not "
-        "support yet; pass --insecure to connect without encryption (only on a network you "
-        "trust).\n"
-    )
+    err = capsys.readouterr().err
+    assert err.startswith("error: The SuperLink's Control API needs your token: pass --token-file FILE")
+    assert "--root-cert ca.pem" in err and "pass --insecure" in err
 
 
 def test_a_run_whose_clients_all_reply_wrongly_exits_1_and_says_nothing_was_learned(
