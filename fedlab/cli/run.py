@@ -170,18 +170,30 @@ def _submit(
             )
             out.say(
                 f"Started run [bold]{run_id}[/] on {federation.address}; follow it with "
-                f"`fedlab log {run_id} --superlink {federation.address}`."
+                f"`fedlab log {run_id} {_target(federation, args, project)}`."
             )
             return 0
-        return _follow(control, run_id, federation, out)
+        return _follow(control, run_id, federation, out, _target(federation, args, project))
 
 
-def _follow(control: Any, run_id: int, federation: FederationSpec, out: Output) -> int:
+def _target(federation: FederationSpec, args: argparse.Namespace, project: Project) -> str:
+    """The options that reach this SuperLink again from any directory (never a token itself)."""
+    parts = [f"--superlink {federation.address}"]
+    if args.insecure or federation.insecure:
+        return " ".join([*parts, "--insecure"])
+    for flag, option in (("root_cert", "root-cert"), ("token_file", "token-file")):
+        value = getattr(args, flag) or federation.options.get(option)
+        if value:
+            base = Path.cwd() if getattr(args, flag) else project.directory
+            parts.append(f"--{option} {(base / str(value)).resolve()}")
+    return " ".join(parts)
+
+
+def _follow(control: Any, run_id: int, federation: FederationSpec, out: Output, target: str) -> int:
     out.say(f"Started run [bold]{run_id}[/] on {federation.address} ({federation.name}).")
     try:
         history, finished = follow_run(control, run_id, out, json_lines=False)
     except KeyboardInterrupt:
-        target = f"--superlink {federation.address}"
         out.say(
             f"Stopped following; the run goes on. `fedlab log {run_id} {target}` resumes, "
             f"`fedlab stop {run_id} {target}` stops it."

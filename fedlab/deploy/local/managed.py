@@ -125,6 +125,12 @@ def deploy(
             )
     assert address is not None
     security = ClientSecurity.from_options(insecure=insecure, root_cert=root_cert, token=token, token_file=token_file)
+    if not security.insecure and not security.token:
+        raise FederationError(
+            f"The SuperLink at {address} needs your Control API token: pass token_file='my.token' (or "
+            "token=..., or set FEDLAB_TOKEN; its operator makes one with `fedlab user add NAME`), and "
+            "root_cert='ca.pem' for a private CA; insecure=True only for an --insecure SuperLink."
+        )
     return _attached_run(
         spec, runner, rounds, bundle, address, serverappio_address, 0, startup_timeout, security
     )

@@ -154,7 +154,7 @@ def test_detach_prints_a_log_command_that_finds_the_superlink_from_anywhere(
         cwd=project,
     ).stdout  # fmt: skip
     run_id = int(re.fullmatch(r"Started run (\d+) .*\n", out).group(1))  # type: ignore[union-attr]
-    command = f"fedlab log {run_id} --superlink {address}"
+    command = f"fedlab log {run_id} --superlink {address} --insecure"
     assert out == f"Started run {run_id} on {address}; follow it with `{command}`.\n"
     # Run as printed, from a folder with no project in it.
     logged = fedlab(*shlex.split(command)[1:], cwd=tmp_path).stdout

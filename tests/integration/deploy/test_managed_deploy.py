@@ -181,7 +181,7 @@ def test_processes_end_when_the_process_that_started_them_is_killed() -> None:
         ({}, "Give either local=N"),
         ({"address": "h:1", "local": 2}, "Give either local=N"),
         ({"local": 0}, "positive number of SuperNodes"),
-        ({"address": "127.0.0.1:9093"}, "insecure=True"),
+        ({"address": "127.0.0.1:9093"}, "needs your Control API token: pass token_file="),
     ],
 )
 def test_deploy_arguments_must_describe_one_deployment(
