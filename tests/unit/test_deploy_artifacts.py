@@ -371,6 +371,41 @@ def test_the_base_holds_placeholders_and_real_credentials_stay_out_of_git(tmp_pa
     assert sorted(data) == sorted(names)
 
 
+def readme_commands() -> list[list[str]]:
+    """The ``fedlab`` command lines of the README's "Security model" section."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Security model\n") :]
+    section = section[: section.index("\n## ", 1)]
+    lines = [
+        line.split("#")[0].strip()
+        for block in re.findall(r"```bash\n(.*?)```", section, re.DOTALL)
+        for line in block.splitlines()
+    ]
+    return [shlex.split(line) for line in lines if line]
+
+
+def test_the_readme_federation_of_two_organisations_uses_every_protection() -> None:
+    commands = readme_commands()
+    assert [words[1] for words in commands] == [
+        "certs", "keys", "superlink", "keys", "node", "supernode", "run", "user"
+    ]  # fmt: skip
+    for words in commands:
+        opts = options(words[2:]) if words[1] in ("superlink", "supernode") else {}
+        assert not SWITCHES & set(words), words
+        if words[1] == "superlink":
+            assert set(opts) <= SUPERLINK_FLAGS
+            assert {"--tls-cert", "--tls-key", "--trusted-key"} <= set(opts)
+        elif words[1] == "supernode":
+            assert set(opts) <= SUPERNODE_FLAGS
+            assert {"--root-cert", "--node-key", "--trusted-key"} <= set(opts)
+            assert opts["--superlink"][0].endswith(f":{FLEET_PORT}")
+        elif "--superlink" in words:  # a client of the Control API, on A's loopback
+            assert words[words.index("--superlink") + 1] == "127.0.0.1:9093"
+            assert "--root-cert" in words and "--token-file" in words
+    (run,) = [words for words in commands if words[1] == "run"]
+    assert "--signing-key" in run
+
+
 # The two tests below use the daemons' real parsers and `fedlab certs` / `fedlab keys`:
 # they hold the artifacts to the code, not only to the agreed flag list above.
 
@@ -379,11 +414,14 @@ def test_every_artifact_command_line_parses_with_the_daemons_own_parsers(
     rendered: list[dict[str, Any]],
 ) -> None:
     host_access = load("compose.host-access.yaml")["services"]["superlink"]["command"]
-    commands = [*superlink_commands(rendered), ("compose.host-access", host_access)]
-    for parser, found in (
-        (superlink_parser, commands),
-        (supernode_parser, supernode_commands(rendered)),
-    ):
+    readme = {words[1]: words[2:] for words in readme_commands()}
+    superlinks = [
+        *superlink_commands(rendered),
+        ("compose.host-access", host_access),
+        ("README", readme["superlink"]),
+    ]
+    supernodes = [*supernode_commands(rendered), ("README", readme["supernode"])]
+    for parser, found in ((superlink_parser, superlinks), (supernode_parser, supernodes)):
         for where, argv in found:
             args = vars(parser().parse_args(argv))
             for flag, values in options(argv).items():
