@@ -25,6 +25,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	@# The browser tests drive Debian's Chromium (playwright never downloads a browser).
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	@# The Kubernetes manifests are rendered with Debian's kubectl (`kubectl kustomize`).
+	command -v kubectl >/dev/null || (apt-get update -qq && apt-get install -y -qq kubernetes-client)
 	$(PY) -m mypy
 	$(PY) -m pytest -q
 
