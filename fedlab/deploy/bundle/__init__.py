@@ -48,7 +48,9 @@ A zip archive (deterministic: sorted entries, fixed timestamps) holding
     "files": {"pkg/client_app.py": {"sha256": "<hex>", "size": 1234}, ...}}``;
     ``source`` is ``"import"`` or ``"captured"``; ``requires`` maps the installed packages
     the code imports to their distributions, ``not_shipped`` the user's modules left out to
-    the reason (both only explain a missing module on a node).
+    the reason (both only explain a missing module on a node). A signed bundle's manifest
+    also holds ``"run": {"config_sha256": ..., "nonce": ..., "expires_at": ...}``, which
+    binds the signature to one run (see :func:`check_run_binding`).
 ``signature.json`` (only in signed bundles)
     ``{"algorithm": "ed25519", "public_key": "<32 bytes hex>", "signature": "<64 bytes hex>"}``,
     the signature of the exact bytes of ``manifest.json``. Since the manifest holds every
@@ -85,10 +87,17 @@ from fedlab.client import ClientApp
 from fedlab.context import UserConfig
 # The package's parts, by module: their helpers are not part of the package's surface.
 from fedlab.deploy.bundle import _apps, _deps, _files, _format, _importer
+from fedlab.deploy.bundle._binding import (
+    DEFAULT_VALID_FOR,
+    check_new_run,
+    check_run_binding,
+    load_run_bundle,
+    make_binding,
+)
 from fedlab.errors import BundleError
 from fedlab.server import ServerApp
 
-__all__ = ["Bundle", "build_bundle", "load_bundle"]
+__all__ = ["Bundle", "build_bundle", "check_new_run", "check_run_binding", "load_bundle", "load_run_bundle"]
 
 
 class Bundle:
@@ -187,6 +196,7 @@ def build_bundle(
     run_config: Mapping[str, bool | int | float | str] | None = None,
     signing_key: Ed25519PrivateKey | None = None,
     project_dir: str | Path | None = None,
+    valid_for: float = DEFAULT_VALID_FOR,
 ) -> bytes:
     """Package apps into bundle bytes (see the module docstring for what is captured).
 
@@ -201,8 +211,13 @@ def build_bundle(
         Default run config shipped with the code (str keys; bool/int/float/str values).
     signing_key
         An Ed25519 private key; SuperNodes that trust its public key accept the bundle.
+        A signed bundle is bound to one run: its manifest gains a ``"run"`` entry (the
+        SHA-256 of ``run_config``, a random nonce, an expiry) that the signature covers,
+        so it runs only for one run created with exactly ``run_config``.
     project_dir
         Directory added to the import path while resolving import paths (an app project).
+    valid_for
+        Seconds from now during which a signed bundle may start its run (default 7 days).
 
     Raises
     ------
@@ -239,6 +254,8 @@ def build_bundle(
         "fedlab": __version__,
         "python": f"{sys.version_info.major}.{sys.version_info.minor}",
     }
+    if signing_key is not None:
+        manifest["run"] = make_binding(config, valid_for=valid_for)
     return _format.write_bundle(manifest, closure.files, signing_key)
 
 
