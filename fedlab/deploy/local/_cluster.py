@@ -156,7 +156,7 @@ class LocalCluster:
                     "--node-config",
                     node_config,
                     "--insecure",
-                    *self.supernode_args,
+                    *(self.supernode_args or ["--insecure-allow-unsigned"]),
                 ],
             )
 

@@ -17,6 +17,10 @@ from fedlab.errors import DeployError, FedlabError
 
 __all__ = ["build_parser", "load_trusted_keys", "main"]
 
+UNSIGNED_WARNING = (
+    "WARNING: --insecure-allow-unsigned: this SuperNode runs bundles nobody it trusts signed, "
+    "i.e. any code a SuperLink sends it. Use it only for development on a network you trust."
+)
 INSECURE_WARNING = (
     "WARNING: --insecure: this SuperNode talks to the SuperLink unencrypted and does not "
     "authenticate it. Use it only on loopback or a network you trust."
@@ -39,6 +43,14 @@ def build_parser(prog: str = "python -m fedlab.deploy.supernode") -> argparse.Ar
     parser.add_argument("--trusted-key", action="append", default=[], metavar="FILE",
                         help="a PEM Ed25519 public key; when given, only bundles signed by one "
                         "of these keys are run (repeatable)")  # fmt: skip
+    parser.add_argument("--insecure-allow-unsigned", action="store_true",
+                        help="without --trusted-key, run bundles nobody signed (development only; "
+                        "warns). Without either, the SuperNode refuses to start")  # fmt: skip
+    parser.add_argument("--run-cpu-seconds", type=float, metavar="S",
+                        help="CPU-time limit of each run's ClientApp process (default: none)")
+    parser.add_argument("--run-memory-mb", type=int, metavar="MB",
+                        help="memory (address space) limit of each run's ClientApp process "
+                        "(default: none)")  # fmt: skip
     parser.add_argument("--heartbeat-interval", type=float, default=10.0,
                         help="seconds between heartbeats (default 10)")  # fmt: skip
     parser.add_argument("--max-retries", type=int,
@@ -105,6 +117,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m fedlab.deploy
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     print(INSECURE_WARNING, file=sys.stderr, flush=True)
+    if args.insecure_allow_unsigned:
+        print(UNSIGNED_WARNING, file=sys.stderr, flush=True)
     try:
         node = SuperNode(
             args.superlink,
@@ -115,6 +129,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m fedlab.deploy
             max_wait_time=args.max_wait_time,
             max_backoff=args.max_backoff,
             trusted_keys=load_trusted_keys(args.trusted_key) or None,
+            allow_unsigned=args.insecure_allow_unsigned,
+            run_cpu_seconds=args.run_cpu_seconds,
+            run_memory_mb=args.run_memory_mb,
         )
     except FedlabError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -93,6 +93,8 @@ class Cluster:
         args = ["-m", "fedlab.deploy.supernode", "--insecure", "--superlink", self.fleet,
                 "--node-config", node_config, "--heartbeat-interval", str(heartbeat_interval),
                 "--max-backoff", "1", *extra]  # fmt: skip
+        if "--trusted-key" not in extra:
+            args.append("--insecure-allow-unsigned")
         if app is not None:
             args += ["--app", app]
         return self._spawn("supernode", args)
