@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 
 from fedlab.deploy import proto as pb
+from fedlab.deploy.bundle import check_new_run
 from fedlab.deploy.superlink._serving import RunObjectCalls, abort, guarded, parse_config, run_proto
 from fedlab.deploy.superlink.launcher import ServerAppLauncher
 from fedlab.deploy.superlink.runs import RunRow
@@ -66,6 +67,7 @@ class ControlServicer(RunObjectCalls):
                     grpc.StatusCode.FAILED_PRECONDITION,
                     f"Bundle {digest[:12]} ({size} bytes) has not been uploaded; push it first.",
                 )
+            check_new_run(b"".join(map(bytes, self.state.objects.read(digest, 0, 1 << 20))), config, used_digests={r.bundle_digest for r in self.state.runs.list()})  # fmt: skip
         elif not request.attached:
             abort(
                 context,
