@@ -76,7 +76,7 @@ Examples
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -91,8 +91,9 @@ from fedlab.deploy.bundle._binding import (
     DEFAULT_VALID_FOR,
     check_new_run,
     check_run_binding,
-    load_run_bundle,
+    is_bound,
     make_binding,
+    refuse_without_trust,
 )
 from fedlab.errors import BundleError
 from fedlab.server import ServerApp
@@ -282,6 +283,35 @@ def load_bundle(data: bytes, *, trusted_keys: Sequence[Ed25519PublicKey] | None 
         _apps.check_entry(manifest["server_app"])
     _check_run_config(manifest.get("run_config"))
     return Bundle(manifest, files, _format.sha256_hex(bytes(data)), signer)
+
+
+def load_run_bundle(
+    data: bytes,
+    *,
+    run_id: int,
+    run_config: Mapping[str, Any] | None,
+    trusted_keys: Sequence[Ed25519PublicKey] | None,
+    allow_unsigned: bool,
+    seen_nonces: MutableMapping[str, int] | None = None,
+    now: float | None = None,
+) -> Bundle:
+    """Load a run's bundle as a SuperNode or the ServerApp launcher must: checked for the run.
+
+    With ``trusted_keys`` the bundle must be signed by one of them and bound to run
+    ``run_id`` (:func:`check_run_binding`: its config, unexpired, a nonce not in
+    ``seen_nonces`` for another run). Without, ``allow_unsigned`` must be set (the process
+    was told ``--insecure-allow-unsigned``); a binding the bundle carries is still checked.
+
+    Raises
+    ------
+    BundleError
+        If the bundle is refused; the message says why and what to do.
+    """
+    refuse_without_trust(trusted_keys, allow_unsigned)
+    bundle = load_bundle(data, trusted_keys=list(trusted_keys) if trusted_keys else None)
+    if bundle.signer is not None or is_bound(bundle.manifest):
+        check_run_binding(bundle.manifest, run_config, run_id=run_id, now=now, seen_nonces=seen_nonces)
+    return bundle
 
 
 def _check_run_config(config: object) -> UserConfig:

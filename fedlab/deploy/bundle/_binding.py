@@ -23,6 +23,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from fedlab.deploy.bundle._format import read_bundle, sha256_hex
 from fedlab.errors import BundleError, DeployError
 
 __all__ = [
@@ -30,8 +31,9 @@ __all__ = [
     "check_new_run",
     "check_run_binding",
     "config_sha256",
-    "load_run_bundle",
+    "is_bound",
     "make_binding",
+    "refuse_without_trust",
 ]
 
 #: How long a bundle signed for a run may be started, by default: 7 days.
@@ -125,43 +127,18 @@ def check_run_binding(
             )
 
 
-def load_run_bundle(
-    data: bytes,
-    *,
-    run_id: int,
-    run_config: Mapping[str, Any] | None,
-    trusted_keys: Sequence[Ed25519PublicKey] | None,
-    allow_unsigned: bool,
-    seen_nonces: MutableMapping[str, int] | None = None,
-    now: float | None = None,
-) -> Any:
-    """Load a run's bundle as a SuperNode or the ServerApp launcher must: checked for the run.
-
-    With ``trusted_keys`` the bundle must be signed by one of them and bound to this run
-    (:func:`check_run_binding`). Without, ``allow_unsigned`` must be set (the process was
-    told ``--insecure-allow-unsigned``); a binding the bundle carries is still checked.
-
-    Returns
-    -------
-    Bundle
-        The checked bundle.
-
-    Raises
-    ------
-    BundleError
-        If the bundle is refused; the message says why and what to do.
-    """
-    from fedlab.deploy.bundle import load_bundle
-
+def refuse_without_trust(trusted_keys: Sequence[Ed25519PublicKey] | None, allow_unsigned: bool) -> None:
+    """Refuse to run anything in a process that has no trusted keys and was not told otherwise."""
     if not trusted_keys and not allow_unsigned:
         raise BundleError(
             "This process has no trusted keys, so it runs no bundle; give it the signer's "
             "public key (--trusted-key FILE), or --insecure-allow-unsigned on a trusted network."
         )
-    bundle = load_bundle(data, trusted_keys=list(trusted_keys) if trusted_keys else None)
-    if bundle.signer is not None or _binding(bundle.manifest) is not None:
-        check_run_binding(bundle.manifest, run_config, run_id=run_id, now=now, seen_nonces=seen_nonces)
-    return bundle
+
+
+def is_bound(manifest: Mapping[str, Any]) -> bool:
+    """True if the manifest carries a (well-formed) run binding."""
+    return _binding(manifest) is not None
 
 
 def check_new_run(
@@ -196,16 +173,15 @@ def check_new_run(
     DeployError
         If the bundle is damaged or bound to another run; the message says why.
     """
-    from fedlab.deploy.bundle import load_bundle
-
     try:
-        checked = load_bundle(bundle)
-        binding = _binding(checked.manifest)
+        manifest, _, _ = read_bundle(bundle, None)
+        digest = sha256_hex(bytes(bundle))
+        binding = _binding(manifest)
         if binding is None:
             return
-        if checked.digest in used_digests:
+        if digest in used_digests:
             raise BundleError(
-                f"The bundle {checked.digest[:12]} already ran as an earlier run; a bundle signed "
+                f"The bundle {digest[:12]} already ran as an earlier run; a bundle signed "
                 "for a run cannot start another one (sign a new bundle for each run)."
             )
         if used_nonces is not None and binding["nonce"] in used_nonces:
@@ -213,7 +189,7 @@ def check_new_run(
                 f"The bundle's nonce {binding['nonce']} was used by an earlier run; a bundle "
                 "signed for a run cannot start another one (sign a new bundle for each run)."
             )
-        check_run_binding(checked.manifest, run_config, run_id=0, now=now)
+        check_run_binding(manifest, run_config, run_id=0, now=now)
     except BundleError as err:
         raise DeployError(f"The run was refused: {err}") from None
     if used_nonces is not None:

@@ -29,7 +29,7 @@ from fedlab.message import ErrorCode, Message
 from fedlab.records import ArrayRecord, ConfigRecord, RecordDict
 from tests.integration.deploy.deploy_cluster import Cluster, Proc
 
-LOOPBACK = {"fleet_address": "127.0.0.1:0", "serverappio_address": "127.0.0.1:0", "control_address": "127.0.0.1:0"}
+LOOPBACK: dict[str, Any] = {"fleet_address": "127.0.0.1:0", "serverappio_address": "127.0.0.1:0", "control_address": "127.0.0.1:0"}
 KEY = Ed25519PrivateKey.generate()
 ISOAPP = '''
 import json
@@ -120,7 +120,7 @@ def send(link: SuperLink, run_id: int, node_id: int, action: str = "echo") -> Me
 
 def info(reply: Message) -> dict[str, Any]:
     assert reply.has_content(), reply.error
-    return dict(reply.content["info"])  # type: ignore[call-overload]
+    return dict(reply.content["info"])
 
 
 def with_file(bundle: bytes, path: str, content: bytes) -> bytes:

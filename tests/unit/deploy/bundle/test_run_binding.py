@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -19,15 +20,15 @@ from fedlab.deploy.bundle import (
 from fedlab.errors import BundleError, DeployError
 
 KEY = Ed25519PrivateKey.generate()
-CONFIG = {"data-path": "/data/mine", "lr": 0.1}
+CONFIG: dict[str, Any] = {"data-path": "/data/mine", "lr": 0.1}
 
 
-def config_sha256(config: dict[str, object]) -> str:
+def config_sha256(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def signed(config: dict[str, object] | None = None, **kwargs: object) -> bytes:
-    return build_bundle("fedlab.demo:client", run_config=config or CONFIG, signing_key=KEY, **kwargs)  # type: ignore[arg-type]
+def signed(config: dict[str, Any] | None = None, valid_for: float = 7 * 86400.0) -> bytes:
+    return build_bundle("fedlab.demo:client", run_config=config or CONFIG, signing_key=KEY, valid_for=valid_for)
 
 
 def test_a_signed_bundle_carries_its_runs_config_hash_a_fresh_nonce_and_an_expiry() -> None:
