@@ -85,6 +85,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from fedlab.client import ClientApp
 from fedlab.context import UserConfig
+
 # The package's parts, by module: their helpers are not part of the package's surface.
 from fedlab.deploy.bundle import _apps, _deps, _files, _format, _importer
 from fedlab.deploy.bundle._binding import (

@@ -55,7 +55,10 @@ def config_sha256(run_config: Mapping[str, Any] | None) -> str:
 
 
 def make_binding(
-    run_config: Mapping[str, Any] | None, *, valid_for: float = DEFAULT_VALID_FOR, now: float | None = None
+    run_config: Mapping[str, Any] | None,
+    *,
+    valid_for: float = DEFAULT_VALID_FOR,
+    now: float | None = None,
 ) -> dict[str, Any]:
     """Return a fresh ``"run"`` manifest entry for a run with ``run_config``."""
     if not valid_for > 0:
@@ -127,7 +130,9 @@ def check_run_binding(
             )
 
 
-def refuse_without_trust(trusted_keys: Sequence[Ed25519PublicKey] | None, allow_unsigned: bool) -> None:
+def refuse_without_trust(
+    trusted_keys: Sequence[Ed25519PublicKey] | None, allow_unsigned: bool
+) -> None:
     """Refuse to run anything in a process that has no trusted keys and was not told otherwise."""
     if not trusted_keys and not allow_unsigned:
         raise BundleError(

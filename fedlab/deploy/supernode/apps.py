@@ -231,7 +231,9 @@ class RunApps:
         """
         now = time.monotonic()
         with self._lock:
-            idle = [(r, p) for r, p in self._runs.items() if now - p.last_used > check_after_s]
+            idle = [
+                (r, p) for r, p in self._runs.items() if not p.busy and now - p.last_used > check_after_s
+            ]
         for run_id, process in idle:
             over = now - process.last_used > idle_s
             if not over:
@@ -239,8 +241,8 @@ class RunApps:
                     over = self._get_run(run_id).finished
                 except Exception:  # the SuperLink is unreachable: decide next time
                     continue
-            if over:
-                self.forget(run_id)
+            if over:  # off this (the heartbeat) thread: an instruction may just have begun
+                threading.Thread(target=self.forget, args=(run_id,), daemon=True).start()
 
     def forget(self, run_id: int) -> None:
         """End ``run_id``'s process; an instruction arriving later loads the run again."""

@@ -18,7 +18,7 @@ from typing import IO
 from fedlab.context import Context
 from fedlab.deploy.supernode.runner import read_frame, write_frame
 from fedlab.message import Error, ErrorCode, Message
-from fedlab.records import ConfigRecord, RecordDict
+from fedlab.records import ConfigRecord
 from fedlab.wire.codec import decode_message, decode_record_dict, encode_message, encode_record_dict
 
 __all__ = ["main"]

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import IO
 
 from fedlab.context import Context
+from fedlab.errors import CodecError
 from fedlab.message import Error, ErrorCode, Message
 from fedlab.records import ConfigRecord, RecordDict
 from fedlab.wire.codec import decode_message, decode_record_dict, encode_message, encode_record_dict
@@ -44,6 +45,7 @@ _log = logging.getLogger("fedlab.supernode")
 _HEAD = struct.Struct("<cQ")
 #: The largest frame either side accepts: a bundle (64 MB) or a model.
 MAX_FRAME = 64 * 1024**3
+_PIECE = 1 << 20
 
 
 def write_frame(stream: IO[bytes], tag: bytes, payload: bytes) -> None:
@@ -54,17 +56,24 @@ def write_frame(stream: IO[bytes], tag: bytes, payload: bytes) -> None:
 
 
 def read_frame(stream: IO[bytes]) -> tuple[bytes, bytes]:
-    """Read one frame; raise EOFError if the other side closed the pipe."""
+    """Read one frame; raise EOFError if the other side closed the pipe.
+
+    The payload is read in pieces, so a length the other side lies about costs no more
+    memory than the bytes it really sends.
+    """
     head = stream.read(_HEAD.size)
     if len(head) < _HEAD.size:
         raise EOFError("the pipe closed")
     tag, size = _HEAD.unpack(head)
     if size > MAX_FRAME:
         raise EOFError(f"a frame of {size} bytes is above the limit")
-    payload = stream.read(size)
-    if len(payload) < size:
-        raise EOFError("the pipe closed mid-frame")
-    return tag, payload
+    payload = bytearray()
+    while len(payload) < size:
+        piece = stream.read(min(size - len(payload), _PIECE))
+        if not piece:
+            raise EOFError("the pipe closed mid-frame")
+        payload += piece
+    return tag, bytes(payload)
 
 
 class RunProcess:
@@ -93,23 +102,25 @@ class RunProcess:
         self.cpu_seconds = cpu_seconds
         self.memory_mb = memory_mb
         self.last_used = time.monotonic()
+        self.busy = False
         self._process: subprocess.Popen[bytes] | None = None
         self._directory: Path | None = None
         self._lock = threading.Lock()
-        self._closed = False
 
     def __call__(self, message: Message, context: Context) -> Message:
         """Run ``message`` in the run's process; a crash there becomes an error reply."""
         with self._lock:
-            self.last_used = time.monotonic()
+            self.busy = True
             try:
                 reply, state = self._exchange(message, context)
-            except (EOFError, OSError) as err:
+            except (EOFError, OSError, CodecError) as err:  # a dead or garbled process
                 reply = message.reply(Error(ErrorCode.CLIENT_APP_CRASHED, self._crash_reason(err)))
-            else:
-                if state is not None:
-                    context.state.clear()
-                    context.state.update(state)
+                state = None
+            finally:
+                self.busy = False
+            if state is not None:
+                context.state.clear()
+                context.state.update(state)
             self.last_used = time.monotonic()
             return reply
 
@@ -136,14 +147,20 @@ class RunProcess:
         tag, payload = read_frame(process.stdout)
         if tag == b"E":  # the app could not be loaded; the process exits
             self._end()
-            return message.reply(Error(ErrorCode.CLIENT_APP_CRASHED, payload.decode(errors="replace"))), None
+            return message.reply(
+                Error(ErrorCode.CLIENT_APP_CRASHED, payload.decode(errors="replace"))
+            ), None
         reply = decode_message(payload)
         tag, payload = read_frame(process.stdout)
         state = decode_record_dict(payload)
         if reply.metadata.reply_to_message_id != message.metadata.message_id:
             self._end()
             raise EOFError("the ClientApp process answered with a reply to another message")
-        if reply.has_error() and reply.error is not None and reply.error.code == ErrorCode.CLIENT_APP_CRASHED:
+        if (
+            reply.has_error()
+            and reply.error is not None
+            and reply.error.code == ErrorCode.CLIENT_APP_CRASHED
+        ):
             self._end()  # it asked to exit (sys.exit): the next instruction gets a fresh one
         return reply, state
 
@@ -223,4 +240,3 @@ def _fedlab_path() -> list[str]:
     home = str(Path(fedlab.__file__).resolve().parent.parent)
     existing = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     return [home, *[p for p in existing if p != home]]
-

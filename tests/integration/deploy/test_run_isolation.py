@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,9 +30,13 @@ from fedlab.message import ErrorCode, Message
 from fedlab.records import ArrayRecord, ConfigRecord, RecordDict
 from tests.integration.deploy.deploy_cluster import Cluster, Proc
 
-LOOPBACK: dict[str, Any] = {"fleet_address": "127.0.0.1:0", "serverappio_address": "127.0.0.1:0", "control_address": "127.0.0.1:0"}
+LOOPBACK: dict[str, Any] = {
+    "fleet_address": "127.0.0.1:0",
+    "serverappio_address": "127.0.0.1:0",
+    "control_address": "127.0.0.1:0",
+}
 KEY = Ed25519PrivateKey.generate()
-ISOAPP = '''
+ISOAPP = """
 import json
 import os
 import sys
@@ -55,6 +60,9 @@ def train(msg, ctx):
         sys.exit(3)
     if action == "os._exit":
         os._exit(7)
+    if action == "spin":
+        while True:
+            pass
     if action == "hog":
         hog = bytearray(4 * 1024**3)  # above the node's memory limit for a run
         hog[-1] = 1
@@ -68,7 +76,7 @@ def train(msg, ctx):
         }),
         "metrics": MetricRecord({"num-examples": 1}),
     }))
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -105,14 +113,20 @@ def unchecked_run(link: SuperLink, bundle: bytes, config: dict[str, Any]) -> int
     """A run created without the SuperLink's CreateRun checks (as an unchecking SuperLink would)."""
     assert link.state is not None
     digest = link.state.objects.put(bundle)
-    return link.state.runs.create(config, attached=True, bundle_digest=digest, bundle_size=len(bundle))
+    return link.state.runs.create(
+        config, attached=True, bundle_digest=digest, bundle_size=len(bundle)
+    )
 
 
 def send(link: SuperLink, run_id: int, node_id: int, action: str = "echo") -> Message:
-    content = RecordDict({"arrays": ArrayRecord([np.zeros(2)]), "config": ConfigRecord({"action": action})})
+    content = RecordDict(
+        {"arrays": ArrayRecord([np.zeros(2)]), "config": ConfigRecord({"action": action})}
+    )
     grid = GrpcGrid(link.addresses["serverappio"], run_id)
     try:
-        (reply,) = grid.send_and_receive([grid.create_message(content, "train", node_id, "1")], timeout=120)
+        (reply,) = grid.send_and_receive(
+            [grid.create_message(content, "train", node_id, "1")], timeout=120
+        )
     finally:
         grid.close()
     return reply
@@ -145,8 +159,13 @@ def test_a_signed_bundle_replayed_with_another_config_is_refused_by_the_node_and
 ) -> None:
     link, procs = cluster
     _, node_id = start_node(procs, "--trusted-key", trusted_key_file(tmp_path))
-    bundle = build_bundle("isoapp:app", project_dir=project, run_config={"data-path": "/data"}, signing_key=KEY)
-    assert info(send(link, unchecked_run(link, bundle, {"data-path": "/data"}), node_id))["data-path"] == "/data"
+    bundle = build_bundle(
+        "isoapp:app", project_dir=project, run_config={"data-path": "/data"}, signing_key=KEY
+    )
+    assert (
+        info(send(link, unchecked_run(link, bundle, {"data-path": "/data"}), node_id))["data-path"]
+        == "/data"
+    )
     replayed = send(link, unchecked_run(link, bundle, {"data-path": "/etc"}), node_id)
     assert replayed.error is not None and replayed.error.code == ErrorCode.CLIENT_APP_CRASHED
     assert "not the config the bundle was signed for" in replayed.error.reason
@@ -163,7 +182,9 @@ def test_the_superlink_refuses_to_create_a_run_with_a_bundle_signed_for_another_
     cluster: tuple[SuperLink, Cluster], project: Path
 ) -> None:
     link, _ = cluster
-    bundle = build_bundle("isoapp:app", project_dir=project, run_config={"data-path": "/data"}, signing_key=KEY)
+    bundle = build_bundle(
+        "isoapp:app", project_dir=project, run_config={"data-path": "/data"}, signing_key=KEY
+    )
     with ControlClient(link.addresses["control"]) as control:
         with pytest.raises(DeployError, match="not the config the bundle was signed for"):
             control.create_run(bundle, {"data-path": "/etc"}, attached=True)
@@ -228,3 +249,43 @@ def test_a_clientapp_over_its_memory_limit_gets_an_error_reply_instead_of_killin
     assert hogged.error is not None and "MemoryError" in hogged.error.reason
     assert info(send(link, run_id, node_id))["calls"] == 1
     assert proc.popen.poll() is None
+
+
+def test_a_clientapp_over_its_cpu_time_limit_gets_an_error_reply_and_the_next_call_a_fresh_process(
+    cluster: tuple[SuperLink, Cluster], project: Path
+) -> None:
+    link, procs = cluster
+    proc, node_id = start_node(procs, "--run-cpu-seconds", "3")
+    run_id = unchecked_run(link, build_bundle("isoapp:app", project_dir=project), {})
+    spun = send(link, run_id, node_id, "spin")
+    assert spun.error is not None and "CPU-time limit of 3.0 s" in spun.error.reason
+    assert info(send(link, run_id, node_id))["calls"] == 1
+    assert proc.popen.poll() is None
+
+
+def gone(pid: int, timeout: float = 60.0) -> bool:
+    """Wait until process ``pid`` no longer exists (the node reaps its children)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_runs_process_ends_when_its_run_finishes_and_every_one_when_the_node_stops(
+    cluster: tuple[SuperLink, Cluster], project: Path
+) -> None:
+    link, procs = cluster
+    proc, node_id = start_node(procs)
+    bundle = build_bundle("isoapp:app", project_dir=project)
+    finished, running = unchecked_run(link, bundle, {}), unchecked_run(link, bundle, {})
+    first, second = (info(send(link, run_id, node_id))["pid"] for run_id in (finished, running))
+    assert link.state is not None
+    link.state.finish_run(finished, "completed", "")
+    assert gone(first)
+    os.kill(second, 0)  # the other run's process still serves it
+    proc.popen.terminate()
+    assert proc.popen.wait(30) == 0 and gone(second)

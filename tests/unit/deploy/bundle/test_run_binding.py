@@ -24,11 +24,15 @@ CONFIG: dict[str, Any] = {"data-path": "/data/mine", "lr": 0.1}
 
 
 def config_sha256(config: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
 
 
 def signed(config: dict[str, Any] | None = None, valid_for: float = 7 * 86400.0) -> bytes:
-    return build_bundle("fedlab.demo:client", run_config=config or CONFIG, signing_key=KEY, valid_for=valid_for)
+    return build_bundle(
+        "fedlab.demo:client", run_config=config or CONFIG, signing_key=KEY, valid_for=valid_for
+    )
 
 
 def test_a_signed_bundle_carries_its_runs_config_hash_a_fresh_nonce_and_an_expiry() -> None:
@@ -82,17 +86,31 @@ def test_a_signed_bundle_without_binding_or_with_a_malformed_one_is_refused() ->
 def test_a_process_without_trusted_keys_runs_nothing_unless_allowed_unsigned() -> None:
     unsigned = build_bundle("fedlab.demo:client", run_config=CONFIG)
     with pytest.raises(BundleError, match="no trusted keys"):
-        load_run_bundle(unsigned, run_id=1, run_config=CONFIG, trusted_keys=None, allow_unsigned=False)
-    assert load_run_bundle(unsigned, run_id=1, run_config=CONFIG, trusted_keys=None, allow_unsigned=True)
+        load_run_bundle(
+            unsigned, run_id=1, run_config=CONFIG, trusted_keys=None, allow_unsigned=False
+        )
+    assert load_run_bundle(
+        unsigned, run_id=1, run_config=CONFIG, trusted_keys=None, allow_unsigned=True
+    )
     with pytest.raises(BundleError, match="not signed"):
-        load_run_bundle(unsigned, run_id=1, run_config=CONFIG, trusted_keys=[KEY.public_key()], allow_unsigned=False)
+        load_run_bundle(
+            unsigned,
+            run_id=1,
+            run_config=CONFIG,
+            trusted_keys=[KEY.public_key()],
+            allow_unsigned=False,
+        )
 
 
 def test_loading_for_a_run_checks_the_binding_even_when_unsigned_bundles_are_allowed() -> None:
     data = signed()
     with pytest.raises(BundleError, match="not the config"):
-        load_run_bundle(data, run_id=1, run_config={"data-path": "/etc"}, trusted_keys=None, allow_unsigned=True)
-    bundle = load_run_bundle(data, run_id=1, run_config=CONFIG, trusted_keys=[KEY.public_key()], allow_unsigned=False)
+        load_run_bundle(
+            data, run_id=1, run_config={"data-path": "/etc"}, trusted_keys=None, allow_unsigned=True
+        )
+    bundle = load_run_bundle(
+        data, run_id=1, run_config=CONFIG, trusted_keys=[KEY.public_key()], allow_unsigned=False
+    )
     assert bundle.signer is not None
 
 

@@ -22,10 +22,14 @@ def state() -> Iterator[LinkState]:
     link.close()
 
 
-def refused_run(state: LinkState, launcher: ServerAppLauncher, bundle: bytes, config: dict[str, object]) -> str:
+def refused_run(
+    state: LinkState, launcher: ServerAppLauncher, bundle: bytes, config: dict[str, object]
+) -> str:
     """Launch a run of ``bundle``; return its error (the launcher must not start a process)."""
     digest = state.objects.put(bundle)
-    run_id = state.runs.create(config, attached=False, bundle_digest=digest, bundle_size=len(bundle))  # type: ignore[arg-type]
+    run_id = state.runs.create(
+        config, attached=False, bundle_digest=digest, bundle_size=len(bundle)
+    )  # type: ignore[arg-type]
     launcher.launch(run_id)
     assert launcher.running() == []
     run = state.runs.require(run_id)
@@ -39,12 +43,18 @@ def test_an_unsigned_bundle_never_runs_on_a_launcher_with_trusted_keys(state: Li
     assert "refused to run the bundle" in error and "not signed" in error
 
 
-def test_a_launcher_without_trusted_keys_refuses_every_bundle_unless_allowed(state: LinkState) -> None:
-    error = refused_run(state, ServerAppLauncher(state, "127.0.0.1:1"), build_bundle(APP, signing_key=KEY), {})
+def test_a_launcher_without_trusted_keys_refuses_every_bundle_unless_allowed(
+    state: LinkState,
+) -> None:
+    error = refused_run(
+        state, ServerAppLauncher(state, "127.0.0.1:1"), build_bundle(APP, signing_key=KEY), {}
+    )
     assert "--trusted-key" in error and "--insecure-allow-unsigned" in error
 
 
-def test_a_signed_bundle_replayed_with_another_config_is_refused_by_the_launcher(state: LinkState) -> None:
+def test_a_signed_bundle_replayed_with_another_config_is_refused_by_the_launcher(
+    state: LinkState,
+) -> None:
     launcher = ServerAppLauncher(state, "127.0.0.1:1", trusted_keys=[KEY.public_key()])
     bundle = build_bundle(APP, run_config={"data-path": "/data"}, signing_key=KEY)
     error = refused_run(state, launcher, bundle, {"data-path": "/etc"})
@@ -52,5 +62,7 @@ def test_a_signed_bundle_replayed_with_another_config_is_refused_by_the_launcher
     assert launcher.check(state.runs.create({"data-path": "/data"}, attached=False,
                                             bundle_digest=state.objects.put(bundle))) is None  # fmt: skip
     # The same bundle for yet another run: its nonce was seen for the run before.
-    again = state.runs.create({"data-path": "/data"}, attached=False, bundle_digest=state.objects.put(bundle))
+    again = state.runs.create(
+        {"data-path": "/data"}, attached=False, bundle_digest=state.objects.put(bundle)
+    )
     assert "signed for run" in (launcher.check(again) or "")
