@@ -10,8 +10,8 @@ Before starting anything the launcher checks the run's bundle as a SuperNode doe
 (:func:`fedlab.deploy.bundle.load_run_bundle`): signed by a trusted key for this run's
 config, unexpired, a nonce not seen for another run; without trusted keys only with
 ``allow_unsigned``. A refused bundle fails the run with the reason, and nothing runs.
-The process starts with ``python -P`` (the SuperLink's working directory is not on its
-import path) and finds fedlab where the SuperLink did; the bundle's modules come after
+The process starts without the SuperLink's working directory on its import path and
+finds fedlab where the SuperLink did; the bundle's modules come after
 the standard library and site-packages, so they cannot shadow them.
 """
 
@@ -32,6 +32,14 @@ from fedlab.errors import BundleError
 __all__ = ["ServerAppLauncher"]
 
 _log = logging.getLogger("fedlab.superlink")
+# ``python -m fedlab.deploy.serverapp`` without the working directory that -c (or -m) puts
+# first on the import path; the same on every Python version (-P exists from 3.11 on).
+_ISOLATED_SERVERAPP = (
+    "import sys\n"
+    "if not getattr(sys.flags, 'safe_path', False): del sys.path[0]\n"
+    "from fedlab.deploy.serverapp.process import main\n"
+    "sys.exit(main())"
+)
 
 
 class ServerAppLauncher:
@@ -47,7 +55,7 @@ class ServerAppLauncher:
         Seconds a run asked to stop may take before its process is terminated.
     command
         The command before ``--serverappio``; defaults to this Python running
-        ``-P -m fedlab.deploy.serverapp``.
+        ``fedlab.deploy.serverapp`` without the working directory on its import path.
     trusted_keys
         Ed25519 public keys; a run's bundle must be signed by one of them for that run.
     allow_unsigned
@@ -68,7 +76,7 @@ class ServerAppLauncher:
         self.state = state
         self.address = serverappio_address
         self.stop_grace = stop_grace
-        self.command = list(command or [sys.executable, "-P", "-m", "fedlab.deploy.serverapp"])
+        self.command = list(command or [sys.executable, "-c", _ISOLATED_SERVERAPP])
         self.trusted_keys = list(trusted_keys) if trusted_keys else None
         self.allow_unsigned = allow_unsigned
         self._nonces: dict[str, int] = {}

@@ -1,9 +1,9 @@
-"""The process a SuperNode starts for one run: ``python -P -m fedlab.deploy.supernode.clientapp_process``.
+"""The process a SuperNode starts for one run: ``python -m fedlab.deploy.supernode.clientapp_process``.
 
 It reads the frames :mod:`fedlab.deploy.supernode.runner` describes on stdin and answers
 on the stdout it was started with; the ClientApp's own prints go to stderr, so they cannot
-corrupt the pipe. It is started with ``-P``, so the node's working directory is not on
-its import path, and the bundle's modules are found only after the standard library and
+corrupt the pipe. It takes the working directory (which ``-m`` put first) off its import
+path, and the bundle's modules are found only after the standard library and
 site-packages (see :mod:`fedlab.deploy.bundle`).
 """
 
@@ -110,6 +110,8 @@ def _encoded(message: Message, reply: Message) -> bytes:
 
 def main() -> int:
     """Serve one run's instructions on stdin/stdout; return the exit status."""
+    if not getattr(sys.flags, "safe_path", False) and sys.path and sys.path[0] == os.getcwd():
+        del sys.path[0]  # what -m put there: the node's working directory
     inbox = os.fdopen(os.dup(0), "rb")
     outbox = os.fdopen(os.dup(1), "wb")
     # The app's own output must not reach the pipe, nor may it read the node's commands.

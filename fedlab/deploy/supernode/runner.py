@@ -1,8 +1,9 @@
 """Each run's ClientApp in a short-lived process of its own, spoken to over a pipe.
 
 A SuperNode never imports a run's bundle itself. The first instruction of a run starts
-``python -P -m fedlab.deploy.supernode.clientapp_process``, which extracts the bundle into
-a private directory, finds its modules *after* the standard library and site-packages
+``python -m fedlab.deploy.supernode.clientapp_process``, which takes the node's working
+directory off its import path, extracts the bundle into a private directory, finds its
+modules *after* the standard library and site-packages
 (a bundled ``json.py`` cannot shadow anything), optionally limits its own CPU time and
 memory (``resource.setrlimit``), and then answers instructions until the run ends, it
 idles too long, or the node stops.
@@ -171,7 +172,7 @@ class RunProcess:
         self._directory = Path(tempfile.mkdtemp(prefix=f"fedlab-run-{self.run_id}-"))
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(_fedlab_path()))
         process = subprocess.Popen(
-            [sys.executable, "-P", "-m", "fedlab.deploy.supernode.clientapp_process"],
+            [sys.executable, "-m", "fedlab.deploy.supernode.clientapp_process"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
@@ -233,7 +234,7 @@ class RunProcess:
 
 
 def _fedlab_path() -> list[str]:
-    # The child runs with -P (no working directory on its path): it finds fedlab where this
+    # The child drops the working directory from its path: it finds fedlab where this
     # process found it, then whatever PYTHONPATH already said.
     import fedlab
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fedlab.deploy.bundle import build_bundle
 
-APP = '''
+APP = """
 import json
 
 import fedlab as fl
@@ -23,9 +23,9 @@ app = fl.ServerApp()
 @app.main()
 def main(grid, context):
     return json.__file__
-'''
+"""
 
-# As the SuperLink starts a ServerApp process: python -P, the bundle loaded in-process.
+# As a ServerApp process loads its bundle: in-process, from a directory holding no code.
 LOAD = """
 import json, sys
 from fedlab.deploy.bundle import load_bundle
@@ -63,7 +63,7 @@ def test_a_bundled_json_module_does_not_shadow_the_standard_library_in_a_servera
     crafted = with_file(plain, "json.py", b"SHADOW = True\nraise SystemExit('shadowed')\n")
     (tmp_path / "app.bundle").write_bytes(crafted)
     out = subprocess.run(
-        [sys.executable, "-P", "-c", LOAD, "app.bundle"], cwd=tmp_path, capture_output=True, text=True
+        [sys.executable, "-c", LOAD, "app.bundle"], cwd=tmp_path, capture_output=True, text=True
     )
     assert out.returncode == 0, out.stderr
     origin, shadowed, dumped = out.stdout.split()
