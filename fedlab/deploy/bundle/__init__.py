@@ -48,7 +48,9 @@ A zip archive (deterministic: sorted entries, fixed timestamps) holding
     "files": {"pkg/client_app.py": {"sha256": "<hex>", "size": 1234}, ...}}``;
     ``source`` is ``"import"`` or ``"captured"``; ``requires`` maps the installed packages
     the code imports to their distributions, ``not_shipped`` the user's modules left out to
-    the reason (both only explain a missing module on a node).
+    the reason (both only explain a missing module on a node). A signed bundle's manifest
+    also holds ``"run": {"config_sha256": ..., "nonce": ..., "expires_at": ...}``, which
+    binds the signature to one run (see :func:`check_run_binding`).
 ``signature.json`` (only in signed bundles)
     ``{"algorithm": "ed25519", "public_key": "<32 bytes hex>", "signature": "<64 bytes hex>"}``,
     the signature of the exact bytes of ``manifest.json``. Since the manifest holds every
@@ -74,7 +76,7 @@ Examples
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -83,12 +85,21 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from fedlab.client import ClientApp
 from fedlab.context import UserConfig
+
 # The package's parts, by module: their helpers are not part of the package's surface.
 from fedlab.deploy.bundle import _apps, _deps, _files, _format, _importer
+from fedlab.deploy.bundle._binding import (
+    DEFAULT_VALID_FOR,
+    check_new_run,
+    check_run_binding,
+    is_bound,
+    make_binding,
+    refuse_without_trust,
+)
 from fedlab.errors import BundleError
 from fedlab.server import ServerApp
 
-__all__ = ["Bundle", "build_bundle", "load_bundle"]
+__all__ = ["Bundle", "build_bundle", "check_new_run", "check_run_binding", "load_bundle", "load_run_bundle"]
 
 
 class Bundle:
@@ -187,6 +198,7 @@ def build_bundle(
     run_config: Mapping[str, bool | int | float | str] | None = None,
     signing_key: Ed25519PrivateKey | None = None,
     project_dir: str | Path | None = None,
+    valid_for: float = DEFAULT_VALID_FOR,
 ) -> bytes:
     """Package apps into bundle bytes (see the module docstring for what is captured).
 
@@ -201,8 +213,13 @@ def build_bundle(
         Default run config shipped with the code (str keys; bool/int/float/str values).
     signing_key
         An Ed25519 private key; SuperNodes that trust its public key accept the bundle.
+        A signed bundle is bound to one run: its manifest gains a ``"run"`` entry (the
+        SHA-256 of ``run_config``, a random nonce, an expiry) that the signature covers,
+        so it runs only for one run created with exactly ``run_config``.
     project_dir
         Directory added to the import path while resolving import paths (an app project).
+    valid_for
+        Seconds from now during which a signed bundle may start its run (default 7 days).
 
     Raises
     ------
@@ -239,6 +256,8 @@ def build_bundle(
         "fedlab": __version__,
         "python": f"{sys.version_info.major}.{sys.version_info.minor}",
     }
+    if signing_key is not None:
+        manifest["run"] = make_binding(config, valid_for=valid_for)
     return _format.write_bundle(manifest, closure.files, signing_key)
 
 
@@ -265,6 +284,35 @@ def load_bundle(data: bytes, *, trusted_keys: Sequence[Ed25519PublicKey] | None 
         _apps.check_entry(manifest["server_app"])
     _check_run_config(manifest.get("run_config"))
     return Bundle(manifest, files, _format.sha256_hex(bytes(data)), signer)
+
+
+def load_run_bundle(
+    data: bytes,
+    *,
+    run_id: int,
+    run_config: Mapping[str, Any] | None,
+    trusted_keys: Sequence[Ed25519PublicKey] | None,
+    allow_unsigned: bool,
+    seen_nonces: MutableMapping[str, int] | None = None,
+    now: float | None = None,
+) -> Bundle:
+    """Load a run's bundle as a SuperNode or the ServerApp launcher must: checked for the run.
+
+    With ``trusted_keys`` the bundle must be signed by one of them and bound to run
+    ``run_id`` (:func:`check_run_binding`: its config, unexpired, a nonce not in
+    ``seen_nonces`` for another run). Without, ``allow_unsigned`` must be set (the process
+    was told ``--insecure-allow-unsigned``); a binding the bundle carries is still checked.
+
+    Raises
+    ------
+    BundleError
+        If the bundle is refused; the message says why and what to do.
+    """
+    refuse_without_trust(trusted_keys, allow_unsigned)
+    bundle = load_bundle(data, trusted_keys=list(trusted_keys) if trusted_keys else None)
+    if bundle.signer is not None or is_bound(bundle.manifest):
+        check_run_binding(bundle.manifest, run_config, run_id=run_id, now=now, seen_nonces=seen_nonces)
+    return bundle
 
 
 def _check_run_config(config: object) -> UserConfig:

@@ -34,7 +34,12 @@ _temporary: list[Path] = []
 
 
 class _BundleFinder(importlib.abc.MetaPathFinder):
-    """Finds the bundle's top-level packages in its directory, ahead of everything else."""
+    """Finds the bundle's top-level packages in its directory, after everything else.
+
+    It sits behind the standard finders in ``sys.meta_path``, so a name the standard
+    library, site-packages or the process's own import path provides is always found
+    there: a bundle shipping ``json.py`` (or ``fedlab/``, ``numpy/``) cannot shadow them.
+    """
 
     def __init__(self, root: Path, names: frozenset[str]) -> None:
         self.root = root
@@ -105,16 +110,20 @@ def import_attribute(
 
 def _install_finder(root: Path, names: frozenset[str]) -> None:
     with _lock:
-        if root in _finders:
-            return
-        # A module of the same name loaded earlier (another bundle, or the working
-        # directory) must not stand in for this bundle's code.
-        for name in list(sys.modules):
-            if name.partition(".")[0] in names and not _inside(sys.modules[name], root):
-                del sys.modules[name]
-        finder = _BundleFinder(root, names)
+        finder = _finders.get(root) or _BundleFinder(root, names)
         _finders[root] = finder
-        sys.meta_path.insert(0, finder)
+        # A module of the same name that another bundle loaded earlier must not stand in
+        # for this bundle's code; modules from anywhere else are never unloaded.
+        others = [r for r in _finders if r != root]
+        for name in list(sys.modules):
+            module = sys.modules[name]
+            if name.partition(".")[0] in names and any(_inside(module, r) for r in others):
+                del sys.modules[name]
+        if finder in sys.meta_path:
+            sys.meta_path.remove(finder)
+        # Behind the standard finders, ahead of the finders of bundles loaded before.
+        bundles = [i for i, f in enumerate(sys.meta_path) if isinstance(f, _BundleFinder)]
+        sys.meta_path.insert(bundles[0] if bundles else len(sys.meta_path), finder)
         importlib.invalidate_caches()
 
 

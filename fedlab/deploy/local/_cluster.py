@@ -101,7 +101,7 @@ class LocalCluster:
         self.insecure = insecure
         self.directory = Path(tempfile.mkdtemp(prefix="fedlab-local-"))
         self.supernode_args: list[str] = []
-        self.superlink_args: list[str] = ["--insecure"]
+        self.superlink_args: list[str] = ["--insecure", "--insecure-allow-unsigned"]
         self.security: ClientSecurity = INSECURE
         if not insecure:
             self._secure()
@@ -190,7 +190,7 @@ class LocalCluster:
                     "--node-config",
                     node_config,
                     *self._node_security(index),
-                    *self.supernode_args,
+                    *(self.supernode_args or ["--insecure-allow-unsigned"]),
                 ],
             )
 

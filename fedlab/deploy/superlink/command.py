@@ -33,6 +33,12 @@ INSECURE_WARNING = (
 )
 
 
+UNSIGNED_WARNING = (
+    "WARNING: --insecure-allow-unsigned: this SuperLink launches ServerApp code that nobody it "
+    "trusts signed. Use it only when everyone who can start runs is trusted."
+)
+
+
 def build_parser(prog: str = "python -m fedlab.deploy.superlink") -> argparse.ArgumentParser:
     """Return the argument parser of the SuperLink command."""
     parser = argparse.ArgumentParser(
@@ -71,6 +77,11 @@ def build_parser(prog: str = "python -m fedlab.deploy.superlink") -> argparse.Ar
                           "STATE_DIR/admin.token")  # fmt: skip
     security.add_argument("--audit-log", metavar="FILE",
                           help="append the audit log (JSONL) here (default STATE_DIR/audit.jsonl)")  # fmt: skip
+    security.add_argument("--trusted-key", metavar="FILE", action="append", default=[],
+                          help="an Ed25519 public key (PEM or a .pub of `fedlab keys`); the ServerApps "
+                          "this SuperLink launches must be signed for their run by one of them (repeatable)")  # fmt: skip
+    security.add_argument("--insecure-allow-unsigned", action="store_true",
+                          help="launch ServerApp bundles without a trusted signature (only for code you trust)")  # fmt: skip
     security.add_argument("--insecure", action="store_true",
                           help="plaintext and no authentication on every API (only on loopback or a "
                           "network you trust)")  # fmt: skip
@@ -103,12 +114,15 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m fedlab.deploy
     try:
         tls = None if args.insecure else ServerTls.from_files(args.tls_cert, args.tls_key)
         node_keys = load_public_keys(args.node_keys)
+        trusted_keys = load_public_keys(args.trusted_key)
         token = None if args.insecure else _admin_token(args.admin_token_file, state_dir)
     except FedlabError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.insecure:
         print(INSECURE_WARNING, file=sys.stderr, flush=True)
+    if args.insecure_allow_unsigned:
+        print(UNSIGNED_WARNING, file=sys.stderr, flush=True)
     superlink = SuperLink(
         fleet_address=args.fleet_address,
         serverappio_address=args.serverappio_address,
@@ -122,6 +136,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m fedlab.deploy
         node_keys=node_keys,
         admin_token=token,
         audit_log=args.audit_log,
+        trusted_keys=trusted_keys,
+        allow_unsigned=args.insecure_allow_unsigned,
     )
     try:
         superlink.start()

@@ -18,6 +18,7 @@ import grpc
 from fedlab.deploy import proto as pb
 from fedlab.deploy.security.access import USER, Caller, caller_of
 from fedlab.deploy.security.audit import AuditLog
+from fedlab.deploy.bundle import check_new_run
 from fedlab.deploy.superlink._serving import RunObjectCalls, abort, guarded, parse_config, run_proto
 from fedlab.deploy.superlink.credentials import Credentials, new_token
 from fedlab.deploy.superlink.launcher import ServerAppLauncher
@@ -97,6 +98,7 @@ class ControlServicer(RunObjectCalls):
                     grpc.StatusCode.FAILED_PRECONDITION,
                     f"Bundle {digest[:12]} ({size} bytes) has not been uploaded; push it first.",
                 )
+            check_new_run(b"".join(map(bytes, self.state.objects.read(digest, 0, 1 << 20))), config, used_digests={r.bundle_digest for r in self.state.runs.list()})  # fmt: skip
         elif not request.attached:
             abort(
                 context,

@@ -85,6 +85,10 @@ class SuperLink:
     audit_log
         Where to append the audit log (JSONL); None: ``STATE_DIR/audit.jsonl`` with a
         state directory, else no log.
+    trusted_keys, allow_unsigned
+        The ServerApp of a run this SuperLink launches must be signed for that run by one
+        of ``trusted_keys``; ``allow_unsigned`` launches unsigned bundles (with neither,
+        every launched run is refused; attached runs are unaffected).
     """
 
     def __init__(
@@ -103,6 +107,8 @@ class SuperLink:
         node_keys: Sequence[Ed25519PublicKey] = (),
         admin_token: str | None = None,
         audit_log: str | os.PathLike[str] | None = None,
+        trusted_keys: Sequence[Ed25519PublicKey] | None = None,
+        allow_unsigned: bool = False,
     ) -> None:
         if tls is None and not insecure:
             raise DeployError(
@@ -117,6 +123,8 @@ class SuperLink:
         self.node_keys = list(node_keys)
         self.admin_token = None if insecure else (admin_token or new_token())
         self.audit_log = audit_log
+        self.trusted_keys = list(trusted_keys) if trusted_keys else None
+        self.allow_unsigned = allow_unsigned
         self._requested = {
             "fleet": check_address(fleet_address),
             "serverappio": check_address(serverappio_address),
@@ -165,7 +173,8 @@ class SuperLink:
                 self.addresses[name] = f"{host}:{port}"
             self.launcher = ServerAppLauncher(
                 state, _reachable(self.addresses["serverappio"]), stop_grace=self.stop_grace,
-                security_args=self._serverapp_args(),
+                security_args=self._serverapp_args(), trusted_keys=self.trusted_keys,
+                allow_unsigned=self.allow_unsigned,
             )  # fmt: skip
             gates: dict[str, Gate] = {name: OpenGate() for name in servers}
             if not self.insecure:

@@ -12,11 +12,16 @@ from typing import Any
 
 from fedlab.deploy.supernode.apps import load_app, parse_node_config
 from fedlab.deploy.supernode.node import SuperNode
+from fedlab.deploy.security.keys import load_public_keys
 from fedlab.deploy.security.settings import ClientSecurity
 from fedlab.errors import DeployError, FedlabError
 
 __all__ = ["build_parser", "load_trusted_keys", "main"]
 
+UNSIGNED_WARNING = (
+    "WARNING: --insecure-allow-unsigned: this SuperNode runs bundles nobody it trusts signed, "
+    "i.e. any code a SuperLink sends it. Use it only for development on a network you trust."
+)
 INSECURE_WARNING = (
     "WARNING: --insecure: this SuperNode talks to the SuperLink unencrypted and does not "
     "authenticate it. Use it only on loopback or a network you trust."
@@ -39,6 +44,14 @@ def build_parser(prog: str = "python -m fedlab.deploy.supernode") -> argparse.Ar
     parser.add_argument("--trusted-key", action="append", default=[], metavar="FILE",
                         help="a PEM Ed25519 public key; when given, only bundles signed by one "
                         "of these keys are run (repeatable)")  # fmt: skip
+    parser.add_argument("--insecure-allow-unsigned", action="store_true",
+                        help="without --trusted-key, run bundles nobody signed (development only; "
+                        "warns). Without either, the SuperNode refuses to start")  # fmt: skip
+    parser.add_argument("--run-cpu-seconds", type=float, metavar="S",
+                        help="CPU-time limit of each run's ClientApp process (default: none)")
+    parser.add_argument("--run-memory-mb", type=int, metavar="MB",
+                        help="memory (address space) limit of each run's ClientApp process "
+                        "(default: none)")  # fmt: skip
     parser.add_argument("--heartbeat-interval", type=float, default=10.0,
                         help="seconds between heartbeats (default 10)")  # fmt: skip
     parser.add_argument("--max-retries", type=int,
@@ -62,27 +75,14 @@ def build_parser(prog: str = "python -m fedlab.deploy.supernode") -> argparse.Ar
 
 
 def load_trusted_keys(paths: Sequence[str]) -> list[Any]:
-    """Read PEM Ed25519 public keys from ``paths``.
+    """Read Ed25519 public keys (PEM, or OpenSSH lines as ``fedlab keys`` writes) from ``paths``.
 
     Raises
     ------
     DeployError
-        If a file cannot be read or does not hold an Ed25519 public key.
+        If a file cannot be read or does not hold Ed25519 public keys.
     """
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-    from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
-    keys = []
-    for path in paths:
-        try:
-            with open(path, "rb") as file:
-                key = load_pem_public_key(file.read())
-        except (OSError, ValueError) as err:
-            raise DeployError(f"Cannot read the trusted key {path}: {err}") from err
-        if not isinstance(key, Ed25519PublicKey):
-            raise DeployError(f"{path} holds a {type(key).__name__}; trusted keys are Ed25519.")
-        keys.append(key)
-    return keys
+    return list(load_public_keys(paths))
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m fedlab.deploy.supernode") -> int:
@@ -108,6 +108,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m fedlab.deploy
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.insecure:
         print(INSECURE_WARNING, file=sys.stderr, flush=True)
+    if args.insecure_allow_unsigned:
+        print(UNSIGNED_WARNING, file=sys.stderr, flush=True)
     try:
         node = SuperNode(
             args.superlink,
@@ -121,6 +123,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m fedlab.deploy
             security=ClientSecurity.from_options(
                 insecure=args.insecure, root_cert=args.root_cert, node_key=args.node_key
             ),
+            allow_unsigned=args.insecure_allow_unsigned,
+            run_cpu_seconds=args.run_cpu_seconds,
+            run_memory_mb=args.run_memory_mb,
         )
     except FedlabError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -5,6 +5,10 @@ long training step does not make it look dead), long-polls for one instruction a
 time, runs it, and pushes the reply until the SuperLink acknowledges or refuses it. When
 the SuperLink goes away the node retries with exponential backoff; if the SuperLink comes
 back without knowing it (it lost its state), the node registers again.
+
+A run's code executes in a process of the run's own (see
+:mod:`fedlab.deploy.supernode.runner`), which ends when the run finishes, after
+``run_idle_timeout`` seconds without work, or when the node stops.
 """
 
 from __future__ import annotations
@@ -64,7 +68,16 @@ class SuperNode:
     max_backoff
         The longest pause between two attempts, in seconds.
     trusted_keys
-        Ed25519 public keys; if given, only bundles signed by one of them are run.
+        Ed25519 public keys; if given, only bundles signed by one of them for the run
+        (its config, unexpired, a nonce not seen for another run) are run.
+    allow_unsigned
+        Run bundles without a trusted signature (``--insecure-allow-unsigned``). A node
+        with neither trusted keys nor this (nor an ``app``) refuses to start.
+    run_cpu_seconds, run_memory_mb
+        Limits of each run's ClientApp process: CPU seconds over its life, and address
+        space in MB. Going over is an error reply, never a dead node. None: no limit.
+    run_idle_timeout
+        Seconds without an instruction after which a run's process is ended.
     security
         TLS settings and this node's key (``node_key``), which signs every request;
         :data:`~fedlab.deploy.security.INSECURE` for an ``--insecure`` SuperLink.
@@ -82,7 +95,18 @@ class SuperNode:
         max_backoff: float = 20.0,
         trusted_keys: Sequence[Any] | None = None,
         security: ClientSecurity,
+        allow_unsigned: bool = False,
+        run_cpu_seconds: float | None = None,
+        run_memory_mb: int | None = None,
+        run_idle_timeout: float = 600.0,
     ) -> None:
+        if not trusted_keys and not allow_unsigned and app is None:
+            raise DeployError(
+                "This SuperNode has no trusted keys, so it would run any code a SuperLink sends "
+                "it; pass the public key that signs your bundles (trusted_keys=[...], "
+                "--trusted-key FILE), or allow_unsigned=True (--insecure-allow-unsigned) on a "
+                "network you trust."
+            )
         self.superlink = check_address(superlink)
         if not security.insecure and security.node_key is None:
             raise DeployError(
@@ -90,6 +114,7 @@ class SuperNode:
                 "`fedlab keys NAME` and have the SuperLink's operator run `fedlab node add NAME.pub`), "
                 "or --insecure against an --insecure SuperLink."
             )
+        self.run_idle_timeout = run_idle_timeout
         self.node_config = dict(node_config or {})
         self.heartbeat_interval = heartbeat_interval
         self.max_retries = max_retries
@@ -104,7 +129,14 @@ class SuperNode:
         self._channel = open_channel(superlink, security)
         self._stub = Stub(self._channel, "Fleet", signer=self._signer)
         self.apps = RunApps(
-            self._get_run, self._fetch_bundle, self.node_config, pinned=app, trusted_keys=trusted_keys
+            self._get_run,
+            self._fetch_bundle,
+            self.node_config,
+            pinned=app,
+            trusted_keys=trusted_keys,
+            allow_unsigned=allow_unsigned,
+            cpu_seconds=run_cpu_seconds,
+            memory_mb=run_memory_mb,
         )
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -129,6 +161,7 @@ class SuperNode:
                         return 1
         finally:
             self._stop.set()
+            self.apps.close()
             self._unregister()
             self._channel.close()
         return 0
@@ -164,6 +197,7 @@ class SuperNode:
             node_id = self.node_id
             if node_id is None:
                 continue
+            self.apps.reap(self.run_idle_timeout, check_after_s=self.heartbeat_interval)
             try:
                 self._stub.Heartbeat(
                     pb.HeartbeatRequest(node_id=node_id, heartbeat_interval=self.heartbeat_interval),

@@ -79,7 +79,7 @@ class Cluster:
                                                 self.control_address or "127.0.0.1:0")  # fmt: skip
         state = ["--state", "memory"] if self.state == "memory" else ["--state-dir", str(self.directory / "state")]
         proc = self._spawn("superlink", [
-            "-m", "fedlab.deploy.superlink", "--insecure", *state,
+            "-m", "fedlab.deploy.superlink", "--insecure", "--insecure-allow-unsigned", *state,
             "--fleet-address", fleet, "--serverappio-address", serverappio,
             "--control-address", control, "--heartbeat-patience", str(self.patience),
         ])  # fmt: skip
@@ -94,6 +94,8 @@ class Cluster:
         args = ["-m", "fedlab.deploy.supernode", "--insecure", "--superlink", self.fleet,
                 "--node-config", node_config, "--heartbeat-interval", str(heartbeat_interval),
                 "--max-backoff", "1", *extra]  # fmt: skip
+        if "--trusted-key" not in extra:
+            args.append("--insecure-allow-unsigned")
         if app is not None:
             args += ["--app", app]
         return self._spawn("supernode", args)

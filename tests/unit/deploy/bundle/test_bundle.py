@@ -268,13 +268,13 @@ def test_run_config_values_must_be_scalars() -> None:
         build_bundle("fedlab.demo:client", run_config={"lr": [0.1]})  # type: ignore[dict-item]
 
 
-def test_importing_the_bundle_replaces_a_stale_module_of_the_same_name(
+def test_a_bundle_never_replaces_a_module_the_process_already_imported(
     project: tuple[Path, str], tmp_path: Path
 ) -> None:
     root, pkg = project
     data = build_bundle(f"{pkg}.client_app:app", project_dir=root)
-    # The node's working directory holds an older package of the same name.
-    stale = textwrap.dedent(
+    # The process already runs a package of the same name (its own code, not the bundle's).
+    own = textwrap.dedent(
         f"""
         import os, sys
         os.makedirs("{pkg}", exist_ok=True)
@@ -282,6 +282,11 @@ def test_importing_the_bundle_replaces_a_stale_module_of_the_same_name(
         open("{pkg}/task.py", "w").write("def scale(w, factor):\\n    return w * 0\\n")
         sys.path.insert(0, os.getcwd())
         import {pkg}.task
+        from fedlab.errors import BundleError
+        try:
+            load_bundle(open(sys.argv[1], "rb").read()).client_app()
+        except BundleError as err:
+            print("refused", {pkg}.task.__file__.startswith(os.getcwd()))
         """
     )
-    assert run_in_fresh_process(data, tmp_path, stale + CALL_TRAIN) == "[4.0, 7.0]"
+    assert run_in_fresh_process(data, tmp_path, CALL_TRAIN.split("bundle = ")[0] + own) == "refused True"

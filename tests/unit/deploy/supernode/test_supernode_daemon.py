@@ -56,6 +56,7 @@ def superlink() -> Iterator[SuperLink]:
 
 
 def start_node(superlink: SuperLink, **kwargs: Any) -> tuple[SuperNode, threading.Thread]:
+    kwargs.setdefault("allow_unsigned", "trusted_keys" not in kwargs)
     node = SuperNode(superlink.addresses["fleet"], node_config={"partition-id": 4}, heartbeat_interval=5.0, **kwargs, security=INSECURE)
     thread = threading.Thread(target=node.run)
     thread.start()
@@ -96,7 +97,7 @@ def test_a_node_with_trusted_keys_refuses_a_bundle_signed_by_another_key(superli
         control = ControlClient(superlink.addresses["control"], security=INSECURE)
         (info,) = control.wait_for_nodes(1, timeout=30)
         for key, ok in ((stranger, False), (None, False), (trusted, True)):
-            bundle = build_bundle("counterapp:app", project_dir=project, signing_key=key)
+            bundle = build_bundle("counterapp:app", project_dir=project, signing_key=key, run_config={"tag": "x"})
             grid = GrpcGrid(superlink.addresses["serverappio"], control.create_run(bundle, {"tag": "x"}, attached=True), security=INSECURE)
             reply = train(grid, info.node_id)
             grid.close()
@@ -127,7 +128,7 @@ def test_a_run_without_code_needs_a_node_started_with_an_app(superlink: SuperLin
 
 
 def test_a_node_gives_up_after_max_retries_when_no_superlink_answers() -> None:
-    node = SuperNode("127.0.0.1:1", max_retries=2, max_backoff=0.05, security=INSECURE)
+    node = SuperNode("127.0.0.1:1", max_retries=2, max_backoff=0.05, allow_unsigned=True, security=INSECURE)
     assert node.run() == 1
 
 
