@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -96,7 +97,7 @@ def load_private_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
     try:
         data = Path(path).read_bytes()
         key = load_ssh_private_key(data, None) if b"OPENSSH PRIVATE" in data else load_pem_private_key(data, None)
-    except (OSError, ValueError, TypeError) as err:
+    except (OSError, ValueError, TypeError, UnsupportedAlgorithm) as err:
         raise DeployError(f"Cannot read the private key {path}: {err}. Make one with `fedlab keys NAME`.") from err
     if not isinstance(key, Ed25519PrivateKey):
         raise DeployError(f"{path} holds a {type(key).__name__}; fedlab keys are Ed25519 (`fedlab keys NAME`).")
@@ -114,7 +115,7 @@ def parse_public_key(text: str | bytes, where: str = "the key") -> Ed25519Public
     data = text.encode() if isinstance(text, str) else text
     try:
         key = load_pem_public_key(data) if b"-----BEGIN" in data else load_ssh_public_key(data.strip())
-    except (ValueError, TypeError) as err:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as err:
         raise DeployError(f"Cannot parse {where} as a public key ({err}); use a .pub file from `fedlab keys`.") from err
     if not isinstance(key, Ed25519PublicKey):
         raise DeployError(f"{where} is a {type(key).__name__}; fedlab keys are Ed25519 (`fedlab keys NAME`).")

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fedlab.deploy.bundle import build_bundle, load_bundle
 from fedlab.deploy.client.control_client import ControlClient
 from fedlab.deploy.client.grpcgrid import GrpcGrid
+from fedlab.deploy.security import INSECURE
 from fedlab.deploy.superlink import SuperLink
 from fedlab.errors import DeployError
 from fedlab.message import ErrorCode, Message
@@ -89,7 +90,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[tuple[SuperLink, Cluster]]:
     procs = Cluster(tmp_path)
-    with SuperLink(**LOOPBACK) as link:
+    with SuperLink(**LOOPBACK, insecure=True) as link:
         procs.fleet, procs.serverappio = link.addresses["fleet"], link.addresses["serverappio"]
         procs.control_address = link.addresses["control"]
         try:
@@ -122,7 +123,7 @@ def send(link: SuperLink, run_id: int, node_id: int, action: str = "echo") -> Me
     content = RecordDict(
         {"arrays": ArrayRecord([np.zeros(2)]), "config": ConfigRecord({"action": action})}
     )
-    grid = GrpcGrid(link.addresses["serverappio"], run_id)
+    grid = GrpcGrid(link.addresses["serverappio"], run_id, security=INSECURE)
     try:
         (reply,) = grid.send_and_receive(
             [grid.create_message(content, "train", node_id, "1")], timeout=120
@@ -185,7 +186,7 @@ def test_the_superlink_refuses_to_create_a_run_with_a_bundle_signed_for_another_
     bundle = build_bundle(
         "isoapp:app", project_dir=project, run_config={"data-path": "/data"}, signing_key=KEY
     )
-    with ControlClient(link.addresses["control"]) as control:
+    with ControlClient(link.addresses["control"], security=INSECURE) as control:
         with pytest.raises(DeployError, match="not the config the bundle was signed for"):
             control.create_run(bundle, {"data-path": "/etc"}, attached=True)
         control.create_run(bundle, {"data-path": "/data"}, attached=True)
@@ -199,7 +200,7 @@ def test_the_superlinks_launcher_runs_no_unsigned_serverapp_and_fails_the_run_sa
     link, _ = cluster
     marker = tmp_path / "the-serverapp-ran"
     bundle = build_bundle("isoapp:app", "isoapp:server", project_dir=project)
-    with ControlClient(link.addresses["control"]) as control:
+    with ControlClient(link.addresses["control"], security=INSECURE) as control:
         run = control.get_run(control.create_run(bundle, {"marker": str(marker)}, attached=False))
     assert link.launcher is not None and link.launcher.running() == []
     assert run.status == "failed" and run.error is not None and "--trusted-key" in run.error

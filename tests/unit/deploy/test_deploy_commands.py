@@ -100,5 +100,5 @@ def test_trusted_keys_are_read_from_pem_files(tmp_path: Path) -> None:
     (loaded,) = load_trusted_keys([str(path)])
     assert loaded.public_bytes(Encoding.Raw, PublicFormat.Raw) == key.public_bytes(Encoding.Raw, PublicFormat.Raw)
     (tmp_path / "junk.pem").write_text("not a key")
-    with pytest.raises(DeployError, match="Cannot read the trusted key"):
+    with pytest.raises(DeployError, match="Cannot parse .*junk.pem line 1 as a public key"):
         load_trusted_keys([str(tmp_path / "junk.pem")])
