@@ -34,7 +34,8 @@ def test_every_template_becomes_a_project_with_apps_config_and_two_federations(
     assert project.config["num-server-rounds"] == 3
     assert project.federation(None).num_clients == 10
     remote = project.federation("local-deployment")
-    assert (remote.address, remote.insecure) == ("127.0.0.1:9093", True)
+    assert (remote.address, remote.insecure) == ("127.0.0.1:9093", False)
+    assert remote.options["root-cert"] == "creds/ca.pem" and remote.options["token-file"].endswith("admin.token")
     for path in root.rglob("*.py"):
         text = path.read_text()
         assert "{{" not in text
