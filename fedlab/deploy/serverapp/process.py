@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from fedlab.context import Context
 from fedlab.deploy import proto as pb
+from fedlab.deploy.serverapp._output import survive_lost_reader
 from fedlab.deploy.client.grpcgrid import GrpcGrid
 from fedlab.errors import DeployError
 from fedlab.events import Event, RoundAggregated, RunFinished, RunStarted
@@ -102,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.insecure:
         print("error: TLS is not implemented yet; pass --insecure.", file=sys.stderr)
         return 2
+    survive_lost_reader()  # the SuperLink reading our output may crash and come back
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     grid = GrpcGrid(args.serverappio, args.run_id)
     try:

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Sequence
 
 from fedlab.deploy.superlink.nodes import DEFAULT_PATIENCE
+from fedlab.deploy.superlink.state import DEFAULT_DRIVER_GRACE
 from fedlab.deploy.superlink.server import (
     DEFAULT_CONTROL_ADDRESS,
     DEFAULT_FLEET_ADDRESS,
@@ -52,6 +53,9 @@ def build_parser(prog: str = "python -m fedlab.deploy.superlink") -> argparse.Ar
     parser.add_argument("--stop-grace", type=float, default=10.0,
                         help="seconds a stopped run may take to finish its round before its "
                         "ServerApp process is terminated")  # fmt: skip
+    parser.add_argument("--driver-grace", type=float, default=DEFAULT_DRIVER_GRACE,
+                        help="seconds an attached run may go without a call from the process "
+                        "driving it before it is marked failed")  # fmt: skip
     security = parser.add_argument_group(
         "security", "TLS and SuperNode authentication are not implemented yet: --insecure is "
         "required, and the options below are refused until they are."
@@ -98,6 +102,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m fedlab.deploy
         heartbeat_patience=args.heartbeat_patience,
         max_object_size=args.max_object_size,
         stop_grace=args.stop_grace,
+        driver_grace=args.driver_grace,
     )
     try:
         superlink.start()

@@ -13,7 +13,7 @@ from fedlab.deploy.superlink.fleet import FleetServicer
 from fedlab.deploy.superlink.launcher import ServerAppLauncher
 from fedlab.deploy.superlink.nodes import DEFAULT_PATIENCE
 from fedlab.deploy.superlink.serverappio import ServerAppIoServicer
-from fedlab.deploy.superlink.state import LinkState
+from fedlab.deploy.superlink.state import DEFAULT_DRIVER_GRACE, LinkState
 from fedlab.deploy.transport.channel import check_address, open_server
 from fedlab.deploy.transport.rpc import service_handler
 from fedlab.errors import DeployError
@@ -58,6 +58,9 @@ class SuperLink:
         The largest message content (bytes) a node or ServerApp may upload.
     stop_grace
         Seconds a run asked to stop may take before its ServerApp process is terminated.
+    driver_grace
+        Seconds an attached run may go without any ServerAppIo call before it is marked
+        failed (the process driving it died).
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class SuperLink:
         max_object_size: int = DEFAULT_MAX_OBJECT_SIZE,
         stop_grace: float = 10.0,
         max_workers: int = 64,
+        driver_grace: float = DEFAULT_DRIVER_GRACE,
     ) -> None:
         self._requested = {
             "fleet": check_address(fleet_address),
@@ -82,6 +86,7 @@ class SuperLink:
         self.max_object_size = max_object_size
         self.stop_grace = stop_grace
         self.max_workers = max_workers
+        self.driver_grace = driver_grace
         self.addresses: dict[str, str] = {}
         self.state: LinkState | None = None
         self.launcher: ServerAppLauncher | None = None
@@ -97,7 +102,9 @@ class SuperLink:
         DeployError
             If an address cannot be bound (in use?) or the state directory is taken.
         """
-        state = self.state = LinkState(self.state_dir, patience=self.heartbeat_patience)
+        state = self.state = LinkState(
+            self.state_dir, patience=self.heartbeat_patience, driver_grace=self.driver_grace
+        )
         try:
             servers = {name: open_server(self.max_workers) for name in self._requested}
             for name, server in servers.items():
@@ -117,6 +124,7 @@ class SuperLink:
             )  # fmt: skip
             control = ControlServicer(state, self.launcher, max_bundle_size=_MAX_BUNDLE_SIZE, info=self.info)
             servers["control"].add_generic_rpc_handlers((service_handler("Control", control),))
+            self.launcher.adopt_orphans()  # before serving, so no new run is mistaken for one
             for server in servers.values():
                 server.start()
             self._servers = list(servers.values())
@@ -174,7 +182,8 @@ class SuperLink:
         self.stop()
 
     def _sweep(self) -> None:
-        while not self._stopped.wait(_SWEEP_S):
+        # Often enough that a silent attached run fails about driver_grace after its last call.
+        while not self._stopped.wait(min(_SWEEP_S, max(self.driver_grace / 4, 0.1))):
             try:
                 assert self.state is not None
                 self.state.sweep()

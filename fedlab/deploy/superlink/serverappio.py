@@ -34,6 +34,7 @@ class ServerAppIoServicer(RunObjectCalls):
         run = self.state.runs.get(run_id)
         if run is None:
             abort(context, grpc.StatusCode.NOT_FOUND, f"There is no run {run_id} on this SuperLink.")
+        self.state.runs.seen(run_id)  # its driver is alive (see LinkState.driver_grace)
         return run
 
     @guarded
