@@ -18,8 +18,8 @@ from collections.abc import Sequence
 
 from fedlab.context import Context
 from fedlab.deploy import proto as pb
-from fedlab.deploy.serverapp._output import survive_lost_reader
 from fedlab.deploy.client.grpcgrid import GrpcGrid
+from fedlab.deploy.serverapp._output import survive_lost_reader
 from fedlab.errors import DeployError
 from fedlab.events import Event, RoundAggregated, RunFinished, RunStarted
 from fedlab.server import Result

@@ -10,7 +10,6 @@ import threading
 from collections.abc import Sequence
 
 from fedlab.deploy.superlink.nodes import DEFAULT_PATIENCE
-from fedlab.deploy.superlink.state import DEFAULT_DRIVER_GRACE
 from fedlab.deploy.superlink.server import (
     DEFAULT_CONTROL_ADDRESS,
     DEFAULT_FLEET_ADDRESS,
@@ -18,6 +17,7 @@ from fedlab.deploy.superlink.server import (
     DEFAULT_SERVERAPPIO_ADDRESS,
     SuperLink,
 )
+from fedlab.deploy.superlink.state import DEFAULT_DRIVER_GRACE
 from fedlab.deploy.transport.channel import tls_not_available
 from fedlab.errors import FedlabError
 

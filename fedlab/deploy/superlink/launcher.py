@@ -76,7 +76,7 @@ class ServerAppLauncher:
         )
         with self._lock:
             self._processes[run_id] = process
-        self.orphans.record(run_id, process.pid)
+        self.orphans.record(run_id, process)
         _log.info("Run %d: started its ServerApp (pid %d)", run_id, process.pid)
         threading.Thread(
             target=self._supervise, args=(run_id, process), name=f"serverapp-{run_id}", daemon=True

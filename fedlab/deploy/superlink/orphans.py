@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Sequence
@@ -75,12 +76,19 @@ class OrphanSupervisor:
 
     # -- records of the processes this SuperLink starts -----------------------------------
 
-    def record(self, run_id: int, pid: int) -> None:
-        """Remember that ``pid`` is the ServerApp of ``run_id`` (a no-op without a state dir)."""
+    def record(self, run_id: int, process: subprocess.Popen[str]) -> None:
+        """Remember that ``process`` is the ServerApp of ``run_id`` (no-op without a state dir).
+
+        Its command line is taken from what it was started with, not from ``/proc``: just
+        after ``exec`` the kernel may not have set the new one up yet.
+        """
         if self.directory is None:
             return
-        cmdline, ticks = _cmdline(pid), _start_ticks(pid)
-        if cmdline is None or ticks is None:  # it already exited: nothing to find later
+        pid, args = process.pid, process.args
+        argv = [args] if isinstance(args, (str, bytes, os.PathLike)) else list(args)
+        cmdline = tuple(os.fsdecode(a) for a in argv)
+        ticks = _start_ticks(pid)
+        if ticks is None:  # it already exited: nothing to find later
             return
         self.directory.mkdir(mode=0o700, exist_ok=True)
         body = {"run_id": run_id, "pid": pid, "cmdline": list(cmdline), "start_ticks": ticks}
@@ -109,7 +117,7 @@ class OrphanSupervisor:
                 if not run.attached:
                     self.forget(run.run_id)
                 continue
-            record = self._read(run.run_id)
+            record = self.read(run.run_id)
             if record is None or not record.is_alive():
                 _log.warning("Run %d: its ServerApp process is gone; the run failed", run.run_id)
                 self._fail(
@@ -176,7 +184,8 @@ class OrphanSupervisor:
         )
         self.forget(record.run_id)
 
-    def _read(self, run_id: int) -> ProcessRecord | None:
+    def read(self, run_id: int) -> ProcessRecord | None:
+        """The record of ``run_id``'s process, or None if there is none (or it is damaged)."""
         if self.directory is None:
             return None
         try:

@@ -71,7 +71,7 @@ class Cluster:
         self.procs.append(proc)
         return proc
 
-    def start_superlink(self, *, ports: tuple[str, str, str] | None = None) -> Proc:
+    def start_superlink(self, *, ports: tuple[str, str, str] | None = None, extra: tuple[str, ...] = ()) -> Proc:
         """Start the SuperLink (on free ports unless ``ports`` = fleet, serverappio, control)."""
         fleet, serverappio, control = ports or (self.fleet or "127.0.0.1:0",
                                                 self.serverappio or "127.0.0.1:0",
@@ -80,7 +80,7 @@ class Cluster:
         proc = self._spawn("superlink", [
             "-m", "fedlab.deploy.superlink", "--insecure", *state,
             "--fleet-address", fleet, "--serverappio-address", serverappio,
-            "--control-address", control, "--heartbeat-patience", str(self.patience),
+            "--control-address", control, "--heartbeat-patience", str(self.patience), *extra,
         ])  # fmt: skip
         ready = proc.wait_for(_READY)
         self.fleet, self.serverappio, self.control_address = ready.groups()
