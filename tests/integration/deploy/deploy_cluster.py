@@ -59,12 +59,12 @@ class Cluster:
     control_address: str = ""
     _control: ControlClient | None = None
 
-    def _spawn(self, name: str, args: list[str]) -> Proc:
+    def _spawn(self, name: str, args: list[str], prefix: tuple[str, ...] = ()) -> Proc:
         log = self.directory / f"{name}-{len(self.procs)}.log"
         env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
         with open(log, "wb") as out:
             popen = subprocess.Popen(
-                [sys.executable, *args], stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env,
+                [*prefix, sys.executable, *args], stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env,
                 stdin=subprocess.DEVNULL,
             )  # fmt: skip
         proc = Proc(name, popen, log)
@@ -87,15 +87,20 @@ class Cluster:
         return proc
 
     def start_node(
-        self, node_config: str, *, app: str | None = None, heartbeat_interval: float = 2.0, extra: tuple[str, ...] = ()
+        self, node_config: str, *, app: str | None = None, heartbeat_interval: float = 2.0, extra: tuple[str, ...] = (),
+        superlink: str | None = None, prefix: tuple[str, ...] = (),
     ) -> Proc:
-        """Start a SuperNode; ``app`` pins its ClientApp (``--app``)."""
-        args = ["-m", "fedlab.deploy.supernode", "--insecure", "--superlink", self.fleet,
+        """Start a SuperNode; ``app`` pins its ClientApp (``--app``).
+
+        ``superlink`` overrides the Fleet address it dials; ``prefix`` goes before the Python
+        command (e.g. ``ip netns exec NAME``, which execs it: the pid stays the node's).
+        """  # fmt: skip
+        args = ["-m", "fedlab.deploy.supernode", "--insecure", "--superlink", superlink or self.fleet,
                 "--node-config", node_config, "--heartbeat-interval", str(heartbeat_interval),
                 "--max-backoff", "1", *extra]  # fmt: skip
         if app is not None:
             args += ["--app", app]
-        return self._spawn("supernode", args)
+        return self._spawn("supernode", args, prefix)
 
     @staticmethod
     def node_id(proc: Proc) -> int:
