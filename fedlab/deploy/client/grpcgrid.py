@@ -21,6 +21,7 @@ import grpc
 from fedlab.context import UserConfig
 from fedlab.deploy import proto as pb
 from fedlab.deploy.client._events_forward import EventForwarder
+from fedlab.deploy.client._keepalive import KeepAlive
 from fedlab.deploy.client.control_client import RunInfo
 from fedlab.deploy.transport.channel import check_address, open_channel, retry_call
 from fedlab.deploy.transport.events_json import event_to_json
@@ -57,6 +58,9 @@ class GrpcGrid(Grid):
     reconnect_timeout
         Seconds to keep retrying while the SuperLink cannot be reached (it may be
         restarting) before a call fails.
+    keepalive_interval
+        Seconds between two calls that tell the SuperLink this driver is alive while it is
+        busy elsewhere (it fails an attached run silent for its ``--driver-grace``).
     """
 
     poll_interval = 0.2
@@ -69,6 +73,7 @@ class GrpcGrid(Grid):
         events: EventBus | None = None,
         forward_events: bool = True,
         reconnect_timeout: float = 60.0,
+        keepalive_interval: float = 30.0,
     ) -> None:
         super().__init__(run_id, events)
         self.address = check_address(address)
@@ -82,6 +87,7 @@ class GrpcGrid(Grid):
         if forward_events:
             self._forwarder = EventForwarder(self._push_events)
             self._unsubscribe = self.events.subscribe(self._forwarder.put)
+        self._keepalive = KeepAlive(self._ping, keepalive_interval)
 
     # -- calls ----------------------------------------------------------------------------
 
@@ -97,6 +103,9 @@ class GrpcGrid(Grid):
             raise GridError(f"The SuperLink refused {rpc} for run {self.run_id}: {err.details()}") from None
         except DeployError as err:
             raise GridError(str(err)) from None
+
+    def _ping(self) -> None:
+        self._stub.GetRun(pb.GetRunRequest(run_id=self.run_id), timeout=10.0)
 
     def _push_events(self, events: list[Event]) -> None:
         bodies = [event_to_json(dataclasses.replace(e, run_id=self.run_id)) for e in events]
@@ -291,6 +300,7 @@ class GrpcGrid(Grid):
 
     def close(self) -> None:
         """Send the events not yet forwarded, then close the connection. Safe to call twice."""
+        self._keepalive.close()
         if self._forwarder is not None:
             self._unsubscribe()
             self._forwarder.close()

@@ -120,12 +120,12 @@ class OrphanSupervisor:
             record = self.read(run.run_id)
             if record is None or not record.is_alive():
                 _log.warning("Run %d: its ServerApp process is gone; the run failed", run.run_id)
+                self.forget(run.run_id)
                 self._fail(
                     run.run_id,
                     f"The ServerApp process of run {run.run_id} was gone when the SuperLink "
                     "restarted, so the run cannot go on; start it again with `fedlab run`.",
                 )
-                self.forget(run.run_id)
                 continue
             with self._lock:
                 self._adopted[run.run_id] = record
@@ -176,13 +176,13 @@ class OrphanSupervisor:
         with self._lock:
             self._adopted.pop(record.run_id, None)
         _log.info("Run %d: adopted ServerApp process %d exited", record.run_id, record.pid)
+        self.forget(record.run_id)  # first: a crash right now still leaves the run failed
         # A no-op when the process finished its run first, as it normally does.
         self._fail(
             record.run_id,
             f"The ServerApp process (pid {record.pid}) exited without finishing the run; it had "
             "outlived a SuperLink restart, so its exit code and last lines are not known.",
         )
-        self.forget(record.run_id)
 
     def read(self, run_id: int) -> ProcessRecord | None:
         """The record of ``run_id``'s process, or None if there is none (or it is damaged)."""
