@@ -17,7 +17,9 @@ in ``STATE_DIR/serverapps/RUN.json`` (its pid, its command line and its start ti
 
 The new SuperLink cannot read an adopted process's output (the pipe died with the old
 SuperLink), so the run's log says from where on its lines are missing. Without a state
-directory nothing is recorded: the runs vanish with the SuperLink anyway.
+directory nothing is recorded: the runs vanish with the SuperLink anyway. Processes are
+identified through Linux's ``/proc``; elsewhere none is recorded, so a restarted
+SuperLink fails the runs whose ServerApp it had launched.
 """
 
 from __future__ import annotations
