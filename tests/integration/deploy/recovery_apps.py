@@ -8,7 +8,7 @@ write marker files there so that a test knows where the run is:
   round, it then waits for the file ``go-<round>`` before the next round;
 - the final arrays go to ``<marker-dir>/result.npz``.
 
-The nodes' updates are exact in float64 whatever the order replies arrive in, so two runs
+``model-size`` sets the number of weights (1,024 by default). The nodes' updates are exact in float64 whatever the order replies arrive in, so two runs
 that aggregate the same replies give bit-identical arrays.
 """
 
@@ -54,7 +54,8 @@ def main(grid: Grid, context: Context) -> Result:
     config = context.run_config
     markers = Path(str(config["marker-dir"]))
     rng = np.random.default_rng(int(config.get("seed", 0)))
-    initial = ArrayRecord({"w": rng.normal(size=(32, 32)).astype(np.float32),
+    size = int(config.get("model-size", 32 * 32))
+    initial = ArrayRecord({"w": rng.normal(size=size).astype(np.float32),
                            "b": rng.normal(size=32).astype(np.float32)})  # fmt: skip
     gate = int(config.get("gate-after", 0))
 
