@@ -34,6 +34,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fedlab.deploy.superlink.state import LinkState
 
@@ -78,7 +79,7 @@ class OrphanSupervisor:
 
     # -- records of the processes this SuperLink starts -----------------------------------
 
-    def record(self, run_id: int, process: subprocess.Popen[str]) -> None:
+    def record(self, run_id: int, process: subprocess.Popen[Any]) -> None:
         """Remember that ``process`` is the ServerApp of ``run_id`` (no-op without a state dir).
 
         Its command line is taken from what it was started with, not from ``/proc``: just
@@ -92,14 +93,17 @@ class OrphanSupervisor:
         ticks = _start_ticks(pid)
         if ticks is None:  # it already exited: nothing to find later
             return
-        self.directory.mkdir(mode=0o700, exist_ok=True)
         body = {"run_id": run_id, "pid": pid, "cmdline": list(cmdline), "start_ticks": ticks}
         path = self.directory / f"{run_id}.json"
         temporary = path.with_suffix(".tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as out:
-            json.dump(body, out)
-        os.replace(temporary, path)
+        try:
+            self.directory.mkdir(mode=0o700, exist_ok=True)
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w") as out:
+                json.dump(body, out)
+            os.replace(temporary, path)
+        except OSError as err:  # the run goes on; only a crash of this SuperLink would tell
+            _log.warning("Run %d: could not record its ServerApp process in %s: %s", run_id, path, err)
 
     def forget(self, run_id: int) -> None:
         """Drop the record of ``run_id``'s process (it exited under supervision)."""
