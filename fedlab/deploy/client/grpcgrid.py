@@ -21,6 +21,7 @@ import grpc
 from fedlab.context import UserConfig
 from fedlab.deploy import proto as pb
 from fedlab.deploy.client._events_forward import EventForwarder
+from fedlab.deploy.client._keepalive import KeepAlive
 from fedlab.deploy.client.control_client import RunInfo
 from fedlab.deploy.security.settings import ClientSecurity
 from fedlab.deploy.transport.channel import check_address, open_channel, retry_call
@@ -62,6 +63,9 @@ class GrpcGrid(Grid):
         TLS settings and the token (the run's owner's, or the secret of a ServerApp the
         SuperLink launched); :data:`~fedlab.deploy.security.INSECURE` for an
         ``--insecure`` SuperLink.
+    keepalive_interval
+        Seconds between two calls that tell the SuperLink this driver is alive while it is
+        busy elsewhere (it fails an attached run silent for its ``--driver-grace``).
     """
 
     poll_interval = 0.2
@@ -74,6 +78,7 @@ class GrpcGrid(Grid):
         events: EventBus | None = None,
         forward_events: bool = True,
         reconnect_timeout: float = 60.0,
+        keepalive_interval: float = 30.0,
         security: ClientSecurity,
     ) -> None:
         super().__init__(run_id, events)
@@ -88,6 +93,7 @@ class GrpcGrid(Grid):
         if forward_events:
             self._forwarder = EventForwarder(self._push_events)
             self._unsubscribe = self.events.subscribe(self._forwarder.put)
+        self._keepalive = KeepAlive(self._ping, keepalive_interval)
 
     # -- calls ----------------------------------------------------------------------------
 
@@ -103,6 +109,9 @@ class GrpcGrid(Grid):
             raise GridError(f"The SuperLink refused {rpc} for run {self.run_id}: {err.details()}") from None
         except DeployError as err:
             raise GridError(str(err)) from None
+
+    def _ping(self) -> None:
+        self._stub.GetRun(pb.GetRunRequest(run_id=self.run_id), timeout=10.0)
 
     def _push_events(self, events: list[Event]) -> None:
         bodies = [event_to_json(dataclasses.replace(e, run_id=self.run_id)) for e in events]
@@ -297,6 +306,7 @@ class GrpcGrid(Grid):
 
     def close(self) -> None:
         """Send the events not yet forwarded, then close the connection. Safe to call twice."""
+        self._keepalive.close()
         if self._forwarder is not None:
             self._unsubscribe()
             self._forwarder.close()

@@ -22,6 +22,7 @@ from fedlab.context import Context
 from fedlab.deploy import proto as pb
 from fedlab.deploy.client.grpcgrid import GrpcGrid
 from fedlab.deploy.security.settings import RUN_TOKEN_ENV, ClientSecurity
+from fedlab.deploy.serverapp._output import survive_lost_reader
 from fedlab.errors import DeployError, FedlabError
 from fedlab.events import Event, RoundAggregated, RunFinished, RunStarted
 from fedlab.server import Result
@@ -104,6 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--root-cert", help="the CA certificate the SuperLink's certificate is checked against")
     parser.add_argument("--tls-name", help="the name the SuperLink's certificate carries, if not the address")
     args = parser.parse_args(argv)
+    survive_lost_reader()  # the SuperLink reading our output may crash and come back
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         security = ClientSecurity.from_options(insecure=args.insecure, root_cert=args.root_cert,

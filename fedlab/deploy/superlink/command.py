@@ -22,6 +22,7 @@ from fedlab.deploy.superlink.server import (
 from fedlab.deploy.security.keys import load_public_keys, write_private
 from fedlab.deploy.security.settings import read_token
 from fedlab.deploy.security.tls import ServerTls
+from fedlab.deploy.superlink.state import DEFAULT_DRIVER_GRACE
 from fedlab.errors import DeployError, FedlabError
 
 __all__ = ["build_parser", "main"]
@@ -62,6 +63,9 @@ def build_parser(prog: str = "python -m fedlab.deploy.superlink") -> argparse.Ar
     parser.add_argument("--stop-grace", type=float, default=10.0,
                         help="seconds a stopped run may take to finish its round before its "
                         "ServerApp process is terminated")  # fmt: skip
+    parser.add_argument("--driver-grace", type=float, default=DEFAULT_DRIVER_GRACE,
+                        help="seconds an attached run may go without a call from the process "
+                        "driving it before it is marked failed")  # fmt: skip
     security = parser.add_argument_group(
         "security", "TLS on all three APIs, SuperNodes admitted by key, users by token. "
         "`fedlab certs DIR` and `fedlab keys NAME` make development files."
@@ -138,6 +142,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m fedlab.deploy
         audit_log=args.audit_log,
         trusted_keys=trusted_keys,
         allow_unsigned=args.insecure_allow_unsigned,
+        driver_grace=args.driver_grace,
     )
     try:
         superlink.start()

@@ -13,6 +13,8 @@ config, unexpired, a nonce not seen for another run; without trusted keys only w
 The process starts without the SuperLink's working directory on its import path and
 finds fedlab where the SuperLink did; the bundle's modules come after
 the standard library and site-packages, so they cannot shadow them.
+Each process is also recorded in the state directory, so that a SuperLink restarted after
+a crash supervises it again (:mod:`fedlab.deploy.superlink.orphans`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from fedlab.deploy.security.settings import RUN_TOKEN_ENV
+from fedlab.deploy.superlink.orphans import OrphanSupervisor
 from fedlab.deploy.superlink.state import LinkState
 from fedlab.errors import BundleError
 
@@ -89,6 +92,11 @@ class ServerAppLauncher:
         self._nonces: dict[str, int] = {}
         self._processes: dict[int, subprocess.Popen[str]] = {}
         self._lock = threading.Lock()
+        self.orphans = OrphanSupervisor(state)
+
+    def adopt_orphans(self) -> list[int]:
+        """Supervise again the processes a crashed SuperLink left running (see ``orphans``)."""
+        return self.orphans.adopt()
 
     def launch(self, run_id: int, token: str | None = None) -> None:
         """Check ``run_id``'s bundle and start its ServerApp process (or fail the run).
@@ -119,6 +127,7 @@ class ServerAppLauncher:
         )
         with self._lock:
             self._processes[run_id] = process
+        self.orphans.record(run_id, process)
         _log.info("Run %d: started its ServerApp (pid %d)", run_id, process.pid)
         threading.Thread(
             target=self._supervise, args=(run_id, process), name=f"serverapp-{run_id}", daemon=True
@@ -150,17 +159,19 @@ class ServerAppLauncher:
 
     def stop(self, run_id: int) -> None:
         """Terminate ``run_id``'s process if it has not finished ``stop_grace`` s from now."""
-        timer = threading.Timer(self.stop_grace, self._terminate, args=(run_id,))
+        timer = threading.Timer(self.stop_grace, self._terminate_any, args=(run_id,))
         timer.daemon = True
         timer.start()
 
     def running(self) -> list[int]:
         """The runs whose process is alive."""
         with self._lock:
-            return [r for r, p in self._processes.items() if p.poll() is None]
+            mine = [r for r, p in self._processes.items() if p.poll() is None]
+        return sorted(mine + self.orphans.running())
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Terminate every ServerApp process (the SuperLink is stopping)."""
+        self.orphans.shutdown(timeout)
         with self._lock:
             processes = list(self._processes.items())
         for _, process in processes:
@@ -173,6 +184,14 @@ class ServerAppLauncher:
                 process.kill()
                 process.wait()
             self._finish(run_id, "failed", "The SuperLink shut down while the run was in progress.")
+
+    def _terminate_any(self, run_id: int) -> None:
+        if run_id in self.orphans.running():
+            _log.info("Run %d: still running %.0fs after the stop request; terminating it", run_id, self.stop_grace)
+            self._finish(run_id, "stopped", "")
+            self.orphans.terminate(run_id)
+        else:
+            self._terminate(run_id)
 
     def _terminate(self, run_id: int) -> None:
         with self._lock:
@@ -200,6 +219,7 @@ class ServerAppLauncher:
         code = process.wait()
         with self._lock:
             self._processes.pop(run_id, None)
+        self.orphans.forget(run_id)
         if code != 0:
             last = "\n".join(tail[-5:])
             self._finish(

@@ -3,6 +3,11 @@
 Status moves ``running`` → (``stopping``, once a stop was requested) → ``completed``,
 ``failed`` or ``stopped``. A finished run's undelivered and unanswered messages are
 dropped: nothing more will be done for it.
+
+An attached run is driven by a process outside the SuperLink (``deploy()`` in a notebook or
+script). If that process dies, nothing finishes the run, so the SuperLink notes each
+ServerAppIo call made for a run (:meth:`Runs.seen`, in memory) and its sweep fails an
+attached run that stayed silent longer than a grace period (:meth:`Runs.silent_attached`).
 """
 
 from __future__ import annotations
@@ -46,6 +51,26 @@ class Runs:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._opened_at = db.clock()
+        self._seen: dict[int, float] = {}
+
+    def seen(self, run_id: int) -> None:
+        """Note that the ServerApp or driver of ``run_id`` just called the SuperLink."""
+        self._seen[run_id] = self._db.clock()
+
+    def silent_attached(self, since: float) -> list[RunRow]:
+        """The unfinished attached runs not heard from since ``since`` (a clock time).
+
+        A run counts as heard from when it was created and when this SuperLink started, so
+        a restart gives every driver a full grace period to reconnect.
+        """
+        return [
+            run
+            for run in self.list()
+            if run.attached
+            and not run.finished
+            and max(self._seen.get(run.run_id, 0.0), run.created_at, self._opened_at) < since
+        ]
 
     def create(
         self, run_config: UserConfig, *, attached: bool, bundle_digest: str = "", bundle_size: int = 0

@@ -24,7 +24,7 @@ from fedlab.deploy.superlink.fleet import FleetServicer
 from fedlab.deploy.superlink.launcher import ServerAppLauncher
 from fedlab.deploy.superlink.nodes import DEFAULT_PATIENCE
 from fedlab.deploy.superlink.serverappio import ServerAppIoServicer
-from fedlab.deploy.superlink.state import LinkState
+from fedlab.deploy.superlink.state import DEFAULT_DRIVER_GRACE, LinkState
 from fedlab.deploy.transport.channel import check_address, open_server
 from fedlab.deploy.transport.rpc import service_handler
 from fedlab.errors import DeployError
@@ -89,6 +89,9 @@ class SuperLink:
         The ServerApp of a run this SuperLink launches must be signed for that run by one
         of ``trusted_keys``; ``allow_unsigned`` launches unsigned bundles (with neither,
         every launched run is refused; attached runs are unaffected).
+    driver_grace
+        Seconds an attached run may go without any ServerAppIo call before it is marked
+        failed (the process driving it died).
     """
 
     def __init__(
@@ -109,6 +112,7 @@ class SuperLink:
         audit_log: str | os.PathLike[str] | None = None,
         trusted_keys: Sequence[Ed25519PublicKey] | None = None,
         allow_unsigned: bool = False,
+        driver_grace: float = DEFAULT_DRIVER_GRACE,
     ) -> None:
         if tls is None and not insecure:
             raise DeployError(
@@ -135,6 +139,7 @@ class SuperLink:
         self.max_object_size = max_object_size
         self.stop_grace = stop_grace
         self.max_workers = max_workers
+        self.driver_grace = driver_grace
         self.addresses: dict[str, str] = {}
         self.state: LinkState | None = None
         self.launcher: ServerAppLauncher | None = None
@@ -155,7 +160,9 @@ class SuperLink:
         DeployError
             If an address cannot be bound (in use?) or the state directory is taken.
         """
-        state = self.state = LinkState(self.state_dir, patience=self.heartbeat_patience)
+        state = self.state = LinkState(
+            self.state_dir, patience=self.heartbeat_patience, driver_grace=self.driver_grace
+        )
         try:
             if self.state_dir is not None:
                 _private_tree(Path(self.state_dir))
@@ -194,6 +201,7 @@ class SuperLink:
                 servers[name].add_generic_rpc_handlers(
                     (service_handler(service, servicer, gates[name], on_refused=self._refused),)
                 )
+            self.launcher.adopt_orphans()  # before serving, so no new run is mistaken for one
             for server in servers.values():
                 server.start()
             self._servers = list(servers.values())
@@ -283,7 +291,8 @@ class SuperLink:
         self.stop()
 
     def _sweep(self) -> None:
-        while not self._stopped.wait(_SWEEP_S):
+        # Often enough that a silent attached run fails about driver_grace after its last call.
+        while not self._stopped.wait(min(_SWEEP_S, max(self.driver_grace / 4, 0.1))):
             try:
                 assert self.state is not None
                 self.state.sweep()

@@ -49,6 +49,7 @@ class ServerAppIoServicer(RunObjectCalls):
         if run is None or not allowed:
             abort(context, grpc.StatusCode.PERMISSION_DENIED,
                   f"There is no run {run_id} on this SuperLink that {caller.describe()} may drive.")  # fmt: skip
+        self.state.runs.seen(run_id)  # its driver is alive (see LinkState.driver_grace)
         return run
 
     def _driver(self, context: Any) -> None:

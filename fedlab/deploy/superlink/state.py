@@ -24,7 +24,10 @@ from fedlab.deploy.transport.events_json import event_to_json
 from fedlab.errors import DeployError
 from fedlab.events import RunFinished
 
-__all__ = ["LinkState"]
+__all__ = ["DEFAULT_DRIVER_GRACE", "LinkState"]
+
+#: Seconds of silence after which an attached run's driver counts as dead.
+DEFAULT_DRIVER_GRACE = 300.0
 
 T = TypeVar("T")
 
@@ -45,6 +48,9 @@ class LinkState:
         Seconds an expired message is kept, so a ServerApp still learns that it expired.
     node_retention
         Seconds a node that went offline stays listed (``fedlab ls`` of all nodes).
+    driver_grace
+        Seconds an attached run may go without any ServerAppIo call before :meth:`sweep`
+        marks it failed (the process driving it died).
     clock
         The time source (tests pass a fake one).
     """
@@ -57,6 +63,7 @@ class LinkState:
         object_grace: float = 60.0,
         message_grace: float = 600.0,
         node_retention: float = 86400.0,
+        driver_grace: float = DEFAULT_DRIVER_GRACE,
         clock: Clock = time.time,
     ) -> None:
         self.state_dir = None if state_dir is None else Path(state_dir)
@@ -77,6 +84,7 @@ class LinkState:
         self.object_grace = object_grace
         self.message_grace = message_grace
         self.node_retention = node_retention
+        self.driver_grace = driver_grace
         if self.state_dir is not None:
             self.nodes.extend_all()
 
@@ -110,15 +118,29 @@ class LinkState:
         return run
 
     def sweep(self) -> None:
-        """Delete long-expired messages, long-gone nodes and objects nothing refers to."""
+        """Delete long-expired messages, long-gone nodes and objects nothing refers to.
+
+        Also fails the attached runs whose driver stayed silent past ``driver_grace``.
+        """
         now = self.db.clock()
         self.messages.expire(now - self.message_grace)
         self.nodes.forget_offline(now - self.node_retention)
+        self._fail_silent_attached_runs(now)
         keep = self.messages.referenced_digests()
         keep |= {r.bundle_digest for r in self.runs.list() if r.status not in FINAL_STATUSES}
         for digest in self.objects.unused_since(time.time() - self.object_grace):
             if digest not in keep:
                 self.objects.delete(digest)
+
+    def _fail_silent_attached_runs(self, now: float) -> None:
+        for run in self.runs.silent_attached(now - self.driver_grace):
+            self.finish_run(
+                run.run_id,
+                "failed",
+                f"Run {run.run_id} is attached, and the process driving it made no call for "
+                f"{self.driver_grace:.0f} s: it seems to have died. Start the run again; if your "
+                "driver pauses longer between calls, raise the SuperLink's --driver-grace.",
+            )
 
     def close(self) -> None:
         """Wake waiters, close the database and release the directory lock."""

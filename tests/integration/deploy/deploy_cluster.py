@@ -60,19 +60,19 @@ class Cluster:
     control_address: str = ""
     _control: ControlClient | None = None
 
-    def _spawn(self, name: str, args: list[str]) -> Proc:
+    def _spawn(self, name: str, args: list[str], prefix: tuple[str, ...] = ()) -> Proc:
         log = self.directory / f"{name}-{len(self.procs)}.log"
         env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
         with open(log, "wb") as out:
             popen = subprocess.Popen(
-                [sys.executable, *args], stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env,
+                [*prefix, sys.executable, *args], stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env,
                 stdin=subprocess.DEVNULL,
             )  # fmt: skip
         proc = Proc(name, popen, log)
         self.procs.append(proc)
         return proc
 
-    def start_superlink(self, *, ports: tuple[str, str, str] | None = None) -> Proc:
+    def start_superlink(self, *, ports: tuple[str, str, str] | None = None, extra: tuple[str, ...] = ()) -> Proc:
         """Start the SuperLink (on free ports unless ``ports`` = fleet, serverappio, control)."""
         fleet, serverappio, control = ports or (self.fleet or "127.0.0.1:0",
                                                 self.serverappio or "127.0.0.1:0",
@@ -81,24 +81,29 @@ class Cluster:
         proc = self._spawn("superlink", [
             "-m", "fedlab.deploy.superlink", "--insecure", "--insecure-allow-unsigned", *state,
             "--fleet-address", fleet, "--serverappio-address", serverappio,
-            "--control-address", control, "--heartbeat-patience", str(self.patience),
+            "--control-address", control, "--heartbeat-patience", str(self.patience), *extra,
         ])  # fmt: skip
         ready = proc.wait_for(_READY)
         self.fleet, self.serverappio, self.control_address = ready.groups()
         return proc
 
     def start_node(
-        self, node_config: str, *, app: str | None = None, heartbeat_interval: float = 2.0, extra: tuple[str, ...] = ()
+        self, node_config: str, *, app: str | None = None, heartbeat_interval: float = 2.0, extra: tuple[str, ...] = (),
+        superlink: str | None = None, prefix: tuple[str, ...] = (),
     ) -> Proc:
-        """Start a SuperNode; ``app`` pins its ClientApp (``--app``)."""
-        args = ["-m", "fedlab.deploy.supernode", "--insecure", "--superlink", self.fleet,
+        """Start a SuperNode; ``app`` pins its ClientApp (``--app``).
+
+        ``superlink`` overrides the Fleet address it dials; ``prefix`` goes before the Python
+        command (e.g. ``ip netns exec NAME``, which execs it: the pid stays the node's).
+        """  # fmt: skip
+        args = ["-m", "fedlab.deploy.supernode", "--insecure", "--superlink", superlink or self.fleet,
                 "--node-config", node_config, "--heartbeat-interval", str(heartbeat_interval),
                 "--max-backoff", "1", *extra]  # fmt: skip
         if "--trusted-key" not in extra:
             args.append("--insecure-allow-unsigned")
         if app is not None:
             args += ["--app", app]
-        return self._spawn("supernode", args)
+        return self._spawn("supernode", args, prefix)
 
     @staticmethod
     def node_id(proc: Proc) -> int:

@@ -225,6 +225,26 @@ class LinkStateContract:
         state.sweep()
         assert state.nodes.get(gone) is None and state.nodes.get(awaited) is not None
 
+    def test_a_sweep_fails_an_attached_run_whose_driver_stayed_silent_past_the_grace(
+        self, state: LinkState, clock: Clock
+    ) -> None:
+        quiet, busy = state.runs.create({}, attached=True), state.runs.create({}, attached=True)
+        launched = state.runs.create({}, attached=False)  # its process is supervised instead
+        clock.now += state.driver_grace - 1
+        state.runs.seen(busy)
+        state.sweep()
+        assert [r.status for r in state.runs.list()] == ["running"] * 3
+        clock.now += 2
+        state.sweep()
+        failed = state.runs.require(quiet)
+        assert failed.status == "failed" and "--driver-grace" in failed.error
+        assert state.journal.has_event_type(quiet, "RunFinished")
+        assert state.runs.require(busy).status == "running"
+        clock.now += state.driver_grace
+        state.sweep()
+        assert state.runs.require(busy).status == "failed"
+        assert state.runs.require(launched).status == "running"
+
 
 class TestMemoryLinkState(LinkStateContract):
     def make_state(self, clock: Clock) -> LinkState:
