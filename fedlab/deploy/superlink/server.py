@@ -12,6 +12,7 @@ from fedlab.deploy.superlink.control import ControlServicer
 from fedlab.deploy.superlink.fleet import FleetServicer
 from fedlab.deploy.superlink.launcher import ServerAppLauncher
 from fedlab.deploy.superlink.nodes import DEFAULT_PATIENCE
+from fedlab.deploy.superlink.quotas import UploadLimits
 from fedlab.deploy.superlink.serverappio import ServerAppIoServicer
 from fedlab.deploy.superlink.state import LinkState
 from fedlab.deploy.transport.channel import check_address, open_server
@@ -34,8 +35,10 @@ DEFAULT_FLEET_ADDRESS = "0.0.0.0:9092"
 DEFAULT_SERVERAPPIO_ADDRESS = "127.0.0.1:9091"
 #: The CLI connects here; loopback by default, as it can start runs (that is, ship code).
 DEFAULT_CONTROL_ADDRESS = "127.0.0.1:9093"
-#: The largest object (one message's content) accepted: 64 GiB, the codec's own limit.
-DEFAULT_MAX_OBJECT_SIZE = 64 * 2**30
+#: The largest object (one message's content) accepted: 8 GiB. A model of a few GiB fits;
+#: one node cannot make the SuperLink store tens of GiB (its uploads are further capped per
+#: run, see :mod:`fedlab.deploy.superlink.quotas`). Raise it with --max-object-size.
+DEFAULT_MAX_OBJECT_SIZE = 8 * 2**30
 _MAX_BUNDLE_SIZE = 64 * 2**20
 _SWEEP_S = 10.0
 
@@ -58,6 +61,11 @@ class SuperLink:
         The largest message content (bytes) a node or ServerApp may upload.
     stop_grace
         Seconds a run asked to stop may take before its ServerApp process is terminated.
+    max_workers
+        Threads serving each API; at most half of the Fleet API's may serve object uploads.
+    upload_limits
+        Streams, bytes and object sizes each SuperNode may upload, and the idle deadline
+        of object streams (:class:`~fedlab.deploy.superlink.quotas.UploadLimits`).
     """
 
     def __init__(
@@ -71,6 +79,7 @@ class SuperLink:
         max_object_size: int = DEFAULT_MAX_OBJECT_SIZE,
         stop_grace: float = 10.0,
         max_workers: int = 64,
+        upload_limits: UploadLimits | None = None,
     ) -> None:
         self._requested = {
             "fleet": check_address(fleet_address),
@@ -82,6 +91,7 @@ class SuperLink:
         self.max_object_size = max_object_size
         self.stop_grace = stop_grace
         self.max_workers = max_workers
+        self.upload_limits = upload_limits or UploadLimits()
         self.addresses: dict[str, str] = {}
         self.state: LinkState | None = None
         self.launcher: ServerAppLauncher | None = None
@@ -107,9 +117,11 @@ class SuperLink:
             self.launcher = ServerAppLauncher(
                 state, _reachable(self.addresses["serverappio"]), stop_grace=self.stop_grace
             )
-            servers["fleet"].add_generic_rpc_handlers(
-                (service_handler("Fleet", FleetServicer(state, max_object_size=self.max_object_size)),)
-            )
+            fleet = FleetServicer(
+                state, max_object_size=self.max_object_size, limits=self.upload_limits,
+                max_workers=self.max_workers,
+            )  # fmt: skip
+            servers["fleet"].add_generic_rpc_handlers((service_handler("Fleet", fleet),))
             servers["serverappio"].add_generic_rpc_handlers(
                 (service_handler(
                     "ServerAppIo", ServerAppIoServicer(state, max_object_size=self.max_object_size)
