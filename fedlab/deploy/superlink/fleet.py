@@ -182,10 +182,11 @@ class FleetServicer:
     def PushObject(self, request_iterator: Iterator[Any], context: Any) -> Any:
         # The slot is taken before the first chunk is read: a sender that opens streams and
         # sends nothing holds no more than its share of the worker threads, and that only
-        # until the stream's idle deadline.
+        # until the stream's idle deadline. A full house is UNAVAILABLE, not RESOURCE_EXHAUSTED:
+        # it is no fault of this node, which retries its upload after a backoff.
         verdict = self.uploads.open_stream()
         if not verdict:
-            refuse(context, grpc.StatusCode.RESOURCE_EXHAUSTED, "upload quota", f"Upload refused: {verdict.reason}.")
+            refuse(context, grpc.StatusCode.UNAVAILABLE, "busy", f"Upload refused: {verdict.reason}.")
         try:
             with self.deadlines.watch(context, "An upload") as watch:
                 chunks = progressing(request_iterator, watch)

@@ -6,8 +6,9 @@ bookkeeping behind these limits (all in :class:`UploadLimits`):
 
 - **Streams**: at most ``max_streams`` PushObject streams at once in all (half the worker
   threads by default, so that registering, heartbeats and polls always find a thread),
-  and at most ``streams_per_node`` for one node. Extra streams are refused at once with
-  RESOURCE_EXHAUSTED, before a byte is read.
+  and at most ``streams_per_node`` for one node. Extra streams are refused at once, before
+  a byte is read: UNAVAILABLE when the SuperLink is full (a node retries after a backoff),
+  RESOURCE_EXHAUSTED when the node itself has too many open.
 - **Bytes waiting**: uploads a node stored that no reply refers to yet (a reply's content
   is uploaded first, then the reply points at it). A node may always have one such
   object; beyond it, the sizes of its waiting uploads (and of those in flight) may add up
