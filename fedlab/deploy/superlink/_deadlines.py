@@ -13,11 +13,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, final
 
 import grpc
 
-from fedlab.deploy.superlink._ratelog import refusals
+from fedlab.deploy.superlink._ratelog import peer_of, refusals
 
 __all__ = ["DEFAULT_IDLE_S", "StreamDeadlines", "Watch"]
 
@@ -26,6 +26,7 @@ DEFAULT_IDLE_S = 30.0
 _log = logging.getLogger("fedlab.superlink")
 
 
+@final
 class Watch:
     """One watched stream: call :meth:`progress` whenever bytes move, :meth:`close` at the end."""
 
@@ -77,7 +78,9 @@ class StreamDeadlines:
                 return watch  # shutting down: the server ends every call anyway
             self._watches.add(watch)
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="superlink-deadlines", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._run, name="superlink-deadlines", daemon=True
+                )
                 self._thread.start()
         return watch
 
@@ -126,20 +129,12 @@ def _end(context: Any, message: str) -> None:
     any thread (gRPC core sends that status to the client and wakes the handler); the
     plain ``context.cancel()`` (status CANCELLED) is the fallback if that call is absent.
     """
-    peer = _peer(context)
-    refusals.refused("idle stream", peer, message)
+    refusals.refused("idle stream", peer_of(context), message)
     call = getattr(getattr(context, "_rpc_event", None), "call", None)
     try:
         if call is not None:
             call.cancel(grpc.StatusCode.DEADLINE_EXCEEDED.value[0], message)
         else:
             context.cancel()
-    except Exception as err:  # the call may have ended meanwhile
+    except (RuntimeError, ValueError, TypeError) as err:  # the call may have ended meanwhile
         _log.debug("Could not end an idle stream: %s", err)
-
-
-def _peer(context: Any) -> str:
-    try:
-        return str(context.peer())
-    except Exception:
-        return "an unknown peer"

@@ -2,7 +2,7 @@
 
 A peer that sends garbage in a loop must not be able to fill the SuperLink's log (or its
 disk): every refusal is one line without a traceback, and a given (reason, peer) pair is
-logged at most once per :data:`WINDOW_S` seconds. The next line logged for that pair says
+logged at most once per :data:`DEFAULT_WINDOW_S` seconds. The next line logged for that pair says
 how many were suppressed in between, so nothing is hidden, only counted.
 
 Examples
@@ -20,11 +20,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
-__all__ = ["WINDOW_S", "RefusalLog", "refusals"]
+__all__ = ["DEFAULT_WINDOW_S", "RefusalLog", "peer_of", "refusals"]
 
 #: Seconds during which further refusals of one (reason, peer) are counted, not logged.
-WINDOW_S = 10.0
+DEFAULT_WINDOW_S = 10.0
 _MAX_KEYS = 4096  # peers are attacker-chosen: the table itself must stay bounded
 
 
@@ -45,7 +46,7 @@ class RefusalLog:
         self,
         logger: logging.Logger,
         *,
-        window: float = WINDOW_S,
+        window: float = DEFAULT_WINDOW_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.logger = logger
@@ -94,6 +95,12 @@ class RefusalLog:
         if len(self._last) >= _MAX_KEYS:  # all recent: drop the oldest half
             for k in sorted(self._last, key=lambda k: self._last[k][0])[: _MAX_KEYS // 2]:
                 del self._last[k]
+
+
+def peer_of(context: Any) -> str:
+    """Who is on the other end of a gRPC call, for log lines (``ipv4:10.0.0.9:4000``)."""
+    peer = getattr(context, "peer", None)
+    return str(peer()) if callable(peer) else "an unknown peer"
 
 
 #: The SuperLink's refusal log (``fedlab.superlink`` logger).

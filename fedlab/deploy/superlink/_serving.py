@@ -21,7 +21,7 @@ import grpc
 from fedlab.context import UserConfig
 from fedlab.deploy import proto as pb
 from fedlab.deploy.superlink._deadlines import Watch
-from fedlab.deploy.superlink._ratelog import refusals
+from fedlab.deploy.superlink._ratelog import peer_of, refusals
 from fedlab.deploy.superlink.objects import ObjectStore
 from fedlab.deploy.superlink.runs import RunRow
 from fedlab.deploy.superlink.state import LinkState
@@ -121,15 +121,8 @@ def refuse(context: Any, code: Any, reason: str, message: str) -> NoReturn:
 
     ``reason`` is a short tag grouping refusals in the log (``"upload quota"``).
     """
-    refusals.refused(reason, _peer(context), message)
+    refusals.refused(reason, peer_of(context), message)
     abort(context, code, message)
-
-
-def _peer(context: Any) -> str:
-    try:
-        return str(context.peer())
-    except Exception:  # a test double without a peer
-        return "an unknown peer"
 
 
 def progressing(chunks: Iterator[Any], watch: Watch | None) -> Iterator[Any]:

@@ -92,7 +92,9 @@ class UploadQuotas:
         deleted stop counting).
     """
 
-    def __init__(self, limits: UploadLimits, *, max_streams: int, is_stored: Callable[[str], bool]) -> None:
+    def __init__(
+        self, limits: UploadLimits, *, max_streams: int, is_stored: Callable[[str], bool]
+    ) -> None:
         self.limits = limits
         self.max_streams = limits.max_streams if limits.max_streams is not None else max_streams
         self._is_stored = is_stored

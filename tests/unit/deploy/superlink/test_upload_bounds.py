@@ -28,10 +28,16 @@ from fedlab.deploy.transport.wire import decode_header, split_message
 from fedlab.message import Message
 from fedlab.records import ArrayRecord, MetricRecord, RecordDict
 
-LOOPBACK = {"fleet_address": "127.0.0.1:0", "serverappio_address": "127.0.0.1:0", "control_address": "127.0.0.1:0"}
+LOOPBACK = {
+    "fleet_address": "127.0.0.1:0",
+    "serverappio_address": "127.0.0.1:0",
+    "control_address": "127.0.0.1:0",
+}
 MiB = 2**20
 IDLE_S = 2.0
-LIMITS = UploadLimits(streams_per_node=4, pending_bytes_per_node=3 * MiB, reply_floor=2 * MiB, idle_s=IDLE_S)
+LIMITS = UploadLimits(
+    streams_per_node=4, pending_bytes_per_node=3 * MiB, reply_floor=2 * MiB, idle_s=IDLE_S
+)
 
 
 @pytest.fixture(scope="module")
@@ -97,14 +103,20 @@ def instruct(superlink: SuperLink, fleet: Any, node_id: int, model_bytes: int = 
     assert blob is not None
     state.objects.put(blob)
     state.messages.push_instructions(run_id, [(decode_header(wire), wire)])
-    (pulled,) = fleet.PullInstructions(pb.PullInstructionsRequest(node_id=node_id, wait_s=0)).messages
+    (pulled,) = fleet.PullInstructions(
+        pb.PullInstructionsRequest(node_id=node_id, wait_s=0)
+    ).messages
     return pulled
 
 
-def reply_to(instruction: Any, metrics: dict[str, float], model_bytes: int = 0) -> tuple[Any, bytes]:
+def reply_to(
+    instruction: Any, metrics: dict[str, float], model_bytes: int = 0
+) -> tuple[Any, bytes]:
     content = RecordDict({"m": MetricRecord(metrics)})
     if model_bytes:
-        content["arrays"] = ArrayRecord([np.random.default_rng(model_bytes).integers(0, 255, model_bytes, np.uint8)])
+        content["arrays"] = ArrayRecord(
+            [np.random.default_rng(model_bytes).integers(0, 255, model_bytes, np.uint8)]
+        )
     reply = decode_header(instruction).reply(content)
     wire, blob = split_message(reply)
     assert blob is not None
@@ -130,10 +142,16 @@ def test_a_reply_declaring_another_size_than_its_stored_content_is_refused_alone
     node = register(fleet)
     honest_wire, honest_blob = reply_to(instruct(superlink, fleet, node), {"loss": 0.1})
     lying_wire, lying_blob = reply_to(instruct(superlink, fleet, node), {"loss": 0.2})
-    push_objects(fleet, {honest_wire.content.digest: honest_blob, lying_wire.content.digest: lying_blob}, node_id=node)
+    push_objects(
+        fleet,
+        {honest_wire.content.digest: honest_blob, lying_wire.content.digest: lying_blob},
+        node_id=node,
+    )
     lying_wire.content.size = 4 * 2**30  # the object holds a few hundred bytes
 
-    response = fleet.PushReplies(pb.PushRepliesRequest(node_id=node, messages=[lying_wire, honest_wire]))
+    response = fleet.PushReplies(
+        pb.PushRepliesRequest(node_id=node, messages=[lying_wire, honest_wire])
+    )
 
     lie, honest = response.results
     assert not lie.accepted and "stored object is" in lie.reason and str(4 * 2**30) in lie.reason
@@ -160,10 +178,14 @@ def test_a_fifth_concurrent_upload_of_one_node_is_refused_at_once(fleet: Any) ->
         assert finished.get(timeout=IDLE_S * 5).code() == grpc.StatusCode.DATA_LOSS
 
 
-def test_an_upload_above_the_run_cap_is_refused_before_its_bytes(superlink: SuperLink, fleet: Any) -> None:
+def test_an_upload_above_the_run_cap_is_refused_before_its_bytes(
+    superlink: SuperLink, fleet: Any
+) -> None:
     node = register(fleet)
     # No instruction open: the cap is the floor (2 MiB here).
-    chunk = pb.ObjectChunk(ref=pb.ObjectRef(digest="cd" * 32, size=3 * MiB), data=b"x", node_id=node)
+    chunk = pb.ObjectChunk(
+        ref=pb.ObjectRef(digest="cd" * 32, size=3 * MiB), data=b"x", node_id=node
+    )
     with pytest.raises(grpc.RpcError) as caught:
         fleet.PushObject(iter([chunk]))
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -176,11 +198,17 @@ def test_an_upload_above_the_run_cap_is_refused_before_its_bytes(superlink: Supe
     assert not fleet.PushObject(iter_chunks(data, ref, node_id=node)).existed
 
 
-def test_uploads_no_reply_refers_to_are_held_to_a_byte_budget(superlink: SuperLink, fleet: Any) -> None:
+def test_uploads_no_reply_refers_to_are_held_to_a_byte_budget(
+    superlink: SuperLink, fleet: Any
+) -> None:
     node = register(fleet)
-    wire, blob = reply_to(instruct(superlink, fleet, node), {"loss": 0.5}, model_bytes=int(1.5 * MiB))
+    wire, blob = reply_to(
+        instruct(superlink, fleet, node), {"loss": 0.5}, model_bytes=int(1.5 * MiB)
+    )
     filler = np.random.default_rng(4).bytes(MiB // 2)
-    push_objects(fleet, {object_ref(filler).digest: filler, wire.content.digest: blob}, node_id=node)
+    push_objects(
+        fleet, {object_ref(filler).digest: filler, wire.content.digest: blob}, node_id=node
+    )
     big = np.random.default_rng(5).bytes(2 * MiB)  # 0.5 + 1.5 + 2 MiB: above the 3 MiB budget
     with pytest.raises(grpc.RpcError) as caught:
         push_objects(fleet, {object_ref(big).digest: big}, node_id=node)
@@ -216,7 +244,9 @@ def test_a_download_that_is_not_read_is_ended_so_it_frees_its_thread(
     superlink: SuperLink, fleet: Any, lines: Lines
 ) -> None:
     node = register(fleet)
-    instruction = instruct(superlink, fleet, node, model_bytes=32 * MiB)  # far above the flow-control window
+    instruction = instruct(
+        superlink, fleet, node, model_bytes=32 * MiB
+    )  # far above the flow-control window
     request = pb.PullObjectRequest(digest=instruction.content.digest, node_id=node)
     # A connection of its own: refusals are logged once per peer (and reason) per window.
     options = [("grpc.use_local_subchannel_pool", 1), ("grpc.max_receive_message_length", 16 * MiB)]
@@ -233,7 +263,9 @@ def test_a_download_that_is_not_read_is_ended_so_it_frees_its_thread(
     assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
 
 
-def test_refusals_are_logged_one_line_per_reason_and_peer_per_window(caplog: pytest.LogCaptureFixture) -> None:
+def test_refusals_are_logged_one_line_per_reason_and_peer_per_window(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     now = [0.0]
     log = RefusalLog(logging.getLogger("test.refusals"), window=10.0, clock=lambda: now[0])
     with caplog.at_level(logging.WARNING, logger="test.refusals"):
@@ -246,7 +278,9 @@ def test_refusals_are_logged_one_line_per_reason_and_peer_per_window(caplog: pyt
 
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 3 + 2  # at 0 s, 10 s and 20 s; then the two others once each
-    assert all("\n" not in m and r.exc_info is None for m, r in zip(messages, caplog.records, strict=True))
+    assert all(
+        "\n" not in m and r.exc_info is None for m, r in zip(messages, caplog.records, strict=True)
+    )
     assert messages[0] == "Refused upload quota from ipv4:10.0.0.9:4000: too many streams"
     assert messages[1].endswith("(39 more like this from ipv4:10.0.0.9:4000 in the last 10 s)")
     assert "10.0.0.7" in messages[3] and "bad sha256" in messages[4]

@@ -34,7 +34,11 @@ from fedlab.proto import RecordDictProto
 from fedlab.records import ArrayRecord, MetricRecord, RecordDict
 from fedlab.wire.codec import encode_record_dict
 
-LOOPBACK = {"fleet_address": "127.0.0.1:0", "serverappio_address": "127.0.0.1:0", "control_address": "127.0.0.1:0"}
+LOOPBACK = {
+    "fleet_address": "127.0.0.1:0",
+    "serverappio_address": "127.0.0.1:0",
+    "control_address": "127.0.0.1:0",
+}
 LIE = 4 * 2**30
 REPO = Path(__file__).resolve().parents[3]
 
@@ -131,7 +135,9 @@ def superlink() -> Iterator[SuperLink]:
         yield link
 
 
-def test_a_size_lying_reply_fails_that_node_only_and_the_serverapp_memory_stays_bounded(superlink: SuperLink) -> None:
+def test_a_size_lying_reply_fails_that_node_only_and_the_serverapp_memory_stays_bounded(
+    superlink: SuperLink,
+) -> None:
     assert superlink.state is not None
     run_id = superlink.state.runs.create({}, attached=True)
     fleet = superlink.addresses["fleet"]
@@ -146,7 +152,7 @@ def test_a_size_lying_reply_fails_that_node_only_and_the_serverapp_memory_stays_
         done = subprocess.run(
             [sys.executable, "-c", SERVERAPP, superlink.addresses["serverappio"], str(run_id),
              json.dumps(rounds), json.dumps([8.0, 60.0])],
-            capture_output=True, text=True, timeout=120, env=env,
+            capture_output=True, text=True, timeout=120, env=env, check=False,
         )  # fmt: skip
         refusal = nodes["size"].statuses.get(timeout=10)
     finally:
@@ -163,7 +169,9 @@ def test_a_size_lying_reply_fails_that_node_only_and_the_serverapp_memory_stays_
     assert replies[1, ids["size"]]["error"] == ErrorCode.TIMEOUT
     assert not refusal.accepted and "stored object is" in refusal.reason
     growth = lines[-1]["rss_growth"]
-    assert growth < 100 * 2**20, f"the ServerApp's peak memory grew by {growth} bytes for a {LIE}-byte lie"
+    assert growth < 100 * 2**20, (
+        f"the ServerApp's peak memory grew by {growth} bytes for a {LIE}-byte lie"
+    )
 
 
 def test_sixty_four_slow_uploads_do_not_stop_a_node_from_registering() -> None:
@@ -175,7 +183,8 @@ def test_sixty_four_slow_uploads_do_not_stop_a_node_from_registering() -> None:
         ended: queue.Queue[Any] = queue.Queue()
         try:
             attackers = [
-                int(fleet.Register(pb.RegisterRequest(heartbeat_interval=30.0)).node_id) for _ in range(64)
+                int(fleet.Register(pb.RegisterRequest(heartbeat_interval=30.0)).node_id)
+                for _ in range(64)
             ]
             data = b"x" * 2**20
             ref = object_ref(data)
@@ -196,7 +205,9 @@ def test_sixty_four_slow_uploads_do_not_stop_a_node_from_registering() -> None:
             assert time.monotonic() - started < limits.idle_s
 
             t0 = time.monotonic()
-            request = pb.RegisterRequest(node_config_json='{"who": "legit"}', heartbeat_interval=5.0)
+            request = pb.RegisterRequest(
+                node_config_json='{"who": "legit"}', heartbeat_interval=5.0
+            )
             node_id = fleet.Register(request, timeout=5).node_id
             fleet.Heartbeat(pb.HeartbeatRequest(node_id=node_id, heartbeat_interval=5.0), timeout=5)
             registered_in = time.monotonic() - t0
