@@ -248,8 +248,14 @@ def test_a_download_that_is_not_read_is_ended_so_it_frees_its_thread(
         superlink, fleet, node, model_bytes=32 * MiB
     )  # far above the flow-control window
     request = pb.PullObjectRequest(digest=instruction.content.digest, node_id=node)
-    # A connection of its own: refusals are logged once per peer (and reason) per window.
-    options = [("grpc.use_local_subchannel_pool", 1), ("grpc.max_receive_message_length", 16 * MiB)]
+    # A connection of its own (refusals are logged once per peer and reason per window),
+    # whose receive window stays small (no BDP probing): a reader that stops reading
+    # really stops the sender, instead of its transport buffering the whole object.
+    options = [
+        ("grpc.use_local_subchannel_pool", 1),
+        ("grpc.http2.bdp_probe", 0),
+        ("grpc.max_receive_message_length", 16 * MiB),
+    ]
     channel = grpc.insecure_channel(superlink.addresses["fleet"], options=options)
     try:
         stream = Stub(channel, "Fleet").PullObject(request, timeout=60)
