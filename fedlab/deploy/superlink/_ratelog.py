@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["DEFAULT_WINDOW_S", "RefusalLog", "peer_of", "refusals"]
+__all__ = ["DEFAULT_WINDOW_S", "RefusalLog", "peer_of", "quiet_grpc_decoding_errors", "refusals"]
 
 #: Seconds during which further refusals of one (reason, peer) are counted, not logged.
 DEFAULT_WINDOW_S = 10.0
@@ -105,3 +105,31 @@ def peer_of(context: Any) -> str:
 
 #: The SuperLink's refusal log (``fedlab.superlink`` logger).
 refusals = RefusalLog(logging.getLogger("fedlab.superlink"))
+
+
+class _UndecodableRequests(logging.Filter):
+    """Turns gRPC's traceback for a request that does not deserialise into a refusal line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.getMessage().startswith("Exception deserializing"):
+            return True
+        error = record.exc_info[1] if record.exc_info else None
+        detail = f"{type(error).__name__}: {error}" if error is not None else record.getMessage()
+        # gRPC does not say who sent it here; the client got INTERNAL.
+        refusals.refused("undecodable request", "a client", detail)
+        return False
+
+
+_FILTER = _UndecodableRequests()
+
+
+def quiet_grpc_decoding_errors() -> None:
+    """Log requests that do not deserialise as rate-limited refusals, not as tracebacks.
+
+    gRPC logs each such request with a full traceback at ERROR: a peer sending garbage in
+    a loop would fill the log. Safe to call more than once.
+    """
+    for name in ("grpc._common", "grpc._server"):
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)

@@ -15,7 +15,7 @@ import grpc
 
 from fedlab.deploy import proto as pb
 from fedlab.deploy.superlink._deadlines import StreamDeadlines
-from fedlab.deploy.superlink._ratelog import refusals
+from fedlab.deploy.superlink._ratelog import quiet_grpc_decoding_errors, refusals
 from fedlab.deploy.superlink._serving import (
     abort,
     guarded,
@@ -59,6 +59,7 @@ class FleetServicer:
         self.limits = limits or UploadLimits()
         self.uploads = UploadQuotas(self.limits, max_streams=max(max_workers // 2, 1), is_stored=state.objects.has)
         self.deadlines = StreamDeadlines(self.limits.idle_s)
+        quiet_grpc_decoding_errors()  # the Fleet API faces other organisations' machines
 
     def _alive(self, node_id: int, context: Any) -> None:
         if not self.state.nodes.heartbeat(node_id):

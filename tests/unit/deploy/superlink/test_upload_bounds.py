@@ -290,3 +290,26 @@ def test_refusals_are_logged_one_line_per_reason_and_peer_per_window(
     assert messages[0] == "Refused upload quota from ipv4:10.0.0.9:4000: too many streams"
     assert messages[1].endswith("(39 more like this from ipv4:10.0.0.9:4000 in the last 10 s)")
     assert "10.0.0.7" in messages[3] and "bad sha256" in messages[4]
+
+
+def test_requests_that_do_not_decode_are_logged_as_one_line_without_traceback(
+    superlink: SuperLink, caplog: pytest.LogCaptureFixture
+) -> None:
+    channel = grpc.insecure_channel(superlink.addresses["fleet"])
+    try:
+        with caplog.at_level(logging.INFO):
+            for _ in range(10):
+                for call in (
+                    lambda: channel.stream_unary("/fedlab.deploy.v1.Fleet/PushObject")(
+                        iter([b"\xff\xff"])
+                    ),
+                    lambda: channel.unary_unary("/fedlab.deploy.v1.Fleet/Register")(b"\xff\xff"),
+                ):
+                    with pytest.raises(grpc.RpcError):
+                        call()
+    finally:
+        channel.close()
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+    undecodable = [r for r in caplog.records if "undecodable request" in r.getMessage()]
+    assert len(undecodable) <= 1  # 20 garbage requests within the window: one line at most
+    assert all("\n" not in r.getMessage() for r in caplog.records)
