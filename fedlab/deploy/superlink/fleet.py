@@ -8,7 +8,7 @@ instructions it was given.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
@@ -203,7 +203,8 @@ class FleetServicer:
         finally:
             self.uploads.close_stream()
 
-    def _admit(self, node_id: int, ref: Any, context: Any) -> Any:
+    def _admit(self, node_id: int, ref: Any, context: Any) -> Callable[[bool], None]:
+        """Refuse an upload above the node's per-run cap or quotas; else say how to end it."""
         cap = min(self.max_object_size, self.limits.run_cap(self.state.messages.largest_open_instruction(node_id)))
         if ref.size > cap:
             refuse(
