@@ -29,9 +29,9 @@ from fedlab.deploy.transport.events_json import event_to_json
 from fedlab.deploy.transport.rpc import Stub
 from fedlab.deploy.transport.transfer import download, push_objects
 from fedlab.deploy.transport.wire import decode_header, join_message, split_messages
-from fedlab.errors import DeployError, GridError
+from fedlab.errors import CodecError, DeployError, GridError, TransferError
 from fedlab.events import Event, EventBus
-from fedlab.message import SERVER_NODE_ID, Message
+from fedlab.message import SERVER_NODE_ID, Error, ErrorCode, Message
 from fedlab.server.grid import Grid
 
 __all__ = ["GrpcGrid"]
@@ -258,7 +258,11 @@ class GrpcGrid(Grid):
             self.request_stop()
         replies = []
         for wire in response.messages:
-            reply = self._receive(wire)
+            try:
+                reply = self._receive(wire)
+            except CodecError as err:  # the SuperLink checked the header: not expected
+                _log.warning("Dropping a reply whose header does not decode: %s", err)
+                continue
             with self._lock:
                 instruction = self._sent.pop(reply.metadata.reply_to_message_id, None)
             if instruction is None:  # abandoned meanwhile: its time-out was reported
@@ -271,17 +275,31 @@ class GrpcGrid(Grid):
         return replies
 
     def _receive(self, wire: Any) -> Message:
-        if not wire.HasField("content"):
-            return join_message(wire, None)
+        """The reply in ``wire``; content that cannot be used makes it an error reply.
+
+        One node's broken or lying reply fails that node's reply, never the run.
+
+        Raises
+        ------
+        CodecError
+            If the header does not decode (then the reply cannot be matched to its instruction).
+        """
+        header = decode_header(wire)
+        if header.has_error():
+            return header
 
         def stream(offset: int) -> Any:
             return self._stub.PullObject(pb.PullObjectRequest(digest=wire.content.digest, offset=offset))
 
         try:
-            blob = download(stream, wire.content)
+            return join_message(wire, download(stream, wire.content))
         except grpc.RpcError as err:
             raise GridError(f"Could not download a reply from the SuperLink: {err.details()}") from None
-        return join_message(wire, blob)
+        except (CodecError, TransferError) as err:
+            md = header.metadata
+            _log.warning("Node %d sent an unusable reply to %s: %s", md.src_node_id, md.reply_to_message_id, err)
+            reason = f"Node {md.src_node_id} sent a reply whose content cannot be used: {err}"
+            return Message.from_parts(md, error=Error(int(ErrorCode.INVALID_REPLY), reason))
 
     # -- the run --------------------------------------------------------------------------
 

@@ -7,7 +7,8 @@ or in-process with :class:`SuperLink`.
 from __future__ import annotations
 
 from fedlab.deploy.superlink.command import main
+from fedlab.deploy.superlink.quotas import UploadLimits
 from fedlab.deploy.superlink.server import SuperLink
 from fedlab.deploy.superlink.state import LinkState
 
-__all__ = ["LinkState", "SuperLink", "main"]
+__all__ = ["LinkState", "SuperLink", "UploadLimits", "main"]

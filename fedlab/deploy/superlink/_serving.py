@@ -1,7 +1,8 @@
 """What the three SuperLink services share: object transfer, run protos, refusing requests.
 
 Every refusal is a gRPC status with a message that says what to do; no Python traceback
-crosses the wire. :class:`RunObjectCalls` holds the calls that the Control and ServerAppIo
+crosses the wire, and refusals of untrusted input are logged as one rate-limited line each
+(:mod:`fedlab.deploy.superlink._ratelog`). :class:`RunObjectCalls` holds the calls that the Control and ServerAppIo
 services answer alike.
 """
 
@@ -19,6 +20,8 @@ import grpc
 
 from fedlab.context import UserConfig
 from fedlab.deploy import proto as pb
+from fedlab.deploy.superlink._deadlines import Watch
+from fedlab.deploy.superlink._ratelog import peer_of, refusals
 from fedlab.deploy.superlink.objects import ObjectStore
 from fedlab.deploy.superlink.runs import RunRow
 from fedlab.deploy.superlink.state import LinkState
@@ -27,11 +30,14 @@ from fedlab.deploy.transport.chunks import Chunk
 from fedlab.errors import CodecError, DeployError, TransferError
 
 __all__ = [
+    "Admit",
     "RunObjectCalls",
     "abort",
     "guarded",
     "parse_config",
+    "progressing",
     "receive_object",
+    "refuse",
     "run_proto",
     "send_object",
 ]
@@ -110,20 +116,61 @@ def run_proto(run: RunRow) -> Any:
     return message
 
 
-def receive_object(chunks: Iterator[Any], context: Any, store: ObjectStore, max_size: int) -> Any:
-    """Serve a PushObject call: store the streamed object after checking size and sha256."""
+def refuse(context: Any, code: Any, reason: str, message: str) -> NoReturn:
+    """End the call with ``code`` and ``message``, and log it as one rate-limited line.
+
+    ``reason`` is a short tag grouping refusals in the log (``"upload quota"``).
+    """
+    refusals.refused(reason, peer_of(context), message)
+    abort(context, code, message)
+
+
+def progressing(chunks: Iterator[Any], watch: Watch | None) -> Iterator[Any]:
+    """Yield ``chunks``, telling ``watch`` (if any) each time one arrives.
+
+    Once the sender has sent everything the watch is closed: what follows (checking and
+    storing the object) is the SuperLink's own work, not the peer's idling.
+    """
+    for chunk in chunks:
+        if watch is not None:
+            watch.progress()
+        yield chunk
+    if watch is not None:
+        watch.close()
+
+
+#: Called with an upload's ref once it is known to be new; refuses it (aborting the call)
+#: or returns what to call when it ends (with True if the object was stored).
+Admit = Callable[[Any], Callable[[bool], None]]
+
+
+def receive_object(
+    chunks: Iterator[Any],
+    context: Any,
+    store: ObjectStore,
+    max_size: int,
+    *,
+    admit: Admit | None = None,
+) -> Any:
+    """Serve a PushObject call: store the streamed object after checking size and sha256.
+
+    The object's bytes are stored as they arrive (never allocated from the announced
+    size); ``admit``, if given, decides on each new object before its first byte is stored.
+    """
     first = next(chunks, None)
     if first is None or first.ref is None:
-        abort(
+        refuse(
             context,
             grpc.StatusCode.INVALID_ARGUMENT,
+            "malformed upload",
             "An upload starts with a chunk carrying the object's ref.",
         )
     ref = first.ref
     if ref.size > max_size:
-        abort(
+        refuse(
             context,
             grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "oversized upload",
             f"Object {ref.digest[:12]} is {ref.size} bytes, above this SuperLink's limit of "
             f"{max_size}; start it with a larger --max-object-size if this is expected.",
         )
@@ -132,29 +179,40 @@ def receive_object(chunks: Iterator[Any], context: Any, store: ObjectStore, max_
             store.touch(ref.digest)
             return pb.PushObjectResponse(ref=ref, existed=True)
     except TransferError as err:
-        abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(err))
+        refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "malformed upload", str(err))
+    ended = admit(ref) if admit is not None else None
+    stored = False
     writer = store.writer(ref.digest, ref.size)
     try:
         writer.write(first.offset, first.data)
         for chunk in chunks:
             writer.write(chunk.offset, chunk.data)
         writer.commit()
+        stored = True
     except TransferError as err:
         writer.abort()
-        _log.warning("Refused an upload: %s", err)
-        abort(context, grpc.StatusCode.DATA_LOSS, str(err))
-    except BaseException:
+        refuse(context, grpc.StatusCode.DATA_LOSS, "damaged upload", str(err))
+    except BaseException:  # the peer hung up, or its stream was ended for idling
         writer.abort()
         raise
+    finally:
+        if ended is not None:
+            ended(stored)
     return pb.PushObjectResponse(ref=ref, existed=False)
 
 
-def send_object(digest: str, offset: int, context: Any, store: ObjectStore) -> Iterator[Any]:
-    """Serve a PullObject or FetchBundle call: stream an object from ``offset``."""
+def send_object(
+    digest: str, offset: int, context: Any, store: ObjectStore, *, watch: Watch | None = None
+) -> Iterator[Any]:
+    """Serve a PullObject or FetchBundle call: stream an object from ``offset``.
+
+    ``watch``, if given, learns each time the reader took a chunk (a reader that stops
+    reading is then ended by its deadline instead of holding a worker thread).
+    """
     try:
         size = store.size(digest)
     except TransferError as err:
-        abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(err))
+        refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "malformed download", str(err))
     if size is None:
         abort(context, grpc.StatusCode.NOT_FOUND, f"Object {digest[:12]} is not stored here.")
     if offset > size:
@@ -168,6 +226,8 @@ def send_object(digest: str, offset: int, context: Any, store: ObjectStore) -> I
     position = offset
     for data in store.read(digest, offset, CHUNK_SIZE):
         yield Chunk(offset=position, data=data, ref=ref if position == offset else None)
+        if watch is not None:
+            watch.progress()
         position += len(data)
     if position == offset:  # nothing left to send: still tell the reader the ref
         yield Chunk(offset=offset, data=b"", ref=ref)

@@ -10,7 +10,7 @@ and bundle of runs it was addressed in; it may only answer instructions it was g
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
@@ -19,18 +19,23 @@ from fedlab.deploy import proto as pb
 from fedlab.deploy.security.access import caller_of
 from fedlab.deploy.security.audit import AuditLog
 from fedlab.deploy.security.keys import fingerprint
+from fedlab.deploy.superlink._deadlines import StreamDeadlines
+from fedlab.deploy.superlink._ratelog import quiet_grpc_decoding_errors, refusals
 from fedlab.deploy.superlink._serving import (
     abort,
     guarded,
     parse_config,
+    progressing,
     receive_object,
+    refuse,
     run_proto,
     send_object,
 )
 from fedlab.deploy.superlink.credentials import Credentials
+from fedlab.deploy.superlink.quotas import UploadLimits, UploadQuotas
 from fedlab.deploy.superlink.state import LinkState
 from fedlab.deploy.transport.wire import decode_header
-from fedlab.errors import CodecError
+from fedlab.errors import CodecError, TransferError
 
 __all__ = ["FleetServicer"]
 
@@ -41,15 +46,30 @@ _MIN_INTERVAL, _MAX_INTERVAL = 0.1, 3600.0
 
 
 class FleetServicer:
-    """Serves the Fleet API from a :class:`LinkState`."""
+    """Serves the Fleet API from a :class:`LinkState`.
+
+    Uploads are held to ``limits`` (:mod:`fedlab.deploy.superlink.quotas`); ``max_workers``
+    is the size of the server's thread pool, half of which object streams may take.
+    """
 
     def __init__(
-        self, state: LinkState, *, max_object_size: int, credentials: Credentials, audit: AuditLog
+        self,
+        state: LinkState,
+        *,
+        max_object_size: int,
+        limits: UploadLimits | None = None,
+        max_workers: int = 64,
+        credentials: Credentials,
+        audit: AuditLog,
     ) -> None:
         self.state = state
         self.max_object_size = max_object_size
         self.credentials = credentials
         self.audit = audit
+        self.limits = limits or UploadLimits()
+        self.uploads = UploadQuotas(self.limits, max_streams=max(max_workers // 2, 1), is_stored=state.objects.has)
+        self.deadlines = StreamDeadlines(self.limits.idle_s)
+        quiet_grpc_decoding_errors()  # the Fleet API faces other organisations' machines
 
     def _me(self, node_id: int, context: Any) -> None:
         """Refuse a request about another node than the one whose key signed it."""
@@ -136,16 +156,32 @@ class FleetServicer:
                 results.append(pb.ReplyStatus(accepted=False, reason=f"malformed reply: {err}"))
                 continue
             message_id = header.metadata.message_id
-            if wire.HasField("content") and not self.state.objects.has(wire.content.digest):
-                abort(
-                    context,
-                    grpc.StatusCode.FAILED_PRECONDITION,
-                    f"The content object {wire.content.digest[:12]} of reply {message_id} has not "
-                    "been uploaded; push it first (PushObject).",
-                )
+            if wire.HasField("content"):
+                try:
+                    stored = self.state.objects.size(wire.content.digest)
+                except TransferError as err:  # not a digest
+                    abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(err))
+                if stored is None:
+                    abort(
+                        context,
+                        grpc.StatusCode.FAILED_PRECONDITION,
+                        f"The content object {wire.content.digest[:12]} of reply {message_id} has "
+                        "not been uploaded; push it first (PushObject).",
+                    )
+                if stored != wire.content.size:
+                    # Refused here so that no reader ever allocates what the reply declares.
+                    reason = (
+                        f"the reply declares its content {wire.content.digest[:12]} as "
+                        f"{wire.content.size} bytes, the stored object is {stored}"
+                    )
+                    refusals.refused("reply size mismatch", f"node {node_id}", reason)
+                    results.append(pb.ReplyStatus(message_id=message_id, accepted=False, reason=reason))
+                    continue
             accepted, reason = self.state.messages.push_reply(node_id, header, wire)
             if not accepted:
-                _log.info("Refused a reply from node %d: %s", node_id, reason)
+                refusals.refused("reply", f"node {node_id}", reason)
+            elif wire.HasField("content"):
+                self.uploads.claim(node_id, wire.content.digest)
             results.append(pb.ReplyStatus(message_id=message_id, accepted=accepted, reason=reason))
         return pb.PushRepliesResponse(results=results)
 
@@ -179,11 +215,45 @@ class FleetServicer:
 
     @guarded
     def PushObject(self, request_iterator: Iterator[Any], context: Any) -> Any:
-        first = next(request_iterator, None)
-        if first is not None:
-            self._alive(first.node_id, context)
-        chunks = request_iterator if first is None else _prepend(first, request_iterator)
-        return receive_object(chunks, context, self.state.objects, self.max_object_size)
+        # The slot is taken before the first chunk is read: a sender that opens streams and
+        # sends nothing holds no more than its share of the worker threads, and that only
+        # until the stream's idle deadline. A full house is UNAVAILABLE, not RESOURCE_EXHAUSTED:
+        # it is no fault of this node, which retries its upload after a backoff.
+        verdict = self.uploads.open_stream()
+        if not verdict:
+            refuse(context, grpc.StatusCode.UNAVAILABLE, "busy", f"Upload refused: {verdict.reason}.")
+        try:
+            with self.deadlines.watch(context, "An upload") as watch:
+                chunks = progressing(request_iterator, watch)
+                first = next(chunks, None)
+                if first is not None:
+                    self._alive(first.node_id, context)
+                    chunks = _prepend(first, chunks)
+                node_id = 0 if first is None else first.node_id
+                return receive_object(
+                    chunks, context, self.state.objects, self.max_object_size,
+                    admit=lambda ref: self._admit(node_id, ref, context),
+                )  # fmt: skip
+        finally:
+            self.uploads.close_stream()
+
+    def _admit(self, node_id: int, ref: Any, context: Any) -> Callable[[bool], None]:
+        """Refuse an upload above the node's per-run cap or quotas; else say how to end it."""
+        cap = min(self.max_object_size, self.limits.run_cap(self.state.messages.largest_open_instruction(node_id)))
+        if ref.size > cap:
+            refuse(
+                context,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "oversized upload",
+                f"Object {ref.digest[:12]} is {ref.size} bytes, above the {cap} bytes a reply of "
+                f"node {node_id} may hold (at most {self.limits.reply_factor} times the largest "
+                f"instruction of its runs, at least {self.limits.reply_floor}).",
+            )
+        token = object()
+        verdict = self.uploads.begin(node_id, token, ref.size)
+        if not verdict:
+            refuse(context, grpc.StatusCode.RESOURCE_EXHAUSTED, "upload quota", f"Upload refused: {verdict.reason}.")
+        return lambda stored: self.uploads.end(node_id, token, ref.digest if stored else None)
 
     @guarded
     def PullObject(self, request: Any, context: Any) -> Iterator[Any]:
@@ -194,7 +264,8 @@ class FleetServicer:
                 grpc.StatusCode.PERMISSION_DENIED,
                 f"Node {request.node_id} has no instruction carrying object {request.digest[:12]}.",
             )
-        yield from send_object(request.digest, request.offset, context, self.state.objects)
+        with self.deadlines.watch(context, "A download") as watch:
+            yield from send_object(request.digest, request.offset, context, self.state.objects, watch=watch)
 
 
 def _prepend(first: Any, rest: Iterator[Any]) -> Iterator[Any]:

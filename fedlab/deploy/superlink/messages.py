@@ -221,6 +221,21 @@ class Messages:
             (to_sql_id(node_id), run_id),
         ))  # fmt: skip
 
+    def largest_open_instruction(self, node_id: int) -> int:
+        """The largest instruction content (bytes) of the runs ``node_id`` is working on now.
+
+        A run counts while the node holds one of its instructions, delivered and not yet
+        answered; 0 if there is none. Upload caps per run derive from this.
+        """
+        rows = self._db.query(
+            "SELECT MAX(i.content_size) FROM messages i WHERE i.kind = 'instruction' AND i.run_id IN "
+            "(SELECT m.run_id FROM messages m WHERE m.kind = 'instruction' AND m.dst_node_id = ? "
+            "AND m.delivered_at IS NOT NULL AND m.expires_at > ? AND NOT EXISTS "
+            "(SELECT 1 FROM messages a WHERE a.kind = 'reply' AND a.reply_to = m.message_id))",
+            (to_sql_id(node_id), self._db.clock()),
+        )
+        return int(rows[0][0] or 0) if rows else 0
+
     def referenced_digests(self) -> set[str]:
         """The content objects that messages still refer to."""
         rows = self._db.query("SELECT DISTINCT content_digest FROM messages WHERE content_digest != ''")

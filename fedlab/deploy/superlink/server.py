@@ -23,6 +23,7 @@ from fedlab.deploy.superlink.credentials import Credentials
 from fedlab.deploy.superlink.fleet import FleetServicer
 from fedlab.deploy.superlink.launcher import ServerAppLauncher
 from fedlab.deploy.superlink.nodes import DEFAULT_PATIENCE
+from fedlab.deploy.superlink.quotas import UploadLimits
 from fedlab.deploy.superlink.serverappio import ServerAppIoServicer
 from fedlab.deploy.superlink.state import DEFAULT_DRIVER_GRACE, LinkState
 from fedlab.deploy.transport.channel import check_address, open_server
@@ -45,8 +46,10 @@ DEFAULT_FLEET_ADDRESS = "0.0.0.0:9092"
 DEFAULT_SERVERAPPIO_ADDRESS = "127.0.0.1:9091"
 #: The CLI connects here; loopback by default, as it can start runs (that is, ship code).
 DEFAULT_CONTROL_ADDRESS = "127.0.0.1:9093"
-#: The largest object (one message's content) accepted: 64 GiB, the codec's own limit.
-DEFAULT_MAX_OBJECT_SIZE = 64 * 2**30
+#: The largest object (one message's content) accepted: 8 GiB. A model of a few GiB fits;
+#: one node cannot make the SuperLink store tens of GiB (its uploads are further capped per
+#: run, see :mod:`fedlab.deploy.superlink.quotas`). Raise it with --max-object-size.
+DEFAULT_MAX_OBJECT_SIZE = 8 * 2**30
 _MAX_BUNDLE_SIZE = 64 * 2**20
 _SWEEP_S = 10.0
 _REFUSAL_LOG_S = 10.0
@@ -92,6 +95,11 @@ class SuperLink:
     driver_grace
         Seconds an attached run may go without any ServerAppIo call before it is marked
         failed (the process driving it died).
+    max_workers
+        Threads serving each API; at most half of the Fleet API's may serve object uploads.
+    upload_limits
+        Streams, bytes and object sizes each SuperNode may upload, and the idle deadline
+        of object streams (:class:`~fedlab.deploy.superlink.quotas.UploadLimits`).
     """
 
     def __init__(
@@ -113,6 +121,7 @@ class SuperLink:
         trusted_keys: Sequence[Ed25519PublicKey] | None = None,
         allow_unsigned: bool = False,
         driver_grace: float = DEFAULT_DRIVER_GRACE,
+        upload_limits: UploadLimits | None = None,
     ) -> None:
         if tls is None and not insecure:
             raise DeployError(
@@ -140,6 +149,7 @@ class SuperLink:
         self.stop_grace = stop_grace
         self.max_workers = max_workers
         self.driver_grace = driver_grace
+        self.upload_limits = upload_limits or UploadLimits()
         self.addresses: dict[str, str] = {}
         self.state: LinkState | None = None
         self.launcher: ServerAppLauncher | None = None
@@ -190,8 +200,8 @@ class SuperLink:
                     "serverappio": TokenGate(credentials.serverappio_caller, "ServerAppIo"),
                     "control": TokenGate(credentials.control_caller, "Control"),
                 }
-            fleet = FleetServicer(state, max_object_size=self.max_object_size, credentials=credentials,
-                                  audit=self.audit)  # fmt: skip
+            fleet = FleetServicer(state, max_object_size=self.max_object_size, limits=self.upload_limits,
+                                  max_workers=self.max_workers, credentials=credentials, audit=self.audit)  # fmt: skip
             serverappio = ServerAppIoServicer(state, max_object_size=self.max_object_size, credentials=credentials)
             control = ControlServicer(state, self.launcher, max_bundle_size=_MAX_BUNDLE_SIZE, info=self.info,
                                       credentials=credentials, audit=self.audit)  # fmt: skip

@@ -87,7 +87,8 @@ class Assembler:
     gives up its buffer), so receiving a model costs its size in memory once, not twice.
     Hashing happens as chunks arrive. With ``preallocate`` the buffer is allocated at the
     announced size up front (faster); leave it off when the announcer is not trusted, so
-    memory grows only with bytes that really arrive.
+    memory grows only with bytes that really arrive, and call :meth:`confirm` with the
+    sender's own ref: once the sender vouches for the size, it is allocated.
     """
 
     def __init__(self, ref: Any, *, max_size: int | None = None, preallocate: bool = True) -> None:
@@ -100,12 +101,37 @@ class Assembler:
                 "raise the receiver's maximum object size if this model is expected."
             )
         self._buffer = io.BytesIO()
-        if self.size and preallocate:
+        self._allocated = False
+        if preallocate:
+            self._allocate()
+        self._hash = hashlib.sha256()
+        self.received = 0
+
+    def _allocate(self) -> None:
+        if self.size and not self._allocated and not self._buffer.tell():
             self._buffer.seek(self.size - 1)
             self._buffer.write(b"\0")
             self._buffer.seek(0)
-        self._hash = hashlib.sha256()
-        self.received = 0
+        self._allocated = True
+
+    def confirm(self, ref: Any) -> None:
+        """Check the sender's ref against the announced one, then allocate the buffer.
+
+        The announced ref (from a message header) may lie about the size; the sender of
+        the bytes (the SuperLink, which checked them when it stored them) knows it.
+
+        Raises
+        ------
+        TransferError
+            If the sender holds another object, or one of another size: nothing is allocated.
+        """
+        if ref.digest != self.digest or int(ref.size) != self.size:
+            raise TransferError(
+                f"Object {self.digest[:12]} was announced as {self.size} bytes, but the sender "
+                f"holds {ref.digest[:12]} of {int(ref.size)} bytes; the message that announced "
+                "it is broken or lying, and was not used."
+            )
+        self._allocate()
 
     def write(self, offset: int, data: Buffer) -> None:
         """Append the chunk that starts at ``offset`` (chunks must arrive in order)."""
@@ -183,16 +209,22 @@ def download(
     Raises
     ------
     TransferError
-        If the object arrives damaged or is larger than ``max_size``.
+        If the object arrives damaged, is larger than ``max_size``, or the sender holds an
+        object of another size than ``ref`` announced.
     grpc.RpcError
         If the other side refuses, or stays unreachable.
     """
-    assembler = Assembler(ref, max_size=max_size)
+    # The announced ref comes from a message header, which its author may have filled with
+    # any size: memory is allocated only once the stream's first chunk (the sender's ref)
+    # confirms it, and grows with the bytes that arrive if the sender gives no ref.
+    assembler = Assembler(ref, max_size=max_size, preallocate=False)
     backoff = Backoff(maximum=2.0)
     failures = 0
     while True:
         try:
             for chunk in open_stream(assembler.received):
+                if chunk.ref is not None:
+                    assembler.confirm(chunk.ref)
                 assembler.write(chunk.offset, chunk.data)
             return assembler.finish()
         except grpc.RpcError as err:
