@@ -53,6 +53,10 @@ def project(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> 
         (root / "pyproject.toml").read_text().replace("127.0.0.1:9093", cluster.addresses.control)
     )
     text = text.replace("fraction-train = 0.5", "fraction-train = 1.0")
+    # This cluster is the insecure one (test_readme_deployment runs the secured walkthrough).
+    start = text.index('root-cert = "creds/ca.pem"')
+    end = text.index("\n", text.index('signing-key = "creds/signer.key"'))
+    text = text[:start] + "insecure = true" + text[end:]
     text += "\n[tool.fedlab.federations.two-clients]\nsimulation = { num-clients = 2 }\n"
     (root / "pyproject.toml").write_text(text)
     return root

@@ -209,7 +209,8 @@ def test_an_attached_run_whose_driver_was_killed_fails_after_the_grace_period(tm
         script = (
             "import sys, time\n"
             "from fedlab.deploy.client.grpcgrid import GrpcGrid\n"
-            "grid = GrpcGrid(sys.argv[1], int(sys.argv[2]), keepalive_interval=0.5)\n"
+            "from fedlab.deploy.security import INSECURE\n"
+            "grid = GrpcGrid(sys.argv[1], int(sys.argv[2]), keepalive_interval=0.5, security=INSECURE)\n"
             "grid.get_node_ids()\n"
             "print('connected', flush=True)\n"
             "time.sleep(600)\n"

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from fedlab.deploy import proto as pb
+from fedlab.deploy.security import INSECURE
 from fedlab.deploy.superlink import SuperLink, UploadLimits
 from fedlab.deploy.transport.channel import open_channel
 from fedlab.deploy.transport.chunks import Chunk
@@ -48,10 +49,11 @@ SERVERAPP = """
 import json, resource, sys
 import numpy as np
 from fedlab.deploy.client.grpcgrid import GrpcGrid
+from fedlab.deploy.security import INSECURE
 from fedlab.records import ArrayRecord, RecordDict
 
 address, run_id, nodes, timeouts = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3]), json.loads(sys.argv[4])
-grid = GrpcGrid(address, run_id, forward_events=False)
+grid = GrpcGrid(address, run_id, forward_events=False, security=INSECURE)
 model = RecordDict({"arrays": ArrayRecord([np.arange(1000.0)])})
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 for round_, (targets, timeout) in enumerate(zip(nodes, timeouts), start=1):
@@ -104,7 +106,7 @@ class RawNode:
     """A SuperNode written with bare Fleet calls, answering every instruction with ``reply``."""
 
     def __init__(self, address: str, reply: Reply) -> None:
-        self._channel = open_channel(address)
+        self._channel = open_channel(address, INSECURE)
         self.fleet = Stub(self._channel, "Fleet")
         request = pb.RegisterRequest(node_config_json="{}", heartbeat_interval=30.0)
         self.node_id = int(self.fleet.Register(request).node_id)
@@ -131,7 +133,7 @@ class RawNode:
 
 @pytest.fixture
 def superlink() -> Iterator[SuperLink]:
-    with SuperLink(**LOOPBACK) as link:
+    with SuperLink(**LOOPBACK, insecure=True) as link:
         yield link
 
 
@@ -176,8 +178,8 @@ def test_a_size_lying_reply_fails_that_node_only_and_the_serverapp_memory_stays_
 
 def test_sixty_four_slow_uploads_do_not_stop_a_node_from_registering() -> None:
     limits = UploadLimits(idle_s=3.0)  # the default worker pool (64 threads) and stream caps
-    with SuperLink(**LOOPBACK, upload_limits=limits) as link:
-        channel = open_channel(link.addresses["fleet"])
+    with SuperLink(**LOOPBACK, upload_limits=limits, insecure=True) as link:
+        channel = open_channel(link.addresses["fleet"], INSECURE)
         fleet = Stub(channel, "Fleet")
         release = threading.Event()
         ended: queue.Queue[Any] = queue.Queue()

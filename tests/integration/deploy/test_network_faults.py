@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 
 from fedlab.deploy.client.grpcgrid import GrpcGrid
+from fedlab.deploy.security import INSECURE
 from fedlab.events import ClientReplied, Event, EventBus, RoundAggregated, RoundStarted
 from fedlab.message import ErrorCode
 from fedlab.records import ArrayRecord
@@ -151,7 +152,7 @@ def run_with_a_fault(cluster: Cluster, nodes: list[Proc], fault: Fault, markers:
     events: list[Event] = []
     bus = EventBus()
     bus.subscribe(events.append)
-    grid = GrpcGrid(cluster.serverappio, run_id, events=bus)
+    grid = GrpcGrid(cluster.serverappio, run_id, events=bus, security=INSECURE)
     strategy = FedAvg(fraction_evaluate=0.0, min_train_nodes=2, min_available_nodes=2)
 
     def back_online() -> bool:

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from fedlab.deploy import proto as pb
+from fedlab.deploy.security import INSECURE
 from fedlab.deploy.superlink import SuperLink, UploadLimits
 from fedlab.deploy.superlink._ratelog import RefusalLog
 from fedlab.deploy.transport.channel import open_channel
@@ -42,13 +43,13 @@ LIMITS = UploadLimits(
 
 @pytest.fixture(scope="module")
 def superlink() -> Iterator[SuperLink]:
-    with SuperLink(**LOOPBACK, upload_limits=LIMITS) as link:
+    with SuperLink(**LOOPBACK, upload_limits=LIMITS, insecure=True) as link:
         yield link
 
 
 @pytest.fixture(scope="module")
 def fleet(superlink: SuperLink) -> Iterator[Any]:
-    channel = open_channel(superlink.addresses["fleet"])
+    channel = open_channel(superlink.addresses["fleet"], INSECURE)
     yield Stub(channel, "Fleet")
     channel.close()
 
