@@ -112,6 +112,14 @@ class ServerAppIoServicer(RunObjectCalls):
                     f"The content object {wire.content.digest[:12]} of instruction {md.message_id} "
                     "is not stored here; upload it first (PushObject).",
                 )
+            stored = self.state.objects.size(wire.content.digest)
+            if stored != wire.content.size:
+                abort(
+                    context,
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"Instruction {md.message_id} says its content is {wire.content.size} bytes, but object "
+                    f"{wire.content.digest[:12]} holds {stored}; nodes would be told the wrong size, so it is refused.",
+                )
             items.append((header, wire))
         ids = self.state.messages.push_instructions(run.run_id, items)
         return pb.PushInstructionsResponse(message_ids=ids)

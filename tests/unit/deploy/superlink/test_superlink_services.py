@@ -98,6 +98,18 @@ def test_instructions_whose_content_was_not_uploaded_are_refused(superlink: Supe
     assert "upload it first" in caught.value.details()
 
 
+def test_an_instruction_that_lies_about_its_content_size_is_refused(stubs: dict[str, Any]) -> None:
+    run_id = stubs["control"].CreateRun(pb.CreateRunRequest(attached=True)).run_id
+    wire, blob = split_message(Message(RecordDict({"a": ArrayRecord([np.arange(3)])}), 1, "train", run_id=run_id))
+    assert blob is not None
+    push_objects(stubs["serverappio"], {wire.content.digest: blob})
+    wire.content.size = len(blob) + 10**6  # nodes would be told to expect a megabyte more
+    with pytest.raises(grpc.RpcError) as caught:
+        stubs["serverappio"].PushInstructions(pb.PushInstructionsRequest(run_id=run_id, messages=[wire]))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert f"holds {len(blob)}" in caught.value.details()
+
+
 def test_a_node_reads_only_objects_addressed_to_it(stubs: dict[str, Any]) -> None:
     run_id = stubs["control"].CreateRun(pb.CreateRunRequest(attached=True)).run_id
     alice, mallory = register(stubs), register(stubs)
