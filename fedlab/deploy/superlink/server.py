@@ -6,7 +6,6 @@ import logging
 import os
 import tempfile
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from fedlab.deploy.security.audit import AuditLog
 from fedlab.deploy.security.requests import NodeVerifier
 from fedlab.deploy.security.tls import ServerTls
 from fedlab.deploy.superlink.control import ControlServicer
+from fedlab.deploy.superlink._ratelog import refusals
 from fedlab.deploy.superlink.credentials import Credentials
 from fedlab.deploy.superlink.fleet import FleetServicer
 from fedlab.deploy.superlink.launcher import ServerAppLauncher
@@ -52,7 +52,6 @@ DEFAULT_CONTROL_ADDRESS = "127.0.0.1:9093"
 DEFAULT_MAX_OBJECT_SIZE = 8 * 2**30
 _MAX_BUNDLE_SIZE = 64 * 2**20
 _SWEEP_S = 10.0
-_REFUSAL_LOG_S = 10.0
 
 
 class SuperLink:
@@ -158,9 +157,7 @@ class SuperLink:
         self._janitor: threading.Thread | None = None
         self.audit: AuditLog = AuditLog(None)
         self.credentials: Credentials | None = None
-        self._refusals: dict[tuple[str, str], list[float]] = {}
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._stopped_lock = threading.Lock()
 
     def start(self) -> SuperLink:
         """Open the state and start listening.
@@ -237,20 +234,9 @@ class SuperLink:
         return args if name is None else [*args, "--tls-name", name]
 
     def _refused(self, method: str, peer: str, reason: str) -> None:
-        """Audit a refused call; log one line per (method, peer) at most every 10 s."""
+        """Audit a call without valid credentials and log it (one line, rate-limited)."""
         self.audit.record("auth.refused", "unauthenticated", method=method, peer=peer, reason=reason)
-        now = time.monotonic()
-        key = (method, peer.rpartition(":")[0])
-        with self._stopped_lock:
-            seen = self._refusals.setdefault(key, [0.0, 0])
-            if now - seen[0] < _REFUSAL_LOG_S:
-                seen[1] += 1
-                return
-            suppressed, seen[0], seen[1] = int(seen[1]), now, 0
-            if len(self._refusals) > 10_000:
-                self._refusals.clear()
-        more = f" ({suppressed} more since the last line)" if suppressed else ""
-        _log.warning("Refused %s from %s: %s%s", method.rpartition("/")[2], key[1], reason.split(";")[0], more)
+        refusals.refused(f"unauthenticated {method.rpartition('/')[2]}", peer.rpartition(":")[0], reason)
 
     def info(self) -> Any:
         """The ``SuperLinkInfo`` message (ports, version, persistence)."""
