@@ -24,6 +24,7 @@ from fedlab.deploy.superlink.credentials import Credentials, new_token
 from fedlab.deploy.superlink.launcher import ServerAppLauncher
 from fedlab.deploy.superlink.runs import RunRow
 from fedlab.deploy.superlink.state import LinkState
+from fedlab.errors import DeployError
 
 __all__ = ["ControlServicer"]
 
@@ -98,7 +99,12 @@ class ControlServicer(RunObjectCalls):
                     grpc.StatusCode.FAILED_PRECONDITION,
                     f"Bundle {digest[:12]} ({size} bytes) has not been uploaded; push it first.",
                 )
-            check_new_run(b"".join(map(bytes, self.state.objects.read(digest, 0, 1 << 20))), config, used_digests={r.bundle_digest for r in self.state.runs.list()})  # fmt: skip
+            bundle = b"".join(map(bytes, self.state.objects.read(digest, 0, 1 << 20)))
+            try:
+                check_new_run(bundle, config, used_digests={r.bundle_digest for r in self.state.runs.list()})
+            except DeployError as err:
+                self.audit.record("bundle.refused", caller.describe(), bundle=digest, reason=str(err))
+                raise
         elif not request.attached:
             abort(
                 context,

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from fedlab.deploy.security.audit import AuditLog
 from fedlab.deploy.security.settings import RUN_TOKEN_ENV
 from fedlab.deploy.superlink.orphans import OrphanSupervisor
 from fedlab.deploy.superlink.state import LinkState
@@ -80,6 +81,7 @@ class ServerAppLauncher:
         command: Sequence[str] | None = None,
         trusted_keys: Sequence[Any] | None = None,
         allow_unsigned: bool = False,
+        audit: AuditLog | None = None,
         security_args: Sequence[str] = ("--insecure",),
     ) -> None:
         self.state = state
@@ -89,6 +91,7 @@ class ServerAppLauncher:
         self.security_args = list(security_args)
         self.trusted_keys = list(trusted_keys) if trusted_keys else None
         self.allow_unsigned = allow_unsigned
+        self.audit = audit if audit is not None else AuditLog(None)
         self._nonces: dict[str, int] = {}
         self._processes: dict[int, subprocess.Popen[str]] = {}
         self._lock = threading.Lock()
@@ -106,6 +109,7 @@ class ServerAppLauncher:
         refused = self.check(run_id)
         if refused is not None:
             _log.error("Run %d: refused its bundle: %s", run_id, refused)
+            self.audit.record("bundle.refused", "superlink", run_id=run_id, reason=refused)
             try:
                 self.state.journal.add_logs(run_id, [f"error: {refused}"])
             except Exception as exc:  # the state closed under us during shutdown

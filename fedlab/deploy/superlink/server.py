@@ -188,7 +188,7 @@ class SuperLink:
             self.launcher = ServerAppLauncher(
                 state, _reachable(self.addresses["serverappio"]), stop_grace=self.stop_grace,
                 security_args=self._serverapp_args(), trusted_keys=self.trusted_keys,
-                allow_unsigned=self.allow_unsigned,
+                allow_unsigned=self.allow_unsigned, audit=self.audit,
             )  # fmt: skip
             gates: dict[str, Gate] = {name: OpenGate() for name in servers}
             if not self.insecure:

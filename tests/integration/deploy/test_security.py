@@ -273,3 +273,30 @@ def test_the_audit_log_and_the_state_files_are_the_operators_alone(link: Link) -
     log = (link.directory / "superlink.log").read_text()
     assert "Traceback" not in log
     assert log.count("Refused ") < len(refused)
+
+
+SERVERAPP_PROJECT = '''
+from fedlab import ClientApp, ServerApp
+
+client = ClientApp()
+server = ServerApp()
+
+
+@server.main()
+def main(grid, context):
+    open("/tmp/fedlab-outsider-code-ran", "w").write("it ran")
+'''
+
+
+def test_unsigned_code_is_never_launched_and_the_refusal_is_audited(link: Link, tmp_path: Path) -> None:
+    from fedlab.deploy.bundle import build_bundle
+
+    (tmp_path / "outsider_app.py").write_text(SERVERAPP_PROJECT)
+    bundle = build_bundle("outsider_app:client", "outsider_app:server", project_dir=tmp_path)
+    with ControlClient(link.addresses.control, security=link.security(link.admin)) as admin:
+        run_id = admin.create_run(bundle, attached=False)
+        run = admin.wait_for_run(run_id, timeout=60)
+    assert run.status == "failed" and "trusted" in (run.error or "")
+    assert not Path("/tmp/fedlab-outsider-code-ran").exists()
+    records = [json.loads(line) for line in (link.directory / "state" / "audit.jsonl").read_text().splitlines()]
+    assert any(r["action"] == "bundle.refused" and r.get("run_id") == run_id for r in records)
