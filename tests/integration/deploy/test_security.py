@@ -34,8 +34,8 @@ from fedlab.deploy.security.requests import NodeSigner
 from fedlab.deploy.security.tls import make_dev_certs
 from fedlab.deploy.transport.channel import open_channel
 from fedlab.deploy.transport.rpc import Stub
-from fedlab.errors import DeployError
 from fedlab.deploy.transport.wire import decode_header, split_message
+from fedlab.errors import DeployError
 from fedlab.message import Error, ErrorCode, MessageType
 from fedlab.records import ArrayRecord, RecordDict
 
