@@ -5,6 +5,19 @@ Every call from a node also counts as a sign of life. Unless the SuperLink runs
 (:class:`~fedlab.deploy.security.access.NodeGate`) and names the node id bound to that
 key. A node may only read objects that instructions addressed to it point at, and the run
 and bundle of runs it was addressed in; it may only answer instructions it was given.
+
+A node's identity is its key. A key that registers again while the SuperLink still knows
+the node id bound to it (a SuperNode restarted after a crash, on the same machine or not)
+gets that id back, with the config and heartbeat interval it registers with now, and the
+instructions it had been given but not answered (and that have not expired) are delivered
+again, so a round in progress finishes as if the node had never stopped. Its per-run
+state (``Context.state``) lived in the old process and is gone: a stateful ClientApp
+starts it afresh. Two live processes holding one key are one node to the SuperLink: the
+newest registration takes back what was handed out, both pull from the node's one queue,
+and each instruction keeps exactly one reply, the first pushed after it was last handed
+out (the other process's reply is refused as already answered, or as not delivered to it
+if it comes before the instruction was handed out again). On an ``--insecure`` SuperLink
+no request says who sends it, so every Register is a new node with a new id.
 """
 
 from __future__ import annotations
@@ -104,12 +117,22 @@ class FleetServicer:
                 f"heartbeat_interval must be between {_MIN_INTERVAL} and {_MAX_INTERVAL} s, "
                 f"got {interval}.",
             )
-        node_id = self.state.nodes.register(config, interval)
         caller = caller_of(context)
-        key = ""
-        if caller.kind == "node":
-            self.credentials.bind_node(caller.node_key, node_id)
-            key = fingerprint(caller.node_key)
+        if caller.kind != "node":  # --insecure: nothing says who calls, so every node is new
+            node_id = self.state.nodes.register(config, interval)
+            self.audit.record("node.registered", f"node:{node_id}", key="", peer=context.peer())
+            _log.info("Node %d registered with config %s", node_id, config)
+            return pb.RegisterResponse(node_id=node_id)
+        key = fingerprint(caller.node_key)
+        bound = self.credentials.bound_node(caller.node_key)
+        if bound is not None and self.state.nodes.rejoin(bound, config, interval):
+            pending = self.state.messages.redeliver(bound)
+            self.audit.record("node.registered", f"node:{bound}", key=key, peer=context.peer(), again=True,
+                              redelivered=pending)  # fmt: skip
+            _log.info("Node %d registered again with config %s; %d instruction(s) redelivered", bound, config, pending)
+            return pb.RegisterResponse(node_id=bound)
+        node_id = self.state.nodes.register(config, interval)
+        self.credentials.bind_node(caller.node_key, node_id)
         self.audit.record("node.registered", f"node:{node_id}", key=key, peer=context.peer())
         _log.info("Node %d registered with config %s", node_id, config)
         return pb.RegisterResponse(node_id=node_id)

@@ -117,6 +117,24 @@ class Messages:
             )
         return [_stored(row) for row in rows]
 
+    def redeliver(self, node_id: int) -> int:
+        """Make the instructions ``node_id`` was given but never answered deliverable again.
+
+        For a node that registered again after a restart: what it was working on died with
+        its old process. Expired instructions, and those already answered (by the node, or
+        by the SuperLink in its place), stay as they are; one reply per instruction still
+        holds, so if the old process is alive after all, the first of the two answers wins.
+        Return how many instructions are pending again.
+        """
+        with self._db.transaction() as conn:
+            return conn.execute(
+                "UPDATE messages SET delivered_at = NULL WHERE kind = 'instruction' "
+                "AND dst_node_id = ? AND delivered_at IS NOT NULL AND expires_at > ? "
+                "AND NOT EXISTS (SELECT 1 FROM messages a WHERE a.kind = 'reply' "
+                "AND a.reply_to = messages.message_id)",
+                (to_sql_id(node_id), self._db.clock()),
+            ).rowcount
+
     def push_reply(self, node_id: int, header: Message, wire: Any) -> tuple[bool, str]:
         """Commit a node's reply; return (accepted, why not). A refusal is final.
 

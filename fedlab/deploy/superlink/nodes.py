@@ -57,6 +57,21 @@ class Nodes:
             )  # fmt: skip
         return node_id
 
+    def rejoin(self, node_id: int, node_config: UserConfig, heartbeat_interval: float) -> bool:
+        """Register a known node again under its id (a restarted SuperNode with its key).
+
+        Its config and heartbeat interval are replaced and it is online from now; return
+        False (and change nothing) if the SuperLink does not know ``node_id`` any more.
+        """
+        now = self._db.clock()
+        with self._db.transaction() as conn:
+            return conn.execute(
+                "UPDATE nodes SET node_config = ?, heartbeat_interval = ?, online_until = ?, "
+                "last_seen = ? WHERE node_id = ?",
+                (json.dumps(node_config), heartbeat_interval, now + self.patience * heartbeat_interval,
+                 now, to_sql_id(node_id)),
+            ).rowcount > 0  # fmt: skip
+
     def unregister(self, node_id: int) -> None:
         """Mark a node offline at once (it said goodbye); its row stays for the record."""
         with self._db.transaction() as conn:

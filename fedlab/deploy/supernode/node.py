@@ -6,6 +6,14 @@ time, runs it, and pushes the reply until the SuperLink acknowledges or refuses 
 the SuperLink goes away the node retries with exponential backoff; if the SuperLink comes
 back without knowing it (it lost its state), the node registers again.
 
+A node's identity is its key (``--node-key``). A SuperNode started again with the key of
+one that was killed gets that node's id back while the SuperLink still knows it, and the
+instructions the killed process held but never answered are delivered again (see
+:mod:`fedlab.deploy.superlink.fleet`); to the new process it is just the id it registered
+with. The per-run state (``Context.state``) lives in the node's process and dies with it:
+after a restart a stateful ClientApp starts each run's state afresh. An ``--insecure``
+node has no key and gets a new id on every start.
+
 A run's code executes in a process of the run's own (see
 :mod:`fedlab.deploy.supernode.runner`), which ends when the run finishes, after
 ``run_idle_timeout`` seconds without work, or when the node stops.

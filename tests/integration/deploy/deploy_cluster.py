@@ -1,7 +1,10 @@
 """Real SuperLink and SuperNode processes on 127.0.0.1 for the deployment tests.
 
 Every wait is bounded; :meth:`Cluster.stop` ends every process it started (SIGTERM, then
-SIGKILL), and test fixtures always call it.
+SIGKILL), and test fixtures always call it. A cluster is ``--insecure`` unless made with
+``secure=True``: then the SuperLink serves TLS with throwaway certificates, admits the
+node keys ``keys/node-<i>`` (``node_keys`` of them) and an admin token, and still launches
+unsigned ServerApp bundles (``--insecure-allow-unsigned``).
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fedlab.deploy.client.control_client import ControlClient
-from fedlab.deploy.security import INSECURE
+from fedlab.deploy.security import INSECURE, ClientSecurity
+from fedlab.deploy.security.keys import write_key_pair
+from fedlab.deploy.security.tls import make_dev_certs
 
 REPO = Path(__file__).resolve().parents[3]
 _READY = re.compile(r"superlink ready fleet=(\S+) serverappio=(\S+) control=(\S+)")
@@ -54,6 +59,8 @@ class Cluster:
     directory: Path
     state: str = "memory"  # or "sqlite": --state-dir DIRECTORY/state
     patience: float = 3.0
+    secure: bool = False
+    node_keys: int = 3
     procs: list[Proc] = field(default_factory=list)
     fleet: str = ""
     serverappio: str = ""
@@ -79,7 +86,7 @@ class Cluster:
                                                 self.control_address or "127.0.0.1:0")  # fmt: skip
         state = ["--state", "memory"] if self.state == "memory" else ["--state-dir", str(self.directory / "state")]
         proc = self._spawn("superlink", [
-            "-m", "fedlab.deploy.superlink", "--insecure", "--insecure-allow-unsigned", *state,
+            "-m", "fedlab.deploy.superlink", *self._superlink_security(), "--insecure-allow-unsigned", *state,
             "--fleet-address", fleet, "--serverappio-address", serverappio,
             "--control-address", control, "--heartbeat-patience", str(self.patience), *extra,
         ])  # fmt: skip
@@ -87,16 +94,34 @@ class Cluster:
         self.fleet, self.serverappio, self.control_address = ready.groups()
         return proc
 
+    def _superlink_security(self) -> list[str]:
+        if not self.secure:
+            return ["--insecure"]
+        certs, keys = self.directory / "certs", self.directory / "keys"
+        if not (certs / "ca.pem").exists():  # once: a restarted SuperLink keeps its keys
+            make_dev_certs(certs, days=2)
+            keys.mkdir(mode=0o700)
+            lines = [write_key_pair(keys / f"node-{i}")[1].read_text() for i in range(self.node_keys)]
+            (keys / "allowed.pub").write_text("".join(lines))
+        return ["--tls-cert", str(certs / "server.pem"), "--tls-key", str(certs / "server.key"),
+                "--node-keys", str(keys / "allowed.pub"), "--admin-token-file", str(self.directory / "admin.token")]  # fmt: skip
+
     def start_node(
         self, node_config: str, *, app: str | None = None, heartbeat_interval: float = 2.0, extra: tuple[str, ...] = (),
-        superlink: str | None = None, prefix: tuple[str, ...] = (),
+        superlink: str | None = None, prefix: tuple[str, ...] = (), key: int = 0,
     ) -> Proc:
         """Start a SuperNode; ``app`` pins its ClientApp (``--app``).
 
         ``superlink`` overrides the Fleet address it dials; ``prefix`` goes before the Python
-        command (e.g. ``ip netns exec NAME``, which execs it: the pid stays the node's).
+        command (e.g. ``ip netns exec NAME``, which execs it: the pid stays the node's). A
+        secure cluster's node signs with ``keys/node-<key>.key``.
         """  # fmt: skip
-        args = ["-m", "fedlab.deploy.supernode", "--insecure", "--superlink", superlink or self.fleet,
+        if self.secure:
+            security = ["--root-cert", str(self.directory / "certs" / "ca.pem"),
+                        "--node-key", str(self.directory / "keys" / f"node-{key}.key")]  # fmt: skip
+        else:
+            security = ["--insecure"]
+        args = ["-m", "fedlab.deploy.supernode", *security, "--superlink", superlink or self.fleet,
                 "--node-config", node_config, "--heartbeat-interval", str(heartbeat_interval),
                 "--max-backoff", "1", *extra]  # fmt: skip
         if "--trusted-key" not in extra:
@@ -113,8 +138,16 @@ class Cluster:
     @property
     def control(self) -> ControlClient:
         if self._control is None:
-            self._control = ControlClient(self.control_address, security=INSECURE)
+            self._control = ControlClient(self.control_address, security=self.security)
         return self._control
+
+    @property
+    def security(self) -> ClientSecurity:
+        """What a Control or ServerAppIo client of this cluster presents (the admin's token)."""
+        if not self.secure:
+            return INSECURE
+        token = (self.directory / "admin.token").read_text().strip()
+        return ClientSecurity(root_certificates=(self.directory / "certs" / "ca.pem").read_bytes(), token=token)
 
     def superlink(self) -> Proc:
         return next(p for p in reversed(self.procs) if p.name == "superlink")

@@ -6,6 +6,9 @@ write marker files there so that a test knows where the run is:
 - ``started-<partition>-<round>``: a node began training that round;
 - ``round-end-<round>``: the server aggregated that round; if ``gate-after`` equals the
   round, it then waits for the file ``go-<round>`` before the next round;
+- if the run config has ``hold-<partition> = <round>``, that partition's node, once it
+  wrote its ``started-`` marker of that round, trains no further until the file
+  ``release-<partition>-<round>`` exists (a test can kill it while it is held);
 - the final arrays go to ``<marker-dir>/result.npz``.
 
 ``model-size`` sets the number of weights (1,024 by default). The nodes' updates are exact in float64 whatever the order replies arrive in, so two runs
@@ -37,7 +40,11 @@ def train(msg: Message, ctx: Context) -> Message:
     partition, round_ = ctx.node_config["partition-id"], config["server-round"]
     sleep = config.get(f"sleep-{partition}", 0.0)
     assert isinstance(partition, int) and isinstance(round_, int) and isinstance(sleep, float)
-    (Path(str(config["marker-dir"])) / f"started-{partition}-{round_}").touch()
+    markers = Path(str(config["marker-dir"]))
+    (markers / f"started-{partition}-{round_}").touch()
+    if config.get(f"hold-{partition}") == round_:
+        while not (markers / f"release-{partition}-{round_}").exists():
+            time.sleep(0.02)
     time.sleep(sleep)
     arrays = msg.content["arrays"]
     assert isinstance(arrays, ArrayRecord)
@@ -68,7 +75,7 @@ def main(grid: Grid, context: Context) -> Result:
 
     strategy = FedAvg(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=NUM_NODES,
                       min_available_nodes=NUM_NODES)  # fmt: skip
-    sleeps = {k: v for k, v in config.items() if k.startswith("sleep-")}
+    sleeps = {k: v for k, v in config.items() if k.startswith(("sleep-", "hold-"))}
     result = strategy.start(
         grid, initial, int(config.get("num-server-rounds", 3)),
         train_config={"marker-dir": str(markers), **sleeps}, timeout=120, seed=0, on_round_end=round_end,

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ import pytest
 
 from fedlab.deploy.bundle import build_bundle
 from fedlab.deploy.superlink.orphans import ProcessRecord
-from tests.integration.deploy.deploy_cluster import REPO, Cluster
+from tests.integration.deploy.deploy_cluster import REPO, Cluster, Proc
 
 APPS = "tests.integration.deploy.recovery_apps"
 NODES = [f"partition-id={i} num-partitions=3" for i in range(3)]
@@ -41,16 +42,25 @@ def wait_until(condition: Callable[[], object], what: str, timeout: float = 60.0
 
 
 class Deployment:
-    """A SuperLink on a state directory, three SuperNodes, and one run of the seeded app."""
+    """A SuperLink on a state directory, three SuperNodes, and one run of the seeded app.
 
-    def __init__(self, directory: Path) -> None:
-        self.cluster = Cluster(directory, state="sqlite")
+    ``secure``: over TLS, SuperNode ``i`` signing with node key ``i``.
+    """
+
+    def __init__(self, directory: Path, *, secure: bool = False, heartbeat_interval: float = 1.0) -> None:
+        self.cluster = Cluster(directory, state="sqlite", secure=secure)
         self.directory = directory
         self.markers = directory
+        self.heartbeat_interval = heartbeat_interval
         self.superlink = self.cluster.start_superlink()
-        self.nodes = [self.cluster.start_node(c, app=f"{APPS}:client", heartbeat_interval=1.0) for c in NODES]
+        self.nodes = [self.start_node(i) for i in range(len(NODES))]
         self.node_ids = [self.cluster.node_id(p) for p in self.nodes]
         self.cluster.control.wait_for_nodes(3, timeout=60)
+
+    def start_node(self, partition: int) -> Proc:
+        """Start the SuperNode of ``partition`` (with that partition's key when secure)."""
+        return self.cluster.start_node(NODES[partition], app=f"{APPS}:client",
+                                       heartbeat_interval=self.heartbeat_interval, key=partition)  # fmt: skip
 
     def start_run(self, **config: Any) -> int:
         """Start a run; its markers go to a fresh folder, :attr:`markers`."""
@@ -92,11 +102,12 @@ class Deployment:
         return record.pid
 
 
-@pytest.fixture
-def deployment(tmp_path: Path) -> Iterator[Deployment]:
+@contextmanager
+def running(directory: Path, **options: Any) -> Iterator[Deployment]:
+    """A :class:`Deployment`, always stopped, with any ServerApp left behind."""
     started: list[Deployment] = []
     try:
-        started.append(Deployment(tmp_path))
+        started.append(Deployment(directory, **options))
         yield started[0]
     finally:
         if started:
@@ -104,6 +115,19 @@ def deployment(tmp_path: Path) -> Iterator[Deployment]:
             for run_id in (1, 2):  # and an orphan no SuperLink adopted, after a failure
                 if started[0].serverapp(run_id) is not None:
                     started[0].kill_serverapp(run_id)
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> Iterator[Deployment]:
+    with running(tmp_path) as started:
+        yield started
+
+
+@pytest.fixture
+def secure_deployment(tmp_path: Path) -> Iterator[Deployment]:
+    # Heartbeats every 5 s: a killed node counts as alive for 15 s, time enough to restart it.
+    with running(tmp_path, secure=True, heartbeat_interval=5.0) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +195,33 @@ def test_a_supernode_killed_and_restarted_between_rounds_leaves_the_result_uncha
     wait_until(three_live_nodes, f"node {old} to count as offline")  # 3 missed heartbeats
     (deployment.markers / "go-1").touch()
     assert_identical(deployment.finish(run_id), uninterrupted)
+
+
+def test_a_supernode_killed_while_training_and_restarted_with_its_key_answers_under_its_old_id(
+    secure_deployment: Deployment, uninterrupted: dict[str, np.ndarray]
+) -> None:
+    deployment = secure_deployment
+    run_id = deployment.start_run(**{"hold-1": 2})
+    # Partition 1 has its round-2 instruction and is held inside its ClientApp's training.
+    deployment.wait_marker("started-1-2")
+    node_id = deployment.node_ids[1]
+    assert deployment.cluster.kill(deployment.nodes[1]) == -signal.SIGKILL
+    (deployment.markers / "release-1-2").touch()
+    (deployment.markers / "started-1-2").unlink()
+    replacement = deployment.start_node(1)
+    assert deployment.cluster.node_id(replacement) == node_id
+    deployment.wait_marker("started-1-2")  # the new process trains round 2 again
+
+    assert_identical(deployment.finish(run_id), uninterrupted)
+    events = list(deployment.cluster.control.stream_events(run_id, follow=False))
+    replied = [e for e in events if type(e).__name__ == "ClientReplied"]
+    assert [e.error for e in replied] == [None] * 9, deployment.cluster.logs()
+    assert {e.node_id for e in replied} == set(deployment.node_ids)
+    # The new process answered the instruction the killed one held, and round 3's.
+    assert len(_ACCEPTED.findall(replacement.output())) == 2, replacement.output()
+    audit = [json.loads(line) for line in (deployment.directory / "state" / "audit.jsonl").read_text().splitlines()]
+    again = [r for r in audit if r["action"] == "node.registered" and r.get("again")]
+    assert [(r["actor"], r["redelivered"]) for r in again] == [(f"node:{node_id}", 1)]
 
 
 def test_a_restarted_superlink_fails_a_run_whose_serverapp_died_with_it_or_after(

@@ -34,8 +34,9 @@ from fedlab.deploy.security.requests import NodeSigner
 from fedlab.deploy.security.tls import make_dev_certs
 from fedlab.deploy.transport.channel import open_channel
 from fedlab.deploy.transport.rpc import Stub
+from fedlab.deploy.transport.wire import decode_header, split_message
 from fedlab.errors import DeployError
-from fedlab.message import MessageType
+from fedlab.message import Error, ErrorCode, MessageType
 from fedlab.records import ArrayRecord, RecordDict
 
 
@@ -61,9 +62,10 @@ class Link:
 def link(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Link]:
     directory = tmp_path_factory.mktemp("secure-link")
     certs = make_dev_certs(directory / "certs")
-    for name in ("node-a", "node-m", "node-x", "node-late"):
+    for name in ("node-a", "node-m", "node-r", "node-x", "node-late"):
         write_key_pair(directory / name)
-    (directory / "allowed.pub").write_text((directory / "node-a.pub").read_text() + (directory / "node-m.pub").read_text())
+    allowed = ("node-a", "node-m", "node-r")
+    (directory / "allowed.pub").write_text("".join((directory / f"{n}.pub").read_text() for n in allowed))
     log = open(directory / "superlink.log", "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [sys.executable, "-m", "fedlab.deploy.superlink", "--fleet-address", "127.0.0.1:0",
@@ -186,6 +188,49 @@ def test_a_rogue_node_cannot_take_or_answer_another_nodes_work(link: Link) -> No
         assert code_of(lambda: rogue.PushReplies(forged)) == grpc.StatusCode.PERMISSION_DENIED
         assert victim.GetRun(pb.GetRunRequest(run_id=run_id, node_id=victim_id)).run_id == run_id
         assert message_id
+    finally:
+        grid.close()
+
+
+def test_a_key_that_registers_again_gets_its_node_id_and_its_unanswered_work_back(link: Link) -> None:
+    # Two processes holding one key (a SuperNode restarted while the old one still runs).
+    old, old_signer = node(link, "node-r")
+    node_id = register(old, old_signer, **{"partition-id": 0})
+    with ControlClient(link.addresses.control, security=link.security(link.admin)) as admin:
+        run_id = admin.create_run(b"", attached=True)
+    grid = GrpcGrid(link.addresses.serverappio, run_id, security=link.security(link.admin), forward_events=False)
+    try:
+        content = RecordDict({"arrays": ArrayRecord([np.arange(4, dtype=np.float32)])})
+        (message_id,) = grid.push_messages([grid.create_message(content, MessageType.TRAIN, node_id)])
+        pull = pb.PullInstructionsRequest(node_id=node_id, max_messages=10)
+        (held,) = old.PullInstructions(pull).messages
+        assert not old.PullInstructions(pull).messages  # delivered once
+
+        new, new_signer = node(link, "node-r")
+        assert register(new, new_signer, **{"partition-id": 1}) == node_id
+        (again,) = new.PullInstructions(pull).messages
+        assert decode_header(again).metadata.message_id == message_id == decode_header(held).metadata.message_id
+        with ControlClient(link.addresses.control, security=link.security(link.admin)) as admin:
+            (info,) = [n for n in admin.list_nodes() if n.node_id == node_id]
+        assert info.node_config == {"partition-id": 1}
+
+        def answer(stub: Any, wire: Any, reason: str) -> Any:
+            reply, _ = split_message(decode_header(wire).reply(Error(ErrorCode.CLIENT_APP_CRASHED, reason)))
+            (status,) = stub.PushReplies(pb.PushRepliesRequest(node_id=node_id, messages=[reply])).results
+            return status
+
+        # The newest process answers first; the old one is still the same node, but its
+        # answer to the same instruction is refused: one reply per instruction.
+        assert answer(new, again, "from the new process").accepted
+        late = answer(old, held, "from the old process")
+        assert not late.accepted and "already answered" in late.reason
+        old.Heartbeat(pb.HeartbeatRequest(node_id=node_id, heartbeat_interval=30.0))
+        (reply,) = grid.pull_messages([message_id])
+        assert reply.error is not None and reply.error.reason == "from the new process"
+        # Nothing unanswered is left to hand out again on a third registration.
+        third, third_signer = node(link, "node-r")
+        assert register(third, third_signer) == node_id
+        assert not third.PullInstructions(pull).messages
     finally:
         grid.close()
 

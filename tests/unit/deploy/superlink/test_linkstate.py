@@ -109,6 +109,31 @@ class LinkStateContract:
         accepted, reason = self.reply(state, b, got)
         assert not accepted and f"not delivered to node {b}" in reason
 
+    def test_a_node_that_rejoins_gets_back_only_its_unanswered_unexpired_instructions(
+        self, state: LinkState, clock: Clock
+    ) -> None:
+        run = state.runs.create({}, attached=True)
+        node, other = state.nodes.register({"partition-id": 0}, 1.0), state.nodes.register({}, 100.0)
+        held, answered, short, _elsewhere = self.push(
+            state, instruction(run, node), instruction(run, node, value=2.0),
+            instruction(run, node, ttl=5.0, value=3.0), instruction(run, other),
+        )  # fmt: skip
+        got = {m.message_id: m for m in state.messages.pull_instructions(node, 10)}
+        assert set(got) == {held, answered, short}
+        assert self.reply(state, node, got[answered]) == (True, "")
+        clock.now += 6.0  # node offline (patience 2 x 1 s), ``short`` expired
+        assert not state.nodes.is_online(node)
+        assert state.nodes.rejoin(node, {"partition-id": 1}, 50.0)
+        assert state.nodes.is_online(node) and state.nodes.get(node).node_config == {"partition-id": 1}  # type: ignore[union-attr]
+        assert state.messages.redeliver(node) == 1
+        (again,) = state.messages.pull_instructions(node, 10)
+        assert again.message_id == held
+        assert self.reply(state, node, again) == (True, "")
+        accepted, reason = self.reply(state, node, got[held], metrics=0.9)  # the old process's answer
+        assert not accepted and "already answered" in reason
+        assert state.messages.redeliver(node) == 0
+        assert not state.nodes.rejoin(12345, {}, 1.0) and state.nodes.get(12345) is None
+
     def test_an_unknown_node_gets_a_node_unavailable_reply_at_once(self, state: LinkState) -> None:
         run = state.runs.create({}, attached=True)
         (sent,) = self.push(state, instruction(run, 12345))
