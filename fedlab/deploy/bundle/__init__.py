@@ -87,15 +87,8 @@ from fedlab.client import ClientApp
 from fedlab.context import UserConfig
 
 # The package's parts, by module: their helpers are not part of the package's surface.
-from fedlab.deploy.bundle import _apps, _deps, _files, _format, _importer
-from fedlab.deploy.bundle._binding import (
-    DEFAULT_VALID_FOR,
-    check_new_run,
-    check_run_binding,
-    is_bound,
-    make_binding,
-    refuse_without_trust,
-)
+from fedlab.deploy.bundle import _apps, _binding, _deps, _files, _format, _importer
+from fedlab.deploy.bundle._binding import DEFAULT_VALID_FOR, check_new_run, check_run_binding
 from fedlab.errors import BundleError
 from fedlab.server import ServerApp
 
@@ -257,7 +250,7 @@ def build_bundle(
         "python": f"{sys.version_info.major}.{sys.version_info.minor}",
     }
     if signing_key is not None:
-        manifest["run"] = make_binding(config, valid_for=valid_for)
+        manifest["run"] = _binding.make_binding(config, valid_for=valid_for)
     return _format.write_bundle(manifest, closure.files, signing_key)
 
 
@@ -308,9 +301,9 @@ def load_run_bundle(
     BundleError
         If the bundle is refused; the message says why and what to do.
     """
-    refuse_without_trust(trusted_keys, allow_unsigned)
+    _binding.refuse_without_trust(trusted_keys, allow_unsigned)
     bundle = load_bundle(data, trusted_keys=list(trusted_keys) if trusted_keys else None)
-    if bundle.signer is not None or is_bound(bundle.manifest):
+    if bundle.signer is not None or _binding.is_bound(bundle.manifest):
         check_run_binding(bundle.manifest, run_config, run_id=run_id, now=now, seen_nonces=seen_nonces)
     return bundle
 

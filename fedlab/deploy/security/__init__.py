@@ -14,4 +14,4 @@ What is protected against whom is the README's "Security model"; the pieces:
 
 from fedlab.deploy.security.settings import INSECURE, ClientSecurity
 
-__all__ = ["INSECURE", "ClientSecurity"]
+__all__ = ["ClientSecurity", "INSECURE"]

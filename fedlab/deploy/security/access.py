@@ -22,12 +22,12 @@ from fedlab.deploy.security.requests import AuthFailure, NodeVerifier
 
 __all__ = [
     "ADMIN",
-    "ROLES",
     "Caller",
     "Gate",
     "NodeGate",
     "OpenGate",
     "READER",
+    "ROLES",
     "TokenGate",
     "USER",
     "bound_caller",

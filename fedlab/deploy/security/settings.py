@@ -12,7 +12,7 @@ from fedlab.deploy.security.keys import load_private_key
 from fedlab.deploy.security.tls import read_pem
 from fedlab.errors import DeployError
 
-__all__ = ["INSECURE", "RUN_TOKEN_ENV", "TOKEN_ENV", "ClientSecurity", "read_token"]
+__all__ = ["ClientSecurity", "INSECURE", "RUN_TOKEN_ENV", "TOKEN_ENV", "read_token"]
 
 #: The environment variable the CLI reads a Control token from.
 TOKEN_ENV = "FEDLAB_TOKEN"
