@@ -16,6 +16,9 @@ from pathlib import Path
 
 #: The committed seed corpora, one folder per target (fuzz/corpus/<target>/).
 CORPUS = Path(__file__).resolve().parent / "corpus"
+# The checkout's fedlab, not an installed one, whatever the current directory.
+if str(CORPUS.parent.parent) not in sys.path:
+    sys.path.insert(1, str(CORPUS.parent.parent))
 
 
 @contextlib.contextmanager

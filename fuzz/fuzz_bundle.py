@@ -5,10 +5,12 @@ nothing else. Raw mutations of a zip mostly break its CRCs, so the first byte of
 picks what the rest is:
 
 0. the whole bundle (any bytes);
-1. the manifest.json of an otherwise valid, signed bundle (zip rebuilt around it);
+1. the manifest.json of an otherwise valid bundle (zip rebuilt around it, the manifest
+   signed again so that the reader gets past the signature);
 2. its signature.json;
 3. the bytes of one of its code files;
-4. a list of extra zip entries, ``name\\0content`` separated by ``\\n\\n``.
+4. a list of extra zip entries, ``name\\0content`` separated by ``\\n\\n``;
+5. the manifest.json of the bundle without its signature.
 
 Each input is read without trusted keys and with the signing key trusted. Run:
 ``python fuzz/fuzz_bundle.py fuzz/corpus/bundle -runs=1000000``.
@@ -17,12 +19,15 @@ Each input is read without trusted keys and with the signing key trusted. Run:
 from __future__ import annotations
 
 import io
+import json
 import zipfile
+from collections.abc import Sequence
 
 from _common import instrumented, run
 
 with instrumented():
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
     from fedlab.deploy.bundle import load_bundle
     from fedlab.deploy.bundle._format import read_bundle, write_bundle
@@ -57,12 +62,20 @@ _ENTRIES = {
 }
 
 
-def rezip(change: dict[str, bytes], extra: list[tuple[str, bytes]] = ()) -> bytes:  # type: ignore[assignment]
+def signature(manifest: bytes) -> bytes:
+    """A signature.json over ``manifest`` by :data:`SIGNING_KEY`, in the bundle's format."""
+    public = SIGNING_KEY.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    body = {"algorithm": "ed25519", "public_key": public.hex(), "signature": SIGNING_KEY.sign(manifest).hex()}
+    return json.dumps(body).encode()
+
+
+def rezip(change: dict[str, bytes], extra: Sequence[tuple[str, bytes]] = (), drop: str = "") -> bytes:
     """The valid bundle's entries, those named in ``change`` replaced, ``extra`` appended."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
         for name, content in _ENTRIES.items():
-            archive.writestr(name, change.get(name, content))
+            if name != drop:
+                archive.writestr(name, change.get(name, content))
         for name, content in extra:
             archive.writestr(zipfile.ZipInfo(name), content)
     return buffer.getvalue()
@@ -70,9 +83,11 @@ def rezip(change: dict[str, bytes], extra: list[tuple[str, bytes]] = ()) -> byte
 
 def bundle_from(data: bytes) -> bytes:
     """The bundle bytes an input stands for (see the module docstring)."""
-    mode, rest = (data[0] % 5, data[1:]) if data else (0, b"")
+    mode, rest = (data[0] % 6, data[1:]) if data else (0, b"")
     if mode == 1:
-        return rezip({"manifest.json": rest})
+        return rezip({"manifest.json": rest, "signature.json": signature(rest)})
+    if mode == 5:
+        return rezip({"manifest.json": rest}, drop="signature.json")
     if mode == 2:
         return rezip({"signature.json": rest})
     if mode == 3:

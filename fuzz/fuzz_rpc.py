@@ -29,8 +29,8 @@ import dataclasses
 import hashlib
 import logging
 import random
-from types import SimpleNamespace
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 from _common import instrumented, run
@@ -46,7 +46,6 @@ with instrumented():
     from fedlab.deploy.superlink.fleet import FleetServicer
     from fedlab.deploy.superlink.serverappio import ServerAppIoServicer
     from fedlab.deploy.superlink.state import LinkState
-    from fedlab.deploy.transport.chunks import Chunk
     from fedlab.deploy.transport.events_json import event_to_json
     from fedlab.deploy.transport.rpc import service_handler
     from fedlab.deploy.transport.wire import decode_header, split_message

@@ -16,12 +16,11 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-
-from _common import CORPUS
-
 import fuzz_bundle
 import fuzz_rpc
+import numpy as np
+from _common import CORPUS
+
 from fedlab.deploy import proto as pb
 from fedlab.deploy.bundle import build_bundle
 from fedlab.deploy.transport.chunks import Chunk, encode_chunk
@@ -45,10 +44,11 @@ NOW = fuzz_rpc.NOW
 
 
 def _metadata(**change: object) -> Metadata:
-    values: dict[str, object] = dict(
-        run_id=1, message_id="ab" * 16, src_node_id=0, dst_node_id=7, reply_to_message_id="",
-        group_id="3", message_type="train", ttl=600.0, created_at=NOW,
-    )  # fmt: skip
+    values: dict[str, object] = {
+        "run_id": 1, "message_id": "ab" * 16, "src_node_id": 0, "dst_node_id": 7,
+        "reply_to_message_id": "", "group_id": "3", "message_type": "train", "ttl": 600.0,
+        "created_at": NOW,
+    }  # fmt: skip
     values.update(change)
     return Metadata(**values)  # type: ignore[arg-type]
 
@@ -142,6 +142,7 @@ def bundle_seeds() -> Iterator[bytes]:
     yield b"\x02" + entries["signature.json"]
     yield b"\x03" + entries["code/app_pkg/client_app.py"]
     yield b"\x04" + b"code/app_pkg/extra.py\0x = 1\n\n../escape\0y"
+    yield b"\x05" + entries["manifest.json"]
 
 
 def _request(name: str, **fields: object) -> bytes:
