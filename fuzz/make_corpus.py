@@ -199,6 +199,52 @@ def rpc_seeds() -> Iterator[bytes]:
         world.close()
 
 
+def _patched_zip(flag_bits: int = 0, method: int | None = None, corrupt: bool = False) -> bytes:
+    """The valid bundle with its first entry's header fields changed (both copies)."""
+    data = bytearray(fuzz_bundle.valid_bundle())
+    local, central = data.find(b"PK\x03\x04"), data.find(b"PK\x01\x02")
+    for header, at in ((local, 6), (central, 8)):
+        data[header + at] |= flag_bits
+        if method is not None:
+            data[header + at + 2 : header + at + 4] = method.to_bytes(2, "little")
+    if corrupt:  # the deflate stream of manifest.json: a block type that does not exist
+        name_len = int.from_bytes(data[local + 26 : local + 28], "little")
+        extra_len = int.from_bytes(data[local + 28 : local + 30], "little")
+        data[local + 30 + name_len + extra_len] = 0xFF
+    return bytes(data)
+
+
+def regressions() -> Iterator[tuple[str, bytes]]:
+    """Inputs that once crashed a decoder (named after what escaped), kept as seeds."""
+    deep = b"[" * 3000
+    index = {f"{s}.{m.name}": k for k, (s, m) in enumerate(fuzz_rpc.METHODS)}
+
+    def rpc(method: str, flags: int, **fields: object) -> bytes:
+        message = fuzz_rpc.METHODS[index[method]][1].input_type.name
+        return bytes([index[method], flags]) + _request(message, **fields)
+
+    manifest = json.loads(fuzz_bundle._ENTRIES["manifest.json"])
+    manifest["files"]["app_pkg/__init__.py"] = 1
+    yield "bundle", b"\x00" + _patched_zip(corrupt=True)  # zlib.error
+    yield "bundle", b"\x00" + _patched_zip(flag_bits=1)  # RuntimeError: encrypted
+    yield "bundle", b"\x00" + _patched_zip(method=99)  # NotImplementedError
+    yield "bundle", b"\x05" + json.dumps(manifest).encode()  # AttributeError
+    yield "bundle", b"\x01" + deep  # RecursionError (manifest)
+    yield "bundle", b"\x02" + deep  # RecursionError (signature)
+    yield "events", deep  # RecursionError
+    yield "events", b'{"type": "ClientReplied", "error": {"code": "x"}}'  # ValueError
+    yield "events", b'{"type": "ClientReplied", "error": {"code": 1e400}}'  # OverflowError
+    big = 2**64 - 1
+    yield "rpc", rpc("ServerAppIo.PushEvents", 2, events_json=['{"type": "X", "round": 99999999999999999999}'])
+    yield "rpc", rpc("ServerAppIo.PushEvents", 2, events_json=[deep.decode()])
+    yield "rpc", rpc("Fleet.Register", 0, node_config_json=deep.decode(), heartbeat_interval=1.0)
+    yield "rpc", rpc("Control.CreateRun", 0, run_config_json=deep.decode(), attached=True)
+    yield "rpc", rpc("Fleet.Heartbeat", 1, heartbeat_interval=float("nan"))  # IntegrityError
+    yield "rpc", rpc("Control.StreamEvents", 2, after_seq=big)  # OverflowError
+    yield "rpc", rpc("Control.StreamLogs", 2, after_seq=big)
+    yield "rpc", rpc("ServerAppIo.ForgetMessages", 0, run_id=big, message_ids=["x"])
+
+
 def main() -> None:
     """Replace every corpus folder with freshly made seeds and print their sizes."""
     makers = {"codec": codec_seeds, "wire": wire_seeds, "events": event_seeds,
@@ -210,7 +256,11 @@ def main() -> None:
         seeds = list(make())
         for seed in seeds:
             (folder / f"seed-{hashlib.sha256(seed).hexdigest()[:16]}").write_bytes(seed)
-        print(f"{target}: {len(seeds)} seeds, {sum(map(len, seeds))} bytes")
+        kept = [data for name, data in regressions() if name == target]
+        for data in kept:
+            (folder / f"regression-{hashlib.sha256(data).hexdigest()[:16]}").write_bytes(data)
+        print(f"{target}: {len(seeds)} seeds and {len(kept)} regressions, "
+              f"{sum(map(len, seeds + kept))} bytes")
 
 
 if __name__ == "__main__":
