@@ -192,7 +192,7 @@ def rpc_seeds() -> Iterator[bytes]:
         for index, (service, method) in enumerate(fuzz_rpc.METHODS):
             seeds = specific.get(method.name, [])
             if not method.client_streaming:
-                seeds = [*seeds, (0xFF, b""), (0x01 | 0x02 | 0x08 | 0x20, b"")]
+                seeds = [*seeds, (0xFF, b""), (0x01 | 0x02 | 0x08 | 0x20, b""), (0x01 | 0x04, b"")]
             for flags, body in seeds:
                 yield bytes([index, flags]) + body
     finally:
