@@ -45,12 +45,18 @@ def corpus_files(target: str) -> list[Path]:
     return sorted(p for p in (CORPUS / target).iterdir() if p.is_file())
 
 
-def run(test_one_input: Callable[[bytes], None]) -> None:
+def run(test_one_input: Callable[[bytes], None], *, everything: bool = False) -> None:
     """Fuzz ``test_one_input`` with atheris, with libFuzzer's usual command line.
+
+    ``everything`` also instruments the modules loaded before the target's imports (the
+    standard library's zipfile and json, say), so that their branches guide the fuzzer.
 
     Example: ``python fuzz/fuzz_codec.py fuzz/corpus/codec -runs=1000000``.
     """
     import atheris
+
+    if everything:
+        atheris.instrument_all()
 
     atheris.Setup(sys.argv, test_one_input)
     atheris.Fuzz()

@@ -123,4 +123,4 @@ def test_one_input(data: bytes) -> None:
 
 
 if __name__ == "__main__":
-    run(test_one_input)
+    run(test_one_input, everything=True)  # zipfile's branches matter here

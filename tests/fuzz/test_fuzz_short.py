@@ -33,7 +33,7 @@ TARGETS: dict[str, ModuleType] = {
     m.TARGET: m for m in (fuzz_codec, fuzz_wire, fuzz_events, fuzz_bundle, fuzz_rpc)
 }
 # Examples per target and way of drawing; the RPC target builds a SuperLink state per input.
-EXAMPLES = {"codec": 1500, "wire": 800, "events": 1500, "bundle": 800, "rpc": 600}
+EXAMPLES = {"codec": 1000, "wire": 600, "events": 1000, "bundle": 600, "rpc": 400}
 
 
 def short(target: str) -> settings:
