@@ -25,6 +25,7 @@ Run: ``python fuzz/fuzz_rpc.py fuzz/corpus/rpc -runs=1000000``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -166,12 +167,25 @@ def instruction(run_id: int, node_id: int) -> Message:
     return Message.from_parts(metadata, content=content)
 
 
+@contextlib.contextmanager
+def fixed_node_ids() -> Iterator[None]:
+    """Node ids drawn from a seeded generator, so that a crash replays: the same input
+    meets the same world. The SuperLink's own randomness is back afterwards."""
+    saved = nodes_module.secrets
+    nodes_module.secrets = SimpleNamespace(randbits=random.Random(0).getrandbits)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        nodes_module.secrets = saved
+
+
 class World:
-    """One in-memory LinkState with a node, runs, an instruction, objects and events."""
+    """One in-memory LinkState with a node, runs, an instruction, objects and events.
+
+    Build it inside :func:`fixed_node_ids` for the same ids on every run.
+    """
 
     def __init__(self) -> None:
-        # Fixed node ids, so that a crash replays: the same input meets the same world.
-        nodes_module.secrets = SimpleNamespace(randbits=random.Random(0).getrandbits)  # type: ignore[assignment]
         self.state = LinkState(clock=lambda: NOW)
         self.node_id = self.state.nodes.register({"partition-id": 0}, 30.0)
         self.bundle_digest = self.state.objects.put(BUNDLE)
@@ -289,11 +303,12 @@ def serve(world: World, data: bytes) -> None:
 
 def test_one_input(data: bytes) -> None:
     """Serve ``data`` against a fresh world, so that every input is judged on its own."""
-    world = World()
-    try:
-        serve(world, data)
-    finally:
-        world.close()
+    with fixed_node_ids():
+        world = World()
+        try:
+            serve(world, data)
+        finally:
+            world.close()
 
 
 if __name__ == "__main__":

@@ -160,7 +160,8 @@ def _chunks(data: bytes, pieces: int) -> bytes:
 
 
 def rpc_seeds() -> Iterator[bytes]:
-    world = fuzz_rpc.World()
+    with fuzz_rpc.fixed_node_ids():
+        world = fuzz_rpc.World()
     try:
         node, run = world.node_id, world.run_id
         reply = Message.from_parts(

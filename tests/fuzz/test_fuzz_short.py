@@ -9,6 +9,7 @@ overwritten, inserted or cut, which keeps the inputs close to what the decoders 
 
 from __future__ import annotations
 
+import secrets
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -16,6 +17,8 @@ from types import ModuleType
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from fedlab.deploy.superlink import nodes
 
 FUZZ = Path(__file__).resolve().parents[2] / "fuzz"
 sys.path.insert(0, str(FUZZ))
@@ -68,6 +71,8 @@ def test_every_committed_corpus_input_is_handled_as_documented(target: str) -> N
     assert seeds, f"fuzz/corpus/{target} is empty; run python fuzz/make_corpus.py"
     for seed in seeds:
         TARGETS[target].test_one_input(seed)
+    # The RPC target seeds node ids while it serves; the SuperLink's randomness is back after.
+    assert nodes.secrets is secrets
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
