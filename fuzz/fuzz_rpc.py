@@ -1,7 +1,7 @@
 """Fuzz every RPC of the Fleet, ServerAppIo and Control services, through its real handler.
 
-Each input picks a method (first byte) and a few substitutions (second byte, below); the
-rest is the request: the bytes go through the method's production request deserialiser
+Each input picks a method (first byte, its low 7 bits) and a few substitutions (second
+byte, below); the rest is the request: the bytes go through the method's production request deserialiser
 (the handler ``fedlab.deploy.transport.rpc.service_handler`` builds), and a request that
 parses is served by the real servicer against an in-memory LinkState holding one node,
 one running and one finished run, an instruction, objects, events and logs. The
@@ -14,6 +14,16 @@ UNKNOWN status and a traceback in the log.
 
 For client-streaming calls (PushObject) the body is a sequence of chunks, each a 2-byte
 little-endian length and that many bytes.
+
+Two modes, by the first byte's top bit. Open (0): served through ``OpenGate`` (an
+``--insecure`` SuperLink), so every input reaches the handler body. Authenticated (1):
+served through the real ``NodeGate`` (Fleet) and ``TokenGate`` (Control, ServerAppIo);
+the third byte picks the credential (low 3 bits, see ``_auth.py``; bit 3 on Fleet: the
+same signed call is sent twice), the fourth is the length of the *material* that follows
+(the forged parts), then the request. Besides "no crash", a call the gate must refuse
+ends with UNAUTHENTICATED, one it must admit does not, a replayed signed call is refused,
+and a reader (or a plain user, for keys and users) never gets a normal return from a
+Control RPC that its role forbids.
 
 Substitution flags (second byte), so that the fuzzer gets past the lookups of ids it
 cannot guess: 1 node_id := the registered node; 2 run_id := the running run; 4 run_id :=
@@ -37,13 +47,18 @@ from typing import Any, NamedTuple
 from _common import instrumented, run
 
 with instrumented():
+    import _auth  # its fedlab imports are instrumented too
     import grpc
     import numpy as np
     from google.protobuf.message import DecodeError
 
     from fedlab.deploy import proto as pb
+    from fedlab.deploy.security.access import NodeGate, OpenGate, TokenGate
+    from fedlab.deploy.security.audit import AuditLog
+    from fedlab.deploy.security.requests import NodeVerifier
     from fedlab.deploy.superlink import nodes as nodes_module
     from fedlab.deploy.superlink.control import ControlServicer
+    from fedlab.deploy.superlink.credentials import Credentials
     from fedlab.deploy.superlink.fleet import FleetServicer
     from fedlab.deploy.superlink.serverappio import ServerAppIoServicer
     from fedlab.deploy.superlink.state import LinkState
@@ -93,8 +108,9 @@ class Aborted(Exception):
 class FakeContext:
     """A ``grpc.ServicerContext`` stand-in: abort raises, the client hangs up after one look."""
 
-    def __init__(self) -> None:
+    def __init__(self, metadata: tuple[tuple[str, str], ...] = ()) -> None:
         self._looks = 1
+        self._metadata = metadata
 
     def is_active(self) -> bool:
         self._looks -= 1
@@ -108,7 +124,7 @@ class FakeContext:
         raise Aborted(code, details)
 
     def invocation_metadata(self) -> tuple[Any, ...]:
-        return ()
+        return self._metadata
 
     def peer(self) -> str:
         return "ipv4:127.0.0.1:40000"
@@ -146,7 +162,7 @@ class _Launcher:
     def __init__(self) -> None:
         self.launched: list[int] = []
 
-    def launch(self, run_id: int) -> None:
+    def launch(self, run_id: int, token: str | None = None) -> None:
         self.launched.append(run_id)
 
     def stop(self, run_id: int) -> None:
@@ -180,20 +196,32 @@ def fixed_node_ids() -> Iterator[None]:
 
 
 class World:
-    """One in-memory LinkState with a node, runs, an instruction, objects and events.
+    """One in-memory LinkState with a node, runs, an instruction, objects, events and users.
 
-    Build it inside :func:`fixed_node_ids` for the same ids on every run.
+    The node is registered with the allow-listed key of ``_auth``; the running run belongs
+    to the user ``alice`` and has a launched ServerApp's secret; ``rita`` is a reader;
+    ``bob`` was removed. Build it inside :func:`fixed_node_ids` for the same ids every run.
     """
 
     def __init__(self) -> None:
         self.state = LinkState(clock=lambda: NOW)
+        self.credentials = Credentials(
+            self.state.db, admin_token=_auth.ADMIN_TOKEN, fixed_node_keys=[_auth.NODE_KEY.public_key()]
+        )
+        self.credentials.add_node_key(_auth.ADDED_KEY_LINE)
         self.node_id = self.state.nodes.register({"partition-id": 0}, 30.0)
+        self.credentials.bind_node(_auth.node_key_raw(), self.node_id)
         self.bundle_digest = self.state.objects.put(BUNDLE)
         self.run_id = self.state.runs.create(
             {"lr": 0.1}, attached=True, bundle_digest=self.bundle_digest, bundle_size=len(BUNDLE)
         )
+        self.credentials.set_run_access(self.run_id, "alice", _auth.SERVERAPP_TOKEN)
         self.finished_run_id = self.state.runs.create({}, attached=False)
         self.state.finish_run(self.finished_run_id, "completed")
+        self.tokens = {"admin": _auth.ADMIN_TOKEN, "serverapp": _auth.SERVERAPP_TOKEN}
+        for name, role, key in (("alice", "user", "user"), ("rita", "reader", "reader"), ("bob", "user", "removed")):
+            self.tokens[key] = self.credentials.add_user(name, role)[1]
+        self.credentials.remove_user("bob")
         wire, blob = split_message(instruction(self.run_id, self.node_id))
         assert blob is not None
         self.content_digest = self.state.objects.put(blob)
@@ -202,20 +230,42 @@ class World:
         started = RoundStarted(run_id=self.run_id, round=1, phase="train", node_ids=(self.node_id,), timestamp=NOW)
         self.state.journal.add_events(self.run_id, [event_to_json(started)])
         self.state.journal.add_logs(self.run_id, ["round 1 started"])
-        launcher = _Launcher()
+        launcher, audit = _Launcher(), AuditLog(None)
         servicers = {
-            "Fleet": FleetServicer(self.state, max_object_size=MAX_OBJECT_SIZE),
-            "ServerAppIo": ServerAppIoServicer(self.state, max_object_size=MAX_OBJECT_SIZE),
-            "Control": ControlServicer(
-                self.state, launcher, max_bundle_size=MAX_OBJECT_SIZE, info=pb.SuperLinkInfo  # type: ignore[arg-type]
+            "Fleet": FleetServicer(
+                self.state, max_object_size=MAX_OBJECT_SIZE, credentials=self.credentials, audit=audit
             ),
+            "ServerAppIo": ServerAppIoServicer(
+                self.state, max_object_size=MAX_OBJECT_SIZE, credentials=self.credentials
+            ),
+            "Control": ControlServicer(
+                self.state, launcher, max_bundle_size=MAX_OBJECT_SIZE, info=pb.SuperLinkInfo,
+                credentials=self.credentials, audit=audit,  # type: ignore[arg-type]
+            ),
+        }  # fmt: skip
+        gates = {
+            "Fleet": NodeGate(NodeVerifier(self.credentials.node_allowed, clock=lambda: NOW),
+                              self.credentials.bound_node),
+            "ServerAppIo": TokenGate(self.credentials.serverappio_caller, "ServerAppIo"),
+            "Control": TokenGate(self.credentials.control_caller, "Control"),
+        }  # fmt: skip
+        self.refusals: list[tuple[str, str, str]] = []
+        self.handlers = {
+            (name, secured): service_handler(
+                name, servicer, gates[name] if secured else OpenGate(), on_refused=self._refused
+            )
+            for name, servicer in servicers.items()
+            for secured in (False, True)
         }
-        self.handlers = {name: service_handler(name, servicer) for name, servicer in servicers.items()}
 
-    def handler(self, service: str, method: str) -> Any:
-        """The production RpcMethodHandler of ``service.method``."""
+    def _refused(self, method: str, peer: str, reason: str) -> None:
+        assert all(isinstance(x, str) for x in (method, peer, reason)), (method, peer, reason)
+        self.refusals.append((method, peer, reason))
+
+    def handler(self, service: str, method: str, *, secured: bool = False) -> Any:
+        """The production RpcMethodHandler of ``service.method`` (behind the real gate if ``secured``)."""
         path = f"/{pb.PACKAGE}.{service}/{method}"
-        return self.handlers[service].service(_CallDetails(path, ()))
+        return self.handlers[service, secured].service(_CallDetails(path, ()))
 
     def close(self) -> None:
         self.state.close()
@@ -270,35 +320,79 @@ def _drain(items: Iterator[Any], serialise: Any) -> None:
             break
 
 
-def serve(world: World, data: bytes) -> None:
-    """Serve one input against ``world``; raise on a crash (see the module docstring)."""
-    if len(data) < 2:
-        return
-    service, method = METHODS[data[0] % len(METHODS)]
-    flags, body = data[1], data[2:]
-    handler = world.handler(service, method.name)
-    context = FakeContext()
+def _request(handler: Any, body: bytes, flags: int, world: World) -> Any:
+    """What the handler is called with: the chunks (a list), or the (digest, request) pair;
+    None if the bytes do not parse."""
+    if handler.request_streaming:
+        return _chunks(body, handler.request_deserializer, flags, world)
+    try:
+        digest, request = handler.request_deserializer(body)
+    except DecodeError:
+        return None
+    return digest, _substitute(request, flags, world)
+
+
+def _call(handler: Any, request: Any, metadata: tuple[tuple[str, str], ...] = ()) -> Any:
+    """Serve one call; return None for a normal return or the status it was aborted with."""
+    context = FakeContext(metadata)
     try:
         if handler.request_streaming:
-            chunks = _chunks(body, handler.request_deserializer, flags, world)
-            if chunks is None:
-                return
             call = handler.stream_stream if handler.response_streaming else handler.stream_unary
-            outcome = call(iter(chunks), context)
+            outcome = call(iter(request), context)
         else:
-            try:
-                request = handler.request_deserializer(body)
-            except DecodeError:
-                return
-            request = _substitute(request, flags, world)
             call = handler.unary_stream if handler.response_streaming else handler.unary_unary
             outcome = call(request, context)
         if handler.response_streaming:
             _drain(outcome, handler.response_serializer)
         else:
             handler.response_serializer(outcome)
-    except Aborted:
-        pass
+    except Aborted as aborted:
+        return aborted.code
+    return None
+
+
+def method_of(data: bytes) -> tuple[str, Any]:
+    """The (service, method descriptor) an input calls."""
+    return METHODS[(data[0] & 0x7F) % len(METHODS)]
+
+
+def serve(world: World, data: bytes) -> None:
+    """Serve one input against ``world``; raise on a crash (see the module docstring)."""
+    if len(data) < 2:
+        return
+    service, method = method_of(data)
+    flags = data[1]
+    if not data[0] & 0x80:
+        request = _request(world.handler(service, method.name), data[2:], flags, world)
+        if request is not None:
+            _call(world.handler(service, method.name), request)
+        return
+    if len(data) < 4:
+        return
+    kind, replay, size = data[2] & 7, bool(data[2] & 8), data[3]
+    material, body = data[4 : 4 + size], data[4 + size :]
+    handler = world.handler(service, method.name, secured=True)
+    request = _request(handler, body, flags, world)
+    if request is None:
+        return
+    path = f"/{pb.PACKAGE}.{service}/{method.name}"
+    if service == "Fleet":
+        signed_body = None if handler.request_streaming else body
+        metadata, verdict = _auth.fleet_metadata(
+            kind, material, method=path, body=signed_body, node_id=world.node_id, now=NOW
+        )
+    else:
+        metadata, verdict = _auth.token_metadata(kind, material, world.tokens, service)
+    code = _call(handler, request, metadata)
+    refused = code is grpc.StatusCode.UNAUTHENTICATED
+    if verdict != _auth.EITHER and refused != (verdict == _auth.REFUSE):
+        raise AssertionError(f"{path} with credential kind {kind}: the gate should {verdict}, got {code}")
+    if code is None and _auth.must_not_return(service, method.name, kind):
+        raise AssertionError(f"{path} returned normally for a {_auth.role_of(kind)}")
+    if service == "Fleet" and replay and not refused:
+        again = _call(handler, request, metadata)
+        if again is not grpc.StatusCode.UNAUTHENTICATED:
+            raise AssertionError(f"{path}: a replayed signed request got {again}, not UNAUTHENTICATED")
 
 
 def test_one_input(data: bytes) -> None:
