@@ -15,7 +15,9 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
+import _auth
 import fuzz_bundle
 import fuzz_rpc
 import numpy as np
@@ -23,6 +25,7 @@ from _common import CORPUS
 
 from fedlab.deploy import proto as pb
 from fedlab.deploy.bundle import build_bundle
+from fedlab.deploy.security.keys import fingerprint, public_line
 from fedlab.deploy.transport.chunks import Chunk, encode_chunk
 from fedlab.deploy.transport.events_json import event_to_json
 from fedlab.deploy.transport.wire import split_message
@@ -41,6 +44,8 @@ from fedlab.records import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 from fedlab.wire.codec import encode_message, encode_record_dict
 
 NOW = fuzz_rpc.NOW
+#: When the built bundle's run binding is issued (it stays valid for a while after 2030).
+BINDING_ISSUED = 1_900_000_000.0
 
 
 def _metadata(**change: object) -> Metadata:
@@ -126,9 +131,13 @@ def built_bundle() -> bytes:
         (root / "client_app.py").write_text(CLIENT_APP.format(pkg=pkg))
         (root / "server_app.py").write_text(SERVER_APP)
         (root / "settings.json").write_text('{"batch": 32}')
+        # The run binding's nonce and expiry, fixed so that the seed is the same every time.
+        fixed = (mock.patch("secrets.token_hex", return_value="5eed" * 8),
+                 mock.patch("time.time", return_value=BINDING_ISSUED))  # fmt: skip
         try:
-            return build_bundle(f"{pkg}.client_app:app", f"{pkg}.server_app:app", run_config={"rounds": 2},
-                                signing_key=fuzz_bundle.SIGNING_KEY, project_dir=tmp)  # fmt: skip
+            with fixed[0], fixed[1]:
+                return build_bundle(f"{pkg}.client_app:app", f"{pkg}.server_app:app", run_config={"rounds": 2},
+                                    signing_key=fuzz_bundle.SIGNING_KEY, project_dir=tmp)  # fmt: skip
         finally:
             for name in [m for m in sys.modules if m.partition(".")[0] == pkg]:
                 del sys.modules[name]
@@ -145,8 +154,8 @@ def bundle_seeds() -> Iterator[bytes]:
     yield b"\x05" + entries["manifest.json"]
 
 
-def _request(name: str, **fields: object) -> bytes:
-    return bytes(pb.message_class(name)(**fields).SerializeToString())
+def _request(message: str, **fields: object) -> bytes:
+    return bytes(pb.message_class(message)(**fields).SerializeToString())
 
 
 def _chunks(data: bytes, pieces: int) -> bytes:
@@ -189,6 +198,15 @@ def rpc_seeds() -> Iterator[bytes]:
             "FetchBundle": [(3, _request("FetchBundleRequest"))],
             "PushObject": [(129, _chunks(b"an object uploaded in three chunks", 3)),
                            (0, _chunks(b"a lying upload", 1)[:-3] + b"xyz")],
+            "AddNodeKey": [(0, _request("AddNodeKeyRequest", comment="new-node",
+                                        public_key=public_line(_auth.STRANGER_KEY.public_key(), "n2")))],
+            "RemoveNodeKey": [(0, _request("RemoveNodeKeyRequest",
+                                           fingerprint=fingerprint(_auth.ADDED_KEY.public_key()))),
+                              (0, _request("RemoveNodeKeyRequest",
+                                           fingerprint=fingerprint(_auth.NODE_KEY.public_key())))],
+            "AddUser": [(0, _request("AddUserRequest", name="carol", role="user")),
+                        (0, _request("AddUserRequest", name="alice", role="admin"))],
+            "RemoveUser": [(0, _request("RemoveUserRequest", name="alice"))],
         }  # fmt: skip
         for index, (service, method) in enumerate(fuzz_rpc.METHODS):
             seeds = specific.get(method.name, [])
@@ -196,6 +214,26 @@ def rpc_seeds() -> Iterator[bytes]:
                 seeds = [*seeds, (0xFF, b""), (0x01 | 0x02 | 0x08 | 0x20, b""), (0x01 | 0x04, b"")]
             for flags, body in seeds:
                 yield bytes([index, flags]) + body
+            # The authenticated mode: valid credentials (the node's signature, or each role's
+            # token; the ServerApp's secret on ServerAppIo), the body of the method's first seed.
+            flags, body = seeds[0]
+            kinds = [1] if service == "Fleet" else [1, 2, 3] if service == "Control" else [1, 4]
+            for kind in kinds:
+                yield bytes([index | 0x80, flags | 1, kind, 0]) + body
+        # Each forged Fleet credential once (on Heartbeat), and a replay of a valid one.
+        index = [m.name for _, m in fuzz_rpc.METHODS].index("Heartbeat")
+        body = specific["Heartbeat"][0][1]
+        stale = (61 * 4).to_bytes(2, "little", signed=True)
+        forged = {0: b"x\0y", 2: b"", 3: (node + 1).to_bytes(8, "little"), 4: b"another body",
+                  5: b"00\0" + str(node).encode() + b"\0" + str(NOW).encode() + b"\0" + b"ab" * 16 + b"\0" + b"00" * 64,
+                  6: stale, 7: b"\x04" + b"00" * 64}  # fmt: skip
+        for kind, material in forged.items():
+            yield bytes([index | 0x80, 1, kind, len(material)]) + material + body
+        yield bytes([index | 0x80, 1, 1 | 8, 0]) + body
+        # Each forged token once (on ListRuns) and the removed user's.
+        index = [m.name for _, m in fuzz_rpc.METHODS].index("ListRuns")
+        for kind, material in {0: b"", 5: b"not-a-token", 6: b"Basic YWxpY2U6eA==", 7: b"\x01"}.items():
+            yield bytes([index | 0x80, 0, kind, len(material)]) + material
     finally:
         world.close()
 
@@ -244,6 +282,7 @@ def regressions() -> Iterator[tuple[str, bytes]]:
     yield "rpc", rpc("Control.StreamEvents", 2, after_seq=big)  # OverflowError
     yield "rpc", rpc("Control.StreamLogs", 2, after_seq=big)
     yield "rpc", rpc("ServerAppIo.ForgetMessages", 0, run_id=big, message_ids=["x"])
+    yield "rpc", rpc("Control.GetRun", 0, run_id=big)  # OverflowError (the run's owner)
 
 
 def main() -> None:

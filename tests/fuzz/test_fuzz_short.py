@@ -103,5 +103,8 @@ def test_mutated_valid_inputs_are_handled_as_documented(target: str) -> None:
 def test_the_corpus_stays_small_and_covers_every_rpc() -> None:
     files = [p for p in (FUZZ / "corpus").rglob("*") if p.is_file()]
     assert sum(p.stat().st_size for p in files) < 2 * 2**20
-    methods = {fuzz_rpc.METHODS[seed[0] % len(fuzz_rpc.METHODS)] for seed in _seeds("rpc")}
-    assert len(methods) == len(fuzz_rpc.METHODS) == 31
+    seeds = _seeds("rpc")
+    assert len(fuzz_rpc.METHODS) == 38
+    for secured in (False, True):  # both modes: open, and through the real gates
+        methods = {fuzz_rpc.method_of(seed) for seed in seeds if len(seed) > 1 and bool(seed[0] & 0x80) == secured}
+        assert len(methods) == len(fuzz_rpc.METHODS), secured
