@@ -16,7 +16,6 @@ Control API, nor a plain user the keys and users.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections.abc import Iterator
 from types import SimpleNamespace
 
@@ -156,8 +155,3 @@ def must_not_return(service: str, method: str, kind: int) -> bool:
 def node_key_raw() -> bytes:
     """The allow-listed node key, raw (what the SuperLink binds)."""
     return raw_public(NODE_KEY.public_key())
-
-
-def digest_of(data: bytes) -> bytes:
-    """The SHA-256 the unary deserialiser pairs with a request."""
-    return hashlib.sha256(data).digest()
