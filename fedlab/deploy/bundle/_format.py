@@ -12,6 +12,7 @@ import io
 import json
 import re
 import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -48,6 +49,11 @@ _MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 _COMPONENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 # A fixed timestamp makes the same inputs give byte-identical bundles (and digests).
 _EPOCH = (1980, 1, 1, 0, 0, 0)
+# What zipfile raises on damaged input: besides BadZipFile, zlib's error for corrupt
+# deflate data, RuntimeError for encrypted entries, NotImplementedError for unknown
+# compression methods and versions.
+_ZIP_FAILURES = (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error, RuntimeError,
+                 NotImplementedError)  # fmt: skip
 
 
 def sha256_hex(data: bytes) -> str:
@@ -114,7 +120,7 @@ def read_bundle(
     try:
         archive = zipfile.ZipFile(io.BytesIO(bytes(data)))
         infos = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+    except _ZIP_FAILURES as exc:
         raise BundleError(
             f"These bytes are not a fedlab app bundle (not a valid zip: {exc})."
         ) from None
@@ -139,6 +145,7 @@ def read_bundle(
     files: dict[str, bytes] = {}
     total = 0
     for path, entry in listed.items():
+        entry = entry if isinstance(entry, dict) else {}  # refused just below
         size, digest = entry.get("size"), entry.get("sha256")
         if not isinstance(size, int) or not isinstance(digest, str) or size < 0:
             raise BundleError(
@@ -172,7 +179,7 @@ def _read(archive: zipfile.ZipFile, name: str, limit: int) -> bytes:
     try:
         with archive.open(name) as stream:
             content = stream.read(limit + 1)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+    except _ZIP_FAILURES as exc:
         raise BundleError(f"The bundle entry {name!r} is damaged ({exc}); it is refused.") from None
     return content
 
@@ -180,7 +187,7 @@ def _read(archive: zipfile.ZipFile, name: str, limit: int) -> bytes:
 def _parse_manifest(manifest_bytes: bytes) -> dict[str, Any]:
     try:
         manifest = json.loads(manifest_bytes)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # too deeply nested
         raise BundleError(f"The bundle's manifest.json is not valid JSON ({exc}).") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BundleError("The manifest does not describe a fedlab app bundle; it is refused.")
@@ -228,7 +235,7 @@ def _check_signature(
             raise ValueError(f"unknown algorithm {body['algorithm']!r}")
         signer = Ed25519PublicKey.from_public_bytes(bytes.fromhex(body["public_key"]))
         signature = bytes.fromhex(body["signature"])
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError) as exc:
         raise BundleError(
             f"The bundle's signature.json is malformed ({exc}); it is refused."
         ) from None

@@ -89,7 +89,7 @@ def parse_config(text: str, what: str) -> UserConfig:
         return {}
     try:
         value = json.loads(text)
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:  # RecursionError: nested too deeply
         raise CodecError(f"The {what} is not valid JSON ({err}).") from err
     if not isinstance(value, dict) or not all(
         isinstance(k, str) and isinstance(v, bool | int | float | str) for k, v in value.items()

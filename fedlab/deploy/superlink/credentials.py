@@ -208,6 +208,8 @@ class Credentials:
 
     def run_owner(self, run_id: int) -> str:
         """The user who started the run ("" if unknown)."""
+        if not 0 < run_id < 2**63:  # a uint64 from a request; run ids are SQLite rowids
+            return ""
         rows = self._db.query("SELECT owner FROM run_access WHERE run_id = ?", (run_id,))
         return str(rows[0][0]) if rows else ""
 

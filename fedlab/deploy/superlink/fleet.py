@@ -148,7 +148,8 @@ class FleetServicer:
     @guarded
     def Heartbeat(self, request: Any, context: Any) -> Any:
         self._me(request.node_id, context)
-        interval = min(max(request.heartbeat_interval, _MIN_INTERVAL), _MAX_INTERVAL)
+        # The bound first, so that a NaN interval becomes the bound instead of passing through.
+        interval = min(_MAX_INTERVAL, max(_MIN_INTERVAL, request.heartbeat_interval))
         if not self.state.nodes.heartbeat(request.node_id, interval):
             self._alive(request.node_id, context)  # aborts with NOT_FOUND
         return pb.HeartbeatResponse()

@@ -15,6 +15,9 @@ from fedlab.errors import DeployError
 
 __all__ = ["Journal"]
 
+# The largest integer SQLite stores; a client may send a larger uint64 sequence number.
+_MAX_SEQ = 2**63 - 1
+
 
 class Journal:
     """Appending to and reading from a run's event and log streams."""
@@ -38,9 +41,10 @@ class Journal:
             try:
                 parsed = json.loads(body)
                 kind, round_ = str(parsed["type"]), parsed.get("round", 0)
-            except (ValueError, KeyError, TypeError, AttributeError) as err:
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as err:
                 raise DeployError(f"Not a JSON event ({err}): {body[:80]!r}") from err
-            rows.append((kind, round_ if isinstance(round_, int) else 0, body))
+            in_range = isinstance(round_, int) and -_MAX_SEQ <= round_ <= _MAX_SEQ  # SQLite's int64
+            rows.append((kind, round_ if in_range else 0, body))
         with self._db.transaction() as conn:
             (last,) = conn.execute(
                 "SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id = ?", (run_id,)
@@ -81,7 +85,7 @@ class Journal:
             (seq, body)
             for seq, body in self._db.query(
                 "SELECT seq, body FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-                (run_id, after, limit),
+                (run_id, min(after, _MAX_SEQ), limit),
             )
         ]
 
@@ -92,7 +96,7 @@ class Journal:
             for seq, text, ts in self._db.query(
                 "SELECT seq, text, timestamp FROM logs WHERE run_id = ? AND seq > ? "
                 "ORDER BY seq LIMIT ?",
-                (run_id, after, limit),
+                (run_id, min(after, _MAX_SEQ), limit),
             )
         ]
 

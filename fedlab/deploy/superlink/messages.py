@@ -213,6 +213,8 @@ class Messages:
 
     def forget(self, run_id: int, message_ids: Iterable[str]) -> None:
         """Delete instructions and their replies (received, or no longer awaited)."""
+        if not 0 < run_id < 2**63:  # no such run in SQLite's int64 range: nothing to delete
+            return
         ids = list(dict.fromkeys(message_ids))
         with self._db.transaction() as conn:
             for start in range(0, len(ids), 500):

@@ -78,7 +78,7 @@ def event_from_json(text: str | bytes) -> Event:
     """
     try:
         body = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:  # RecursionError: too deep
         raise DeployError(f"Not a JSON event ({err}): {str(text)[:80]!r}") from err
     if not isinstance(body, dict) or not isinstance(body.get("type"), str):
         raise DeployError(f"A JSON event must be an object with a 'type'; got {str(text)[:80]!r}.")
@@ -94,7 +94,10 @@ def event_from_json(text: str | bytes) -> Event:
             continue
         value = body[f.name]
         if f.name == "error" and isinstance(value, dict):
-            value = Error(code=int(value.get("code", 0)), reason=str(value.get("reason", "")))
+            try:
+                value = Error(code=int(value.get("code", 0)), reason=str(value.get("reason", "")))
+            except (TypeError, ValueError, OverflowError) as err:
+                raise DeployError(f"JSON event {body['type']} has a malformed error ({err}).") from err
         elif isinstance(value, list) and f.name.endswith("ids"):
             value = tuple(value)
         kwargs[f.name] = value
