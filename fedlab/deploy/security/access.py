@@ -105,7 +105,8 @@ class NodeGate:
     """Admits signed requests of allow-listed SuperNodes whose node id is bound to their key.
 
     ``bound_node(key)`` returns the node id registered for a raw public key, or None. A
-    Register call must claim node id 0; every other call the id bound to its key.
+    Register call is not held to a binding (it is what makes one; the node id it claims is
+    ignored); every other call must claim the id bound to its key.
     """
 
     def __init__(self, verifier: NodeVerifier, bound_node: Callable[[bytes], int | None]) -> None:
