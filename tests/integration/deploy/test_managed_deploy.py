@@ -153,6 +153,31 @@ def test_deploy_to_a_running_superlink_gives_the_simulation_result() -> None:
             assert len(control.list_nodes()) == 2
 
 
+def test_another_process_on_the_host_cannot_use_a_local_cluster() -> None:
+    import grpc
+
+    from fedlab.deploy import proto as pb
+    from fedlab.deploy.client.control_client import ControlClient
+    from fedlab.deploy.security import INSECURE, ClientSecurity
+    from fedlab.deploy.transport.channel import open_channel
+    from fedlab.deploy.transport.rpc import Stub
+    from fedlab.errors import DeployError
+
+    with LocalCluster(1, ["partition-id=0 num-partitions=1"]) as cluster:
+        assert cluster.addresses is not None
+        # Its secrets are its own: the directory is private, the token owner-only.
+        assert os.stat(cluster.directory).st_mode & 0o077 == 0
+        assert os.stat(cluster.directory / "admin.token").st_mode & 0o077 == 0
+        ca = (cluster.directory / "certs" / "ca.pem").read_bytes()
+        with ControlClient(cluster.addresses.control, security=ClientSecurity(root_certificates=ca, token="guess"),
+                           timeout=5) as outsider, pytest.raises(DeployError, match="not valid"):  # fmt: skip
+            outsider.create_run(b"", attached=True)
+        plain = Stub(open_channel(cluster.addresses.fleet, INSECURE), "Fleet")
+        with pytest.raises(grpc.RpcError) as caught:
+            plain.Register(pb.RegisterRequest(node_config_json="{}", heartbeat_interval=30.0), timeout=5)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE  # no TLS, no talk
+
+
 def test_processes_end_when_the_process_that_started_them_is_killed() -> None:
     parent = subprocess.Popen(
         [sys.executable, "-c", KILLED_PARENT], stdout=subprocess.PIPE, text=True
