@@ -82,7 +82,9 @@ class FixedClippingMod:
     #: Whether to report the norm bit (set by :class:`AdaptiveClippingMod`).
     _reports_norm_bit = False
 
-    def __init__(self, *, arrayrecord_key: str = "arrays", configrecord_key: str = "config") -> None:
+    def __init__(
+        self, *, arrayrecord_key: str = "arrays", configrecord_key: str = "config"
+    ) -> None:
         self.arrayrecord_key = arrayrecord_key
         self.configrecord_key = configrecord_key
 
@@ -104,7 +106,9 @@ class FixedClippingMod:
             norm = l2_norm(update)
             bit = {NORM_BIT_KEY: int(norm <= norm_limit)} if self._reports_norm_bit else None
             if norm <= norm_limit:
-                return reply if bit is None else reply.with_content(with_metrics(reply.content, bit))
+                return (
+                    reply if bit is None else reply.with_content(with_metrics(reply.content, bit))
+                )
             scale = norm_limit / norm
             clipped = {name: u * scale for name, u in update.items()}
             return rebuilt(reply, self.arrayrecord_key, received, clipped, bit)

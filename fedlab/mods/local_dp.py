@@ -80,7 +80,9 @@ def gaussian_noise_std(
     """
     _check(sensitivity=sensitivity, epsilon=epsilon)
     if not (isinstance(delta, int | float) and 0 < delta < 1):
-        raise ConfigurationError(f"delta must be in (0, 1), got {delta!r}; 1e-5 is a common choice.")
+        raise ConfigurationError(
+            f"delta must be in (0, 1), got {delta!r}; 1e-5 is a common choice."
+        )
     if mechanism == "classical":
         if epsilon >= 1:
             raise ConfigurationError(
@@ -185,7 +187,11 @@ class LocalDpMod:
 
 def _check(**values: object) -> None:
     for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not 0 < value < math.inf
+        ):
             raise ConfigurationError(f"{name} must be a finite number above 0, got {value!r}.")
 
 

@@ -54,7 +54,9 @@ class _SizeMod:
     _what = ""
 
     def __init__(self, limit: int | None = None) -> None:
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+        ):
             raise ConfigurationError(
                 f"limit must be a positive number of bytes or None (no limit), got {limit!r}."
             )

@@ -23,15 +23,18 @@ UPDATE = [np.array([[3.0, 0.0], [-1.0, 2.0]]), np.array([1.0, 4.0, -0.5])]
 UPDATE_NORM = float(np.sqrt(sum((u**2).sum() for u in UPDATE)))
 
 
-def instruction(clip: object = 1.0, message_type: str = "train", arrays: list | None = None) -> Message:
+def instruction(
+    clip: object = 1.0, message_type: str = "train", arrays: list | None = None
+) -> Message:
     content = RecordDict({"arrays": ArrayRecord(arrays if arrays is not None else RECEIVED)})
     if clip is not None:
         content["config"] = ConfigRecord({"dp-clipping-norm": clip, "lr": 0.1})
     return Message(content, dst_node_id=3, message_type=message_type, group_id="1")
 
 
-def app_returning(update: list[np.ndarray], mod: Callable, calls: list | None = None,
-                  metrics: dict | None = None) -> tuple[ClientApp, list[Message]]:
+def app_returning(
+    update: list[np.ndarray], mod: Callable, calls: list | None = None, metrics: dict | None = None
+) -> tuple[ClientApp, list[Message]]:
     app, replies = ClientApp(mods=[mod]), []
 
     def handler(msg: Message, ctx: Context) -> Message:
@@ -53,7 +56,9 @@ def returned_update(reply: Message) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("mod", [fixedclipping_mod, FixedClippingMod()])
-def test_an_update_within_the_norm_comes_back_exactly_as_the_handler_built_it(mod: Callable) -> None:
+def test_an_update_within_the_norm_comes_back_exactly_as_the_handler_built_it(
+    mod: Callable,
+) -> None:
     app, replies = app_returning(UPDATE, mod)
     reply = app(instruction(clip=UPDATE_NORM * 1.01), Context(0, 3))
     assert reply is replies[0]
@@ -61,7 +66,9 @@ def test_an_update_within_the_norm_comes_back_exactly_as_the_handler_built_it(mo
 
 @pytest.mark.parametrize("mod", [fixedclipping_mod, adaptiveclipping_mod])
 @pytest.mark.parametrize("clip", [0.5, 1.0, 2.5])
-def test_a_clipped_update_has_norm_exactly_c_and_its_direction_unchanged(mod: Callable, clip: float) -> None:
+def test_a_clipped_update_has_norm_exactly_c_and_its_direction_unchanged(
+    mod: Callable, clip: float
+) -> None:
     app, _ = app_returning(UPDATE, mod)
     clipped = returned_update(app(instruction(clip=clip), Context(0, 3)))
     norm = float(np.sqrt(sum((c**2).sum() for c in clipped)))
@@ -83,7 +90,9 @@ def test_float32_arrays_are_clipped_to_c_within_float32_precision_and_stay_float
 @pytest.mark.parametrize(
     ("clip", "bit"), [(UPDATE_NORM * 2, 1), (UPDATE_NORM, 1), (UPDATE_NORM / 2, 0)]
 )
-def test_the_adaptive_mod_reports_1_when_the_unclipped_norm_is_at_most_c_else_0(clip: float, bit: int) -> None:
+def test_the_adaptive_mod_reports_1_when_the_unclipped_norm_is_at_most_c_else_0(
+    clip: float, bit: int
+) -> None:
     app, replies = app_returning(UPDATE, AdaptiveClippingMod(), metrics={"num-examples": 5})
     reply = app(instruction(clip=clip), Context(0, 3))
     assert dict(reply.content["metrics"]) == {"num-examples": 5, "dp-norm-bit": bit}
@@ -97,7 +106,9 @@ def test_the_adaptive_mod_adds_a_metric_record_when_the_handler_sent_none() -> N
 
 
 @pytest.mark.parametrize("clip", [None, 0.0, -1.0, float("nan"), "1.0", True])
-def test_an_instruction_without_a_usable_clipping_norm_is_refused_before_training(clip: object) -> None:
+def test_an_instruction_without_a_usable_clipping_norm_is_refused_before_training(
+    clip: object,
+) -> None:
     app, replies = app_returning(UPDATE, fixedclipping_mod)
     reply = app(instruction(clip=clip), Context(0, 3))
     assert replies == []
@@ -136,9 +147,14 @@ def test_evaluate_messages_and_error_replies_pass_through_untouched() -> None:
 def test_a_custom_array_record_name_is_clipped_where_the_strategy_puts_it() -> None:
     mod = FixedClippingMod(arrayrecord_key="model")
     app = ClientApp(mods=[mod])
-    app.train()(lambda msg, ctx: msg.reply(RecordDict({"model": ArrayRecord([np.array([3.0, 4.0])])})))
+    app.train()(
+        lambda msg, ctx: msg.reply(RecordDict({"model": ArrayRecord([np.array([3.0, 4.0])])}))
+    )
     ins = Message(
-        RecordDict({"model": ArrayRecord([np.zeros(2)]), "config": ConfigRecord({"dp-clipping-norm": 1.0})}),
-        dst_node_id=3, message_type="train",
+        RecordDict(
+            {"model": ArrayRecord([np.zeros(2)]), "config": ConfigRecord({"dp-clipping-norm": 1.0})}
+        ),
+        dst_node_id=3,
+        message_type="train",
     )
     np.testing.assert_allclose(app(ins, Context(0, 3)).content["model"]["0"].numpy(), [0.6, 0.8])  # type: ignore[index]

@@ -15,12 +15,18 @@ from fedlab.records import ArrayRecord
 DRAWS = 1000
 
 
-def noisy_update(mod: LocalDpMod, update: np.ndarray, *, node: int = 3, round_: int = 1) -> np.ndarray:
+def noisy_update(
+    mod: LocalDpMod, update: np.ndarray, *, node: int = 3, round_: int = 1
+) -> np.ndarray:
     """What ``mod`` sends back for a handler that adds ``update`` to the received zeros."""
     app = ClientApp(mods=[mod])
     app.train()(lambda msg, ctx: msg.reply(RecordDict({"arrays": ArrayRecord([update])})))
-    ins = Message(RecordDict({"arrays": ArrayRecord([np.zeros_like(update)])}), node, "train",
-                  group_id=str(round_))
+    ins = Message(
+        RecordDict({"arrays": ArrayRecord([np.zeros_like(update)])}),
+        node,
+        "train",
+        group_id=str(round_),
+    )
     return app(ins, Context(0, node)).content["arrays"]["0"].numpy()  # type: ignore[index]
 
 
@@ -30,8 +36,9 @@ def test_the_classical_std_is_the_gaussian_mechanism_formula() -> None:
 
 @pytest.mark.parametrize("mechanism", ["classical", "analytic"])
 def test_the_noise_over_1000_draws_has_the_formulas_std_and_mean_zero(mechanism: str) -> None:
-    mod = LocalDpMod(clipping_norm=1.0, sensitivity=2.0, epsilon=0.8, delta=1e-5,
-                     mechanism=mechanism, seed=11)  # type: ignore[arg-type]
+    mod = LocalDpMod(
+        clipping_norm=1.0, sensitivity=2.0, epsilon=0.8, delta=1e-5, mechanism=mechanism, seed=11
+    )  # type: ignore[arg-type]
     noise = noisy_update(mod, np.zeros(DRAWS))
     sigma = gaussian_noise_std(2.0, 0.8, 1e-5, mechanism)  # type: ignore[arg-type]
     assert mod.noise_std == sigma
@@ -41,8 +48,12 @@ def test_the_noise_over_1000_draws_has_the_formulas_std_and_mean_zero(mechanism:
 
 def test_each_client_and_round_draws_independent_noise() -> None:
     mod = LocalDpMod(clipping_norm=1.0, sensitivity=1.0, epsilon=0.5, delta=1e-5, seed=5)
-    draws = np.array([noisy_update(mod, np.zeros(1), node=1 + i % 10, round_=1 + i // 10)[0]
-                      for i in range(DRAWS)])
+    draws = np.array(
+        [
+            noisy_update(mod, np.zeros(1), node=1 + i % 10, round_=1 + i // 10)[0]
+            for i in range(DRAWS)
+        ]
+    )
     assert abs(draws.std() / mod.noise_std - 1) < 0.1
     assert abs(draws.mean()) < 4 * mod.noise_std / math.sqrt(DRAWS)
     again = LocalDpMod(clipping_norm=1.0, sensitivity=1.0, epsilon=0.5, delta=1e-5, seed=5)
@@ -58,7 +69,9 @@ def test_the_update_is_clipped_before_the_noise_is_added() -> None:
 
 
 @pytest.mark.parametrize("epsilon", [0.1, 0.5, 1.0, 3.0, 10.0])
-def test_the_analytic_std_spends_exactly_epsilon_by_dp_accountings_gaussian_pld(epsilon: float) -> None:
+def test_the_analytic_std_spends_exactly_epsilon_by_dp_accountings_gaussian_pld(
+    epsilon: float,
+) -> None:
     from dp_accounting.pld import privacy_loss_distribution
 
     sigma = gaussian_noise_std(1.5, epsilon, 1e-6, "analytic")
@@ -97,7 +110,9 @@ def test_bad_parameters_are_refused_with_what_to_use(kwargs: dict, says: str) ->
 
 
 def test_an_epsilon_of_1_or_more_works_with_the_analytic_mechanism() -> None:
-    mod = LocalDpMod(clipping_norm=1.0, sensitivity=2.0, epsilon=4.0, delta=1e-5, mechanism="analytic")
+    mod = LocalDpMod(
+        clipping_norm=1.0, sensitivity=2.0, epsilon=4.0, delta=1e-5, mechanism="analytic"
+    )
     assert 0 < mod.noise_std < gaussian_noise_std(2.0, 0.99, 1e-5)
 
 
