@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fedlab.errors import RecordError
+from fedlab.errors import FedlabError, RecordError
 from fedlab.message import Error, ErrorCode, Message
 from fedlab.records import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
@@ -25,8 +25,11 @@ NORM_BIT_KEY = "dp-norm-bit"
 _FLOATS = ("float16", "float32", "float64")
 
 
-class Refusal(Exception):
-    """A precondition of a Mod failed; ``str(self)`` is the reason sent to the server."""
+class Refusal(FedlabError):
+    """A precondition of a Mod failed; ``str(self)`` is the reason sent to the server.
+
+    Never escapes a Mod: each one turns it into an error reply.
+    """
 
 
 def refuse(msg: Message, reason: str) -> Message:
