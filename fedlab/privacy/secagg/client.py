@@ -72,13 +72,14 @@ def setup(config: Mapping[str, Any], server_round: int) -> tuple[ConfigRecord, d
 
 def share_keys(state: ConfigRecord, config: Mapping[str, Any], server_round: int) -> dict[str, Any]:
     """Check the neighbours' keys, share the secrets, encrypt one share pair per neighbour."""
+    st: Any = state  # a ConfigRecord: its values are typed as any config value
     _expect(state, SHARE_KEYS, server_round)
-    index, threshold = int(state["index"]), int(state["threshold"])
+    index, threshold = int(st["index"]), int(st["threshold"])
     peers = [int(j) for j in config["peers"]]
     pk_c, pk_s = list(config["pk-c"]), list(config["pk-s"])
     if len(set(peers)) != len(peers) or not len(peers) == len(pk_c) == len(pk_s):
         raise SecAggViolation("SecAggViolation: the peer list repeats a client or its key lists differ in length.")
-    allowed = set(state["neighbours"]) | {index}
+    allowed = set(st["neighbours"]) | {index}
     if not set(peers) <= allowed or index not in peers:
         raise SecAggViolation(
             f"SecAggViolation: the peers {sorted(set(peers) - allowed)} are not this client's "
@@ -91,7 +92,7 @@ def share_keys(state: ConfigRecord, config: Mapping[str, Any], server_round: int
             "repeats a key could learn this client's masks. Refusing."
         )
     own = peers.index(index)
-    if pk_c[own] != state["pk-c"] or pk_s[own] != state["pk-s"]:
+    if pk_c[own] != st["pk-c"] or pk_s[own] != st["pk-s"]:
         raise SecAggViolation("SecAggViolation: this client's own public keys were replaced.")
     if len(peers) < threshold:
         raise SecAggViolation(
@@ -100,16 +101,16 @@ def share_keys(state: ConfigRecord, config: Mapping[str, Any], server_round: int
         )
     seed = os.urandom(shamir.SECRET_BYTES)
     seed_shares = shamir.split(seed, peers, threshold)
-    key_shares = shamir.split(bytes(state["sk-s"]), peers, threshold)
+    key_shares = shamir.split(bytes(st["sk-s"]), peers, threshold)
     dst, blobs = [], []
     for j, pk in zip(peers, pk_c, strict=True):
         if j == index:
             continue
-        key = crypto.agree(bytes(state["sk-c"]), bytes(pk), SHARE_LABEL)
+        key = crypto.agree(bytes(st["sk-c"]), bytes(pk), SHARE_LABEL)
         plain = index.to_bytes(4, "big") + j.to_bytes(4, "big") + seed_shares[j] + key_shares[j]
         dst.append(j)
         blobs.append(crypto.encrypt(key, plain, associated_data(server_round, index, j)))
-    state.update(
+    st.update(
         {
             "next": COLLECT,
             "seed": seed,
@@ -126,9 +127,10 @@ def share_keys(state: ConfigRecord, config: Mapping[str, Any], server_round: int
 
 def collect(state: ConfigRecord, config: Mapping[str, Any], server_round: int) -> None:
     """Open the shares the neighbours sent; fix the set of peers this client masks with."""
+    st: Any = state  # a ConfigRecord: its values are typed as any config value
     _expect(state, COLLECT, server_round)
-    index, threshold = int(state["index"]), int(state["threshold"])
-    peers = list(state["peers"])
+    index, threshold = int(st["index"]), int(st["threshold"])
+    peers = list(st["peers"])
     src = [int(j) for j in config.get("src", [])]
     blobs = list(config.get("ciphertexts", []))
     if len(set(src)) != len(src) or len(src) != len(blobs) or index in src or not set(src) <= set(peers):
@@ -140,10 +142,10 @@ def collect(state: ConfigRecord, config: Mapping[str, Any], server_round: int) -
             f"SecAggViolation: too few shares: {len(src)} neighbour(s) sent theirs, but "
             f"{threshold - 1} are needed for the reconstruction threshold {threshold}."
         )
-    held, held_seed, held_key = list(state["held"]), list(state["held-seed"]), list(state["held-key"])
+    held, held_seed, held_key = list(st["held"]), list(st["held-seed"]), list(st["held-key"])
     for j, blob in zip(src, blobs, strict=True):
-        pk = state["peer-pk-c"][peers.index(j)]
-        key = crypto.agree(bytes(state["sk-c"]), bytes(pk), SHARE_LABEL)
+        pk = st["peer-pk-c"][peers.index(j)]
+        key = crypto.agree(bytes(st["sk-c"]), bytes(pk), SHARE_LABEL)
         try:
             plain = crypto.decrypt(key, bytes(blob), associated_data(server_round, j, index))
         except InvalidTag:
@@ -157,7 +159,7 @@ def collect(state: ConfigRecord, config: Mapping[str, Any], server_round: int) -
         held.append(j)
         held_seed.append(plain[8 : 8 + size])
         held_key.append(plain[8 + size : 8 + 2 * size])
-    state.update(
+    st.update(
         {"next": UNMASK, "held": held, "held-seed": held_seed, "held-key": held_key,
          "masked-with": src}
     )
@@ -165,28 +167,31 @@ def collect(state: ConfigRecord, config: Mapping[str, Any], server_round: int) -
 
 def masked_vector(state: ConfigRecord, update: np.ndarray, weight: int) -> np.ndarray:
     """Return ``(w * q(update), w) + self mask ± pairwise masks  (mod M)``, as uint64."""
-    c, q_range = float(state["clipping-range"]), int(state["quantization-range"])
-    modulus, index = int(state["modulus-range"]), int(state["index"])
-    if not 0 <= weight <= int(state["max-weight"]):
+    st: Any = state
+    c, q_range = float(st["clipping-range"]), int(st["quantization-range"])
+    modulus, index = int(st["modulus-range"]), int(st["index"])
+    if not 0 <= weight <= int(st["max-weight"]):
         raise SecAggViolation(f"SecAggViolation: weight {weight} is outside [0, max_weight].")
     q = quantize(update, c, q_range)
     vector = np.concatenate([q * np.uint64(weight), np.array([weight], dtype=np.uint64)])
     low = np.uint64(modulus - 1)
-    vector = (vector + crypto.mask(bytes(state["seed"]), vector.size, modulus)) & low
-    peers = list(state["peers"])
-    for j in state["masked-with"]:
+    vector = (vector + crypto.mask(bytes(st["seed"]), vector.size, modulus)) & low
+    peers = list(st["peers"])
+    for j in st["masked-with"]:
         if j == index:
             continue
-        pk = bytes(state["peer-pk-s"][peers.index(j)])
-        pairwise = crypto.mask(crypto.agree(bytes(state["sk-s"]), pk, MASK_LABEL), vector.size, modulus)
+        pk = bytes(st["peer-pk-s"][peers.index(j)])
+        pairwise = crypto.mask(crypto.agree(bytes(st["sk-s"]), pk, MASK_LABEL), vector.size, modulus)
         vector = (vector + pairwise if index < j else vector + (np.uint64(modulus) - pairwise)) & low
-    return vector
+    out: np.ndarray = vector
+    return out
 
 
 def unmask(state: ConfigRecord, config: Mapping[str, Any], server_round: int) -> dict[str, Any]:
     """Reveal self-mask seed shares of the alive and key shares of the dropped."""
+    st: Any = state  # a ConfigRecord: its values are typed as any config value
     _expect(state, UNMASK, server_round)
-    index, threshold = int(state["index"]), int(state["threshold"])
+    index, threshold = int(st["index"]), int(st["threshold"])
     alive = [int(j) for j in config.get("alive", [])]
     dropped = [int(j) for j in config.get("dropped", [])]
     both = sorted(set(alive) & set(dropped))
@@ -195,15 +200,15 @@ def unmask(state: ConfigRecord, config: Mapping[str, Any], server_round: int) ->
             f"SecAggViolation: clients {both} are listed both alive and dropped; revealing "
             "both a mask seed share and a key share of one peer would expose its update."
         )
-    revealed_seed = set(state.get("revealed-seed", []))
-    revealed_key = set(state.get("revealed-key", []))
+    revealed_seed = set(st.get("revealed-seed", []))
+    revealed_key = set(st.get("revealed-key", []))
     twice = sorted((set(alive) & revealed_key) | (set(dropped) & revealed_seed))
     if twice:
         raise SecAggViolation(
             f"SecAggViolation: asked to reveal both a mask seed and a secret key of {twice}."
         )
-    held = list(state["held"])
-    masked_with = set(state["masked-with"]) | {index}
+    held = list(st["held"])
+    masked_with = set(st["masked-with"]) | {index}
     if index not in alive or not set(alive) <= masked_with or not set(dropped) <= set(held):
         raise SecAggViolation(
             "SecAggViolation: the alive/dropped lists name clients this client holds no "
@@ -214,11 +219,12 @@ def unmask(state: ConfigRecord, config: Mapping[str, Any], server_round: int) ->
             f"SecAggViolation: only {len(alive)} surviving neighbour(s), fewer than the "
             f"threshold {threshold}; refusing to reveal shares."
         )
-    state["revealed-seed"] = sorted(revealed_seed | set(alive))
-    state["revealed-key"] = sorted(revealed_key | set(dropped))
+    # ``next`` stays "unmask": a repeated request is answered, held to the same choices.
+    st["revealed-seed"] = sorted(revealed_seed | set(alive))
+    st["revealed-key"] = sorted(revealed_key | set(dropped))
     return {
         "alive": alive,
-        "seed-shares": [state["held-seed"][held.index(j)] for j in alive],
+        "seed-shares": [st["held-seed"][held.index(j)] for j in alive],
         "dropped": dropped,
-        "key-shares": [state["held-key"][held.index(j)] for j in dropped],
+        "key-shares": [st["held-key"][held.index(j)] for j in dropped],
     }

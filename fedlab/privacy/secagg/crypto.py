@@ -75,4 +75,5 @@ def mask(seed: bytes, length: int, modulus: int) -> np.ndarray:
     key = derive(seed, b"fedlab secagg+ mask prg")
     stream = Cipher(algorithms.AES(key), modes.CTR(b"\0" * 16)).encryptor().update(bytes(8 * length))
     words = np.frombuffer(stream, dtype="<u8").astype(np.uint64, copy=False)
-    return words & np.uint64(modulus - 1)
+    out: np.ndarray = words & np.uint64(modulus - 1)
+    return out
