@@ -7,6 +7,9 @@
 :mod:`~fedlab.mods.local_dp`
     :class:`LocalDpMod`: clip the update and add Gaussian noise for (ε, δ) local DP, with
     :func:`gaussian_noise_std` giving the noise it adds.
+:mod:`~fedlab.mods.secagg`
+    :class:`SecAggPlusMod` (``secaggplus_mod``): the client side of SecAgg+, paired with
+    :class:`fedlab.privacy.SecAggPlus`; the server sees only the sum of the updates.
 :mod:`~fedlab.mods.size`
     :class:`MessageSizeMod` and :class:`ArraysSizeMod` (``message_size_mod``,
     ``arrays_size_mod``): report bytes received and sent as reply metrics, and refuse
@@ -27,6 +30,7 @@ from fedlab.mods.clipping import (
     fixedclipping_mod,
 )
 from fedlab.mods.local_dp import LocalDpMod, gaussian_noise_std
+from fedlab.mods.secagg import SecAggPlusMod, secaggplus_mod
 from fedlab.mods.size import ArraysSizeMod, MessageSizeMod, arrays_size_mod, message_size_mod
 
 __all__ = [
@@ -37,9 +41,11 @@ __all__ = [
     "LocalDpMod",
     "MessageSizeMod",
     "NORM_BIT_KEY",
+    "SecAggPlusMod",
     "adaptiveclipping_mod",
     "arrays_size_mod",
     "fixedclipping_mod",
     "gaussian_noise_std",
     "message_size_mod",
+    "secaggplus_mod",
 ]
