@@ -84,6 +84,8 @@ class PrivacyAccountant:
         # Rounds as (sample_size, population, count): runs of equal rounds are composed
         # at once, which keeps PLD cheap over many rounds.
         self._rounds: list[list[int]] = []
+        self._curves: dict[tuple[int, int], Any] = {}  # one round's RDP at each order
+        self._orders: Any = None
 
     @property
     def steps(self) -> int:
@@ -126,17 +128,31 @@ class PrivacyAccountant:
         if self.noise_multiplier == 0:
             return math.inf
         dp = _dp_accounting()
-        accountant: Any
         if self.method == "pld":
             accountant = dp.pld.PLDAccountant()
-        elif self.sampling == "fixed-size":
-            accountant = dp.rdp.RdpAccountant(
-                neighboring_relation=dp.NeighboringRelation.REPLACE_ONE
-            )
-        else:
-            accountant = dp.rdp.RdpAccountant()
-        accountant.compose(self.event())
-        return float(accountant.get_epsilon(self.delta))
+            accountant.compose(self.event())
+            return float(accountant.get_epsilon(self.delta))
+        # RDP adds up over rounds: one round's curve is computed once per round shape
+        # (it costs a fraction of a second for fixed-size sampling) and scaled, exactly as
+        # dp-accounting's own RdpAccountant composes a SelfComposedDpEvent.
+        total = None
+        for sample_size, population, count in self._rounds:
+            curve = count * self._round_rdp(sample_size, population)
+            total = curve if total is None else total + curve
+        epsilon, _ = dp.rdp.rdp_privacy_accountant.compute_epsilon(self._orders, total, self.delta)
+        return float(epsilon)
+
+    def _round_rdp(self, sample_size: int, population: int) -> Any:
+        key = (sample_size, population)
+        if key not in self._curves:
+            dp = _dp_accounting()
+            relation = dp.NeighboringRelation.ADD_OR_REMOVE_ONE
+            if self.sampling == "fixed-size":
+                relation = dp.NeighboringRelation.REPLACE_ONE
+            accountant = dp.rdp.RdpAccountant(neighboring_relation=relation)
+            accountant.compose(self._round_event(sample_size, population))
+            self._orders, self._curves[key] = accountant.orders, accountant.rdp
+        return self._curves[key]
 
     def _round_event(self, sample_size: int, population: int) -> Any:
         dp = _dp_accounting()
