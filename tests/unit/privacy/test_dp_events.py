@@ -6,7 +6,14 @@ import io
 
 from fedlab.dashboard import PlainConsole
 from fedlab.deploy.transport.events_json import event_from_json, event_to_json
-from fedlab.events import Event, PrivacySpent, RoundAggregated, RoundStarted, RunFinished, RunStarted
+from fedlab.events import (
+    Event,
+    PrivacySpent,
+    RoundAggregated,
+    RoundStarted,
+    RunFinished,
+    RunStarted,
+)
 from fedlab.history import History
 
 SPENT = PrivacySpent(
@@ -22,7 +29,7 @@ def _run() -> list[Event]:
         RoundStarted(run_id=7, round=1, phase="train", node_ids=(1, 2)),
         SPENT,
         RoundAggregated(run_id=7, round=1, metrics={"loss": 0.5}, num_replies=2, num_failures=0,
-                        train_duration_s=1.0, aggregate_duration_s=0.25),  # fmt: skip
+                        train_duration_s=1.0, aggregate_duration_s=0.25),
         RunFinished(run_id=7, rounds_completed=1, duration_s=2.0),
     ]
 

@@ -131,3 +131,29 @@ def test_wrapper_refuses_settings_that_break_its_sampling() -> None:
         DPServerFixed(FedAvg(fraction_train=0.5), 1.0, 1.0, num_sampled_clients=4)
     with pytest.raises(StrategyError, match="min_train_nodes"):
         DPServerFixed(FedAvg(min_train_nodes=5), 1.0, 1.0, num_sampled_clients=4)
+
+
+def test_a_wrapper_around_a_default_fedavg_runs_a_train_only_client_app() -> None:
+    # Left at its default, the wrapped FedAvg settles to no client evaluation, as FedAvg alone does.
+    _, result = _run(DPServerFixed(FedAvg(), 0.5, 1.0, num_sampled_clients=3), rounds=2, clients=5)
+    assert result.rounds_completed == 2
+
+
+def test_state_dict_survives_json_and_restores_norm_epsilon_and_rngs() -> None:
+    import json
+
+    from fedlab.privacy import DPServerAdaptive
+    from fedlab.strategy import StrategyState
+
+    def make() -> DPServerAdaptive:
+        return DPServerAdaptive(_plain(), 1.0, 4, initial_clipping_norm=0.3, clipped_count_stddev=2.0)
+
+    first = make()
+    _run(first, rounds=2, clients=6)
+    saved = first.state_dict()
+    values = json.loads(json.dumps(saved.values))
+    second = make()
+    second.load_state_dict(StrategyState(arrays=dict(saved.arrays), values=values))
+    assert second.clipping_norm == first.clipping_norm != 0.3
+    assert second.accountant.steps == 2 and second.accountant.epsilon() == first.accountant.epsilon()
+    assert json.loads(json.dumps(second.state_dict().values)) == values  # noise RNG included
