@@ -41,7 +41,7 @@ def _app(scale: float = 0.1) -> ClientApp:
 def _run(strategy: Any, rounds: int = 3, clients: int = 4, app: ClientApp | None = None,
          initial: ArrayRecord | None = None) -> tuple[Federation, Any]:
     fed = Federation(app or _app(), strategy=strategy, num_clients=clients, seed=3, display="none",
-                     initial_arrays=initial if initial is not None else _initial())
+                     backend="inline", initial_arrays=initial if initial is not None else _initial())
     return fed, fed.run(rounds=rounds)
 
 
@@ -106,6 +106,16 @@ def test_a_seeded_run_reports_privacy_spent_every_round_into_history() -> None:
     assert clients_per_round == [m, m, m]  # exactly m sampled, as the accountant assumes
     replayed = [e for e in fed.history.replay() if type(e).__name__ == "PrivacySpent"]
     assert len(replayed) == 3
+
+
+def test_a_seeded_noised_run_is_reproducible_noise_included() -> None:
+    def once() -> tuple[Any, Any]:
+        fed, result = _run(DPServerFixed(_plain(), 1.0, 0.5, num_sampled_clients=3), rounds=2, clients=6)
+        return fed.history.privacy, result.arrays  # type: ignore[union-attr]
+
+    (spent_a, arrays_a), (spent_b, arrays_b) = once(), once()
+    assert spent_a == spent_b
+    assert all(arrays_a[k].numpy().tobytes() == arrays_b[k].numpy().tobytes() for k in SHAPES)
 
 
 def test_client_side_clipping_sends_the_norm_and_refuses_an_unclipped_update() -> None:
