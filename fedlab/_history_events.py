@@ -16,6 +16,7 @@ from fedlab.events import (
     ClientReplied,
     Evaluated,
     Event,
+    PrivacySpent,
     ReplyRejected,
     RoundAggregated,
     RoundStarted,
@@ -28,6 +29,19 @@ from fedlab.message import Error
 __all__ = ["record", "replay"]
 
 Row = dict[str, Any]
+#: What a round row keeps of a PrivacySpent (under "privacy"), in this order.
+PRIVACY_FIELDS = (
+    "epsilon",
+    "delta",
+    "accountant",
+    "sampling",
+    "noise_multiplier",
+    "sampling_probability",
+    "num_sampled",
+    "population",
+    "steps",
+    "clipping_norm",
+)
 
 
 def record(event: Event, run: Row, rounds: dict[int, Row], clients: list[Row], reports: list[Row]) -> None:
@@ -93,6 +107,8 @@ def record(event: Event, run: Row, rounds: dict[int, Row], clients: list[Row], r
                 evaluate_failures=event.num_failures,
                 evaluate_duration_s=event.duration_s,
             )
+    elif isinstance(event, PrivacySpent):
+        row(event.round)["privacy"] = {f: getattr(event, f) for f in PRIVACY_FIELDS}
     elif isinstance(event, StrategyReport):
         reports.append({"round": event.round, "strategy": event.strategy, "info": plain(event.info)})
     elif isinstance(event, RunFinished):
@@ -184,6 +200,8 @@ def _round(
                 aggregated=bool(row["aggregated"]),
                 reason=str(row["reason"]),
             )
+        if phase == "train" and row.get("privacy"):
+            yield PrivacySpent(run_id=run_id, round=number, **row["privacy"])
         if phase == "evaluate" and (row["evaluate"] or row["evaluate_duration_s"] is not None):
             yield Evaluated(
                 run_id=run_id,

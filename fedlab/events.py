@@ -5,8 +5,9 @@ one :class:`ClientReplied` per sampled node (each maybe followed by a :class:`Re
 when the strategy refuses that reply), :class:`RoundAggregated`, then optionally
 :class:`RoundStarted` (evaluate) with its replies and :class:`Evaluated`; finally
 :class:`RunFinished`. Strategies may add :class:`StrategyReport` events describing what they
-did (e.g. which clients a robust rule kept). History, the terminal console and the notebook
-dashboard are subscribers; they never reach into the runtime.
+did (e.g. which clients a robust rule kept), and a differentially private one a
+:class:`PrivacySpent` after every round's aggregation. History, the terminal console and
+the notebook dashboard are subscribers; they never reach into the runtime.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "EventBus",
     "LISTED_NODES",
     "Phase",
+    "PrivacySpent",
     "ReplyRejected",
     "RoundAggregated",
     "RoundStarted",
@@ -163,6 +165,31 @@ class StrategyReport(Event):
     round: int
     strategy: str
     info: MetricDict
+
+
+@dataclass(frozen=True)
+class PrivacySpent(Event):
+    """The privacy a differentially private run has spent once ``round`` was aggregated.
+
+    ``epsilon`` is the total ε so far at ``delta`` (not this round's share), by
+    ``accountant`` (``"rdp"`` or ``"pld"``) for ``sampling`` (``"fixed-size"``: exactly
+    ``num_sampled`` of ``population`` clients each round; ``"poisson"``: each with
+    probability ``sampling_probability``), with Gaussian noise multiplier
+    ``noise_multiplier``, over ``steps`` rounds. ``clipping_norm`` is the norm this round
+    clipped to (it moves with adaptive clipping).
+    """
+
+    round: int
+    epsilon: float
+    delta: float
+    accountant: str
+    sampling: str
+    noise_multiplier: float
+    sampling_probability: float
+    num_sampled: int
+    population: int
+    steps: int
+    clipping_norm: float
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ __all__ = [
     "describe_error",
     "format_metrics",
     "format_number",
+    "format_privacy",
     "format_rounds",
     "format_seconds",
     "metric_rank",
@@ -130,6 +131,18 @@ def format_metrics(
         shown = " ".join(f"{key}={format_number(lookup[name][key])}" for key in keys)
         parts.append(f"{name} {shown}")
     return "  ".join(parts)
+
+
+def format_privacy(epsilon: float, delta: float) -> str:
+    """``ε=2.345 (δ=1e-05)``: the privacy a DP run has spent so far.
+
+    Examples
+    --------
+    >>> format_privacy(2.34567, 1e-5), format_privacy(float("inf"), 1e-5)
+    ('ε=2.346 (δ=1e-05)', 'ε=inf (δ=1e-05)')
+    """
+    shown = "inf" if math.isinf(epsilon) else f"{epsilon:.4g}"
+    return f"ε={shown} (δ={delta:.3g})"
 
 
 def format_seconds(seconds: float) -> str:

@@ -115,6 +115,19 @@ class History:
         return reports
 
     @property
+    def privacy(self) -> list[dict[str, Any]]:
+        """The privacy spent after each round of a differentially private run, in round order.
+
+        One dict per :class:`~fedlab.events.PrivacySpent`: ``round``, ``epsilon`` (total
+        so far), ``delta``, ``accountant``, ``sampling``, ``noise_multiplier``,
+        ``sampling_probability``, ``num_sampled``, ``population``, ``steps``,
+        ``clipping_norm``. Empty for a run without DP.
+        """
+        with self._lock:
+            rows = [self._rounds[r] for r in sorted(self._rounds) if self._rounds[r].get("privacy")]
+            return [{"round": row["round"], **copy_rows(row["privacy"])} for row in rows]
+
+    @property
     def run(self) -> dict[str, Any]:
         """Facts about the run, as a dict.
 

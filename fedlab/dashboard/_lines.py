@@ -7,6 +7,7 @@ from fedlab.events import ClientReplied, ReplyRejected, RunFinished, RunStarted
 from fedlab.format import (
     describe_error,
     format_metrics,
+    format_privacy,
     format_rounds,
     format_seconds,
 )
@@ -36,7 +37,10 @@ def started_line(event: RunStarted) -> str:
 
 
 def round_line(tracker: RunTracker, state: RoundState) -> str | None:
-    """``round 3/10  clients 20/20 (0 failed)  train loss=0.4312  1.23s``; None if empty."""
+    """``round 3/10  clients 20/20 (0 failed)  train loss=0.4312  1.23s``; None if empty.
+
+    A DP run adds the privacy spent so far before the time: ``ε=1.23 (δ=1e-05)``.
+    """
     sections = state.sections()
     if not state.sampled and state.aggregated is None and not any(m for _, m in sections):
         return None  # only a strategy report or a straggler opened it: nothing to show
@@ -50,6 +54,8 @@ def round_line(tracker: RunTracker, state: RoundState) -> str | None:
     metrics = format_metrics(sections)
     if metrics:
         parts.append(metrics)
+    if state.privacy is not None:
+        parts.append(format_privacy(*state.privacy))
     parts.append(format_seconds(state.duration_s))
     return "  ".join(parts)
 

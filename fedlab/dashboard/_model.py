@@ -19,6 +19,7 @@ from fedlab.events import (
     ClientReplied,
     Evaluated,
     Event,
+    PrivacySpent,
     ReplyRejected,
     RoundAggregated,
     RoundStarted,
@@ -201,6 +202,9 @@ class DashboardModel:
                 for name, value in event.metrics.items():
                     if _is_number(value):
                         self.central.setdefault(name, {})[event.round] = float(value)
+        elif isinstance(event, PrivacySpent) and math.isfinite(event.epsilon):
+            # Drawn with the server's metrics: one value per round, for the whole run.
+            self.central.setdefault(f"ε (δ={event.delta:.3g})", {})[event.round] = event.epsilon
         elif isinstance(event, RunFinished):
             self.finished, self.finish = True, event
 

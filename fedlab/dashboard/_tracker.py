@@ -16,6 +16,7 @@ from fedlab.events import (
     ClientReplied,
     Evaluated,
     Event,
+    PrivacySpent,
     ReplyRejected,
     RoundAggregated,
     RoundStarted,
@@ -43,6 +44,8 @@ class RoundState:
     duration_s: float = 0.0
     aggregated: bool | None = None
     reason: str = ""
+    #: (ε, δ) spent so far, after this round of a differentially private run.
+    privacy: tuple[float, float] | None = None
 
     def sections(self) -> list[tuple[str, dict[str, Any]]]:
         """The round's metrics as (source, metrics) pairs, in display order."""
@@ -195,6 +198,8 @@ class RunTracker:
             if not event.aggregated:
                 self.unaggregated.append(event.round)
             self.latest = state
+        elif isinstance(event, PrivacySpent):
+            state.privacy = (event.epsilon, event.delta)
         elif isinstance(event, Evaluated):
             if event.source == "server":
                 state.server = dict(event.metrics)

@@ -164,7 +164,8 @@ def settle_client_evaluation(strategy: Strategy | None, client_app: ClientApp) -
     can_evaluate = any(t.split(".")[0] == "evaluate" for t in client_app.message_types)
     asked = float(getattr(strategy, "fraction_evaluate", 0.0))
     settle: Callable[[bool], bool] | None = (
-        strategy.evaluate_on_clients if isinstance(strategy, FedAvg) else None
+        strategy.evaluate_on_clients if isinstance(strategy, FedAvg)
+        else getattr(strategy, "evaluate_on_clients", None)  # a wrapper passes it on
     )
     evaluates = settle(can_evaluate) if settle is not None else asked > 0
     if evaluates and not can_evaluate:
