@@ -1,0 +1,3 @@
+"""Server-side privacy: differential privacy, secure and homomorphic aggregation."""
+
+__all__: list[str] = []
