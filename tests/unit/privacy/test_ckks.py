@@ -9,6 +9,9 @@ one round of a float64 mean, bench/ckks.py measures 3.9e-7. The test holds it to
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -119,3 +122,13 @@ def test_a_client_without_the_mod_is_refused_with_a_fix(keys: CkksKeys) -> None:
     with pytest.raises(FederationError, match=r"holds no 'ckks' ConfigRecord.*Add CkksMod"):
         federation(make_app([]), strategy).run(rounds=1)
     assert strategy.encrypted_aggregate is None
+
+
+def test_importing_fedlab_and_these_modules_loads_neither_tenseal_nor_opacus() -> None:
+    code = (
+        "import sys, fedlab, fedlab.mods.ckks, fedlab.privacy.ckks, fedlab.privacy.opacus\n"
+        "fedlab.Federation\n"
+        "print([m for m in ('tenseal', 'opacus', 'dp_accounting', 'torch') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
