@@ -164,26 +164,37 @@ def decrypt_arrays(record: ConfigRecord, secret_context: Any) -> ArrayRecord:
     """Decrypt an aggregate record and divide by its ``total-weight`` (1 if absent).
 
     Integer arrays are rounded back to their dtype. Raises :class:`AggregationError`
-    when the record does not hold the ciphertexts its layout describes.
+    when the record is malformed: a layout that is not a list of (name, dtype, shape), a
+    weight that is not positive, ciphertexts that do not load with this context, or fewer
+    or more values than the layout needs.
     """
     ts = _tenseal()
-    layout = json.loads(str(record["layout"]))
-    blobs = record["ciphertexts"]
-    if not isinstance(blobs, list):
+    try:
+        layout = [(str(n), np.dtype(d), tuple(int(e) for e in shape)) for n, d, shape in json.loads(str(record["layout"]))]
+    except (KeyError, ValueError, TypeError) as exc:
+        raise AggregationError(f"The CKKS record has no valid 'layout' ({exc}).") from None
+    blobs = record.get("ciphertexts")
+    weight = record.get("total-weight", 1.0)
+    if not isinstance(blobs, list) or not all(isinstance(b, bytes) for b in blobs):
         raise AggregationError("The CKKS record's 'ciphertexts' must be a list of bytes.")
-    weight = float(record.get("total-weight", 1.0))  # type: ignore[arg-type]
-    values = [np.asarray(ts.ckks_vector_from(secret_context, blob).decrypt(), dtype=np.float64) for blob in blobs]
-    flat = np.concatenate(values) / weight if values else np.zeros(0)
+    if isinstance(weight, list | str | bytes) or not float(weight) > 0 or not np.isfinite(float(weight)):
+        raise AggregationError(f"The CKKS record's 'total-weight' must be a positive number, got {weight!r}.")
+    try:
+        values = [np.asarray(ts.ckks_vector_from(secret_context, b).decrypt(), dtype=np.float64) for b in blobs]
+    except (ValueError, RuntimeError, TypeError) as exc:
+        raise AggregationError(
+            f"The CKKS ciphertexts do not decrypt with this context ({exc}); every party must use the same keys."
+        ) from None
+    flat = np.concatenate(values) / float(weight) if values else np.zeros(0)
+    sizes = [int(np.prod(shape, dtype=np.int64)) for _, _, shape in layout]
+    if any(d < 0 for _, _, shape in layout for d in shape) or sum(sizes) != flat.size:
+        raise AggregationError(
+            f"The CKKS record holds {flat.size} values; its layout describes {sum(sizes)}."
+        )
     out: dict[str, np.ndarray[Any, Any]] = {}
     offset = 0
-    for name, dtype, shape in layout:
-        size = int(np.prod(shape, dtype=np.int64))
+    for (name, kind, shape), size in zip(layout, sizes, strict=True):
         part = flat[offset : offset + size]
-        if part.size != size:
-            raise AggregationError(
-                f"The CKKS record holds {flat.size} values, fewer than its layout needs at {name!r}."
-            )
-        kind = np.dtype(dtype)
         part = np.rint(part) if kind.kind in "iub" else part
         out[name] = part.astype(kind).reshape(shape)
         offset += size

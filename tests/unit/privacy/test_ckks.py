@@ -15,9 +15,9 @@ import sys
 import numpy as np
 import pytest
 
-from fedlab import ArrayRecord, ClientApp, Context, Federation, Message, MetricRecord, RecordDict
-from fedlab.errors import ConfigurationError, FederationError
-from fedlab.mods.ckks import CkksKeys, CkksMod, ckks_keys, decrypt_arrays, load_context
+from fedlab import ArrayRecord, ClientApp, ConfigRecord, Context, Federation, Message, MetricRecord, RecordDict
+from fedlab.errors import AggregationError, ConfigurationError, FederationError
+from fedlab.mods.ckks import CkksKeys, CkksMod, ckks_keys, decrypt_arrays, encrypt_arrays, load_context, slots_of
 from fedlab.privacy.ckks import CkksFedAvg
 from fedlab.strategy import FedAvg
 
@@ -55,6 +55,11 @@ def make_app(mods: list[object]) -> ClientApp:
         metrics = MetricRecord({"num-examples": 10 * (pid + 1), "loss": float(pid)})
         return msg.reply(RecordDict({"arrays": ArrayRecord(trained), "metrics": metrics}))
 
+    @app.evaluate()
+    def evaluate(msg: Message, ctx: Context) -> Message:
+        w = msg.content["arrays"].to_numpy()[0]  # type: ignore[union-attr]
+        return msg.reply(RecordDict({"metrics": MetricRecord({"num-examples": 1, "mean-w": float(w.mean())})}))
+
     return app
 
 
@@ -81,6 +86,11 @@ def test_decrypted_aggregate_equals_plaintext_fedavg_within_ckks_precision(keys:
     assert got[2].tolist() == expected[2].tolist() == [5]
     # Metrics stay in the clear and are FedAvg's.
     assert encrypted.train_metrics_clientapp[2] == plain.train_metrics_clientapp[2]
+    # Evaluation instructions carry the encrypted aggregate too; the clients evaluate it.
+    for rnd in (1, 2):
+        assert encrypted.evaluate_metrics_clientapp[rnd]["mean-w"] == pytest.approx(
+            plain.evaluate_metrics_clientapp[rnd]["mean-w"], abs=TOLERANCE
+        )
 
 
 def test_the_server_never_sees_a_plaintext_update(keys: CkksKeys) -> None:
@@ -110,6 +120,20 @@ def test_the_server_side_context_holds_no_secret_key_and_cannot_decrypt(keys: Ck
     with pytest.raises(ValueError, match="secret"):
         ciphertext.decrypt()
     assert "secret=" not in repr(keys)  # printing the keys shows no key
+
+
+def test_a_malformed_aggregate_is_refused_with_an_aggregation_error(keys: CkksKeys) -> None:
+    secret = load_context(keys.secret)
+    good = encrypt_arrays(initial(), secret, slots_of(secret))
+    assert decrypt_arrays(good, secret).to_numpy()[2].tolist() == [3]
+    for change, match in (
+        ({"total-weight": 0.0}, "positive"),
+        ({"layout": "[[1, 2]]"}, "layout"),
+        ({"ciphertexts": list(good["ciphertexts"])[:1]}, "layout describes"),  # type: ignore[call-overload]
+        ({"ciphertexts": [b"not a ciphertext"]}, "do not decrypt"),
+    ):
+        with pytest.raises(AggregationError, match=match):
+            decrypt_arrays(ConfigRecord({**good, **change}), secret)
 
 
 def test_the_server_refuses_a_context_with_the_secret_key(keys: CkksKeys) -> None:
