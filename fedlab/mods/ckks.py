@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -43,9 +43,9 @@ from fedlab.records import ArrayRecord, ConfigRecord, RecordDict
 
 __all__ = [
     "AGGREGATE_KEY",
+    "REPLY_KEY",
     "CkksKeys",
     "CkksMod",
-    "REPLY_KEY",
     "ckks_keys",
     "decrypt_arrays",
     "encrypt_arrays",

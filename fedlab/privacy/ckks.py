@@ -31,14 +31,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
+
+import numpy as np
 
 from fedlab.errors import AggregationError, ConfigurationError
 from fedlab.message import Message, MessageType
 from fedlab.mods.ckks import AGGREGATE_KEY, REPLY_KEY, layout_of, load_context, slots_of
 from fedlab.records import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 from fedlab.server.grid import Grid
-from fedlab.strategy import FedAvg
+from fedlab.strategy import FedAvg, StrategyState
 
 __all__ = ["CkksFedAvg"]
 
@@ -61,7 +63,9 @@ class CkksFedAvg(FedAvg):
     weighted sum of the last round's ciphertexts and ``total-weight``. Every client must
     run :class:`~fedlab.mods.ckks.CkksMod` with the matching secret context; a reply
     without its ``ckks`` record, or with another layout or number of ciphertexts, is refused.
-    A server-side ``evaluate_fn`` only ever sees the initial arrays.
+    A server-side ``evaluate_fn`` only ever sees the initial arrays. Checkpoints keep the
+    encrypted aggregate (its ciphertexts as uint8 arrays), so ``Federation.resume`` goes on
+    from the encrypted model.
 
     Examples
     --------
@@ -102,6 +106,30 @@ class CkksFedAvg(FedAvg):
     def summary(self) -> str:
         """One line describing this strategy (without the context's bytes)."""
         return f"CkksFedAvg(fraction_train={self.fraction_train}, slots={self._slots})"
+
+    def state_dict(self) -> StrategyState:
+        """The sampling RNG, the layout and the encrypted aggregate (ciphertexts as uint8 arrays)."""
+        state = super().state_dict()
+        if self._layout is not None:
+            state.values["ckks-layout"] = self._layout
+        if self._aggregate is not None:
+            blobs = cast("list[bytes]", self._aggregate["ciphertexts"])
+            state.arrays["ckks-aggregate"] = ArrayRecord(
+                {str(i): np.frombuffer(b, dtype=np.uint8) for i, b in enumerate(blobs)}
+            )
+            state.values["ckks-total-weight"] = float(self._aggregate["total-weight"])  # type: ignore[arg-type]
+        return state
+
+    def load_state_dict(self, state: StrategyState) -> None:
+        """Restore what :meth:`state_dict` returned, so a resumed run sends the encrypted model."""
+        super().load_state_dict(state)
+        self._layout = state.values.get("ckks-layout")
+        saved = state.arrays.get("ckks-aggregate")
+        self._aggregate = None if saved is None else ConfigRecord({
+            "layout": str(self._layout),
+            "ciphertexts": [saved[str(i)].numpy().tobytes() for i in range(len(saved))],
+            "total-weight": float(state.values["ckks-total-weight"]),
+        })
 
     def reset(self) -> None:
         """Forget an earlier run's aggregate and layout."""

@@ -11,13 +11,31 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from fedlab import ArrayRecord, ClientApp, ConfigRecord, Context, Federation, Message, MetricRecord, RecordDict
+from fedlab import (
+    ArrayRecord,
+    ClientApp,
+    ConfigRecord,
+    Context,
+    Federation,
+    Message,
+    MetricRecord,
+    RecordDict,
+)
 from fedlab.errors import AggregationError, ConfigurationError, FederationError
-from fedlab.mods.ckks import CkksKeys, CkksMod, ckks_keys, decrypt_arrays, encrypt_arrays, load_context, slots_of
+from fedlab.mods.ckks import (
+    CkksKeys,
+    CkksMod,
+    ckks_keys,
+    decrypt_arrays,
+    encrypt_arrays,
+    load_context,
+    slots_of,
+)
 from fedlab.privacy.ckks import CkksFedAvg
 from fedlab.strategy import FedAvg
 
@@ -91,6 +109,18 @@ def test_decrypted_aggregate_equals_plaintext_fedavg_within_ckks_precision(keys:
         assert encrypted.evaluate_metrics_clientapp[rnd]["mean-w"] == pytest.approx(
             plain.evaluate_metrics_clientapp[rnd]["mean-w"], abs=TOLERANCE
         )
+
+
+def test_a_resumed_run_continues_from_the_encrypted_aggregate(keys: CkksKeys, tmp_path: Path) -> None:
+    plain = federation(make_app([]), FedAvg(min_available_nodes=3)).run(rounds=2)
+    options = dict(num_clients=3, initial_arrays=initial(), seed=3, display="none", checkpoint_dir=tmp_path)
+    Federation(make_app([CkksMod(keys.secret)]), CkksFedAvg(keys.public, min_available_nodes=3), **options).run(rounds=1)  # type: ignore[arg-type]
+    strategy = CkksFedAvg(keys.public, min_available_nodes=3)
+    resumed = Federation(make_app([CkksMod(keys.secret)]), strategy, **options).resume(rounds=2)  # type: ignore[arg-type]
+    assert resumed.rounds_completed == 2 and strategy.encrypted_aggregate is not None
+    decrypted = decrypt_arrays(strategy.encrypted_aggregate, load_context(keys.secret)).to_numpy()
+    for got, expected in zip(decrypted, plain.arrays.to_numpy(), strict=True):
+        assert np.max(np.abs(got.astype(np.float64) - expected)) < TOLERANCE
 
 
 def test_the_server_never_sees_a_plaintext_update(keys: CkksKeys) -> None:
