@@ -81,16 +81,17 @@ def make_app(mods: list[object]) -> ClientApp:
     return app
 
 
-def federation(app: ClientApp, strategy: FedAvg) -> Federation:
+def federation(app: ClientApp, strategy: FedAvg, backend: str = "inline") -> Federation:
     return Federation(
-        app, strategy, num_clients=3, initial_arrays=initial(), seed=3, display="none", backend="inline"
+        app, strategy, num_clients=3, initial_arrays=initial(), seed=3, display="none", backend=backend
     )
 
 
-def test_decrypted_aggregate_equals_plaintext_fedavg_within_ckks_precision(keys: CkksKeys) -> None:
+@pytest.mark.parametrize("backend", ["inline", "threads"])
+def test_decrypted_aggregate_equals_plaintext_fedavg_within_ckks_precision(keys: CkksKeys, backend: str) -> None:
     plain = federation(make_app([]), FedAvg(min_available_nodes=3)).run(rounds=2)
     strategy = CkksFedAvg(keys.public, min_available_nodes=3)
-    encrypted = federation(make_app([CkksMod(keys.secret)]), strategy).run(rounds=2)
+    encrypted = federation(make_app([CkksMod(keys.secret)]), strategy, backend).run(rounds=2)
 
     assert encrypted.rounds_completed == 2
     assert strategy.encrypted_aggregate is not None
