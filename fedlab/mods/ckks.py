@@ -43,9 +43,9 @@ from fedlab.records import ArrayRecord, ConfigRecord, RecordDict
 
 __all__ = [
     "AGGREGATE_KEY",
-    "REPLY_KEY",
     "CkksKeys",
     "CkksMod",
+    "REPLY_KEY",
     "ckks_keys",
     "decrypt_arrays",
     "encrypt_arrays",
