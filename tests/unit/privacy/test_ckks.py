@@ -12,6 +12,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -114,10 +115,12 @@ def test_decrypted_aggregate_equals_plaintext_fedavg_within_ckks_precision(keys:
 
 def test_a_resumed_run_continues_from_the_encrypted_aggregate(keys: CkksKeys, tmp_path: Path) -> None:
     plain = federation(make_app([]), FedAvg(min_available_nodes=3)).run(rounds=2)
-    options = dict(num_clients=3, initial_arrays=initial(), seed=3, display="none", checkpoint_dir=tmp_path)
-    Federation(make_app([CkksMod(keys.secret)]), CkksFedAvg(keys.public, min_available_nodes=3), **options).run(rounds=1)  # type: ignore[arg-type]
+    options: dict[str, Any] = {
+        "num_clients": 3, "initial_arrays": initial(), "seed": 3, "display": "none", "checkpoint_dir": tmp_path,
+    }
+    Federation(make_app([CkksMod(keys.secret)]), CkksFedAvg(keys.public, min_available_nodes=3), **options).run(rounds=1)
     strategy = CkksFedAvg(keys.public, min_available_nodes=3)
-    resumed = Federation(make_app([CkksMod(keys.secret)]), strategy, **options).resume(rounds=2)  # type: ignore[arg-type]
+    resumed = Federation(make_app([CkksMod(keys.secret)]), strategy, **options).resume(rounds=2)
     assert resumed.rounds_completed == 2 and strategy.encrypted_aggregate is not None
     decrypted = decrypt_arrays(strategy.encrypted_aggregate, load_context(keys.secret)).to_numpy()
     for got, expected in zip(decrypted, plain.arrays.to_numpy(), strict=True):
