@@ -4,6 +4,10 @@
     :class:`FixedClippingMod` and :class:`AdaptiveClippingMod` (Flower's
     ``fixedclipping_mod``, ``adaptiveclipping_mod``): clip the training update to the
     norm a client-side DP strategy sends, and report the norm bit for adaptive clipping.
+:mod:`~fedlab.mods.ckks`
+    :class:`CkksMod`: encrypt training updates with CKKS (``tenseal``) and decrypt the
+    aggregate :class:`fedlab.privacy.CkksFedAvg` adds without the secret key;
+    :func:`ckks_keys` makes the keys.
 :mod:`~fedlab.mods.local_dp`
     :class:`LocalDpMod`: clip the update and add Gaussian noise for (ε, δ) local DP, with
     :func:`gaussian_noise_std` giving the noise it adds.
@@ -21,6 +25,7 @@ the outermost.
 
 from __future__ import annotations
 
+from fedlab.mods.ckks import CkksKeys, CkksMod, ckks_keys
 from fedlab.mods.clipping import (
     CLIPPING_NORM_KEY,
     NORM_BIT_KEY,
@@ -37,6 +42,8 @@ __all__ = [
     "AdaptiveClippingMod",
     "ArraysSizeMod",
     "CLIPPING_NORM_KEY",
+    "CkksKeys",
+    "CkksMod",
     "FixedClippingMod",
     "LocalDpMod",
     "MessageSizeMod",
@@ -44,6 +51,7 @@ __all__ = [
     "SecAggPlusMod",
     "adaptiveclipping_mod",
     "arrays_size_mod",
+    "ckks_keys",
     "fixedclipping_mod",
     "gaussian_noise_std",
     "message_size_mod",

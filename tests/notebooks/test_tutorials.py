@@ -8,6 +8,7 @@ back to the PNG snapshot each dashboard output carries.
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,27 @@ def test_every_tutorial_is_tested_here() -> None:
         "02-strategies.ipynb",
         "03-custom-messages-and-analytics.ipynb",
         "04-from-notebook-to-deployment.ipynb",
+        "05-privacy.ipynb",
     ]
+
+
+def test_tutorial_5_reports_growing_dp_sgd_epsilon_and_an_encrypted_aggregate_equal_to_plaintext(
+    tmp_path: Path,
+) -> None:
+    name = "05-privacy.ipynb"
+    notebook = execute(name, tmp_path)
+    opens_with_a_colab_badge_and_a_guarded_install(notebook, name)
+    printed = text(notebook)
+    epsilons = [float(v) for v in re.findall(r"round \d: mean client epsilon ([0-9.]+)", printed)]
+    assert len(epsilons) == 3 and 0 < epsilons[0] < epsilons[1] < epsilons[2]
+    swept = [float(v) for v in re.findall(r"noise multiplier [0-9.]+: epsilon +([0-9.]+)", printed)]
+    assert len(swept) == 3 and swept == sorted(swept, reverse=True)  # more noise, less epsilon
+    assert sum("image/png" in out.get("data", {}) and WIDGET_VIEW not in out.get("data", {}) for out in outputs(notebook)) == 1
+    assert "server can decrypt: False" in printed
+    error = float(re.search(r"max \|encrypted - plaintext\| after 3 rounds = ([0-9.e+-]+)", printed).group(1))  # type: ignore[union-attr]
+    assert error < 1e-5
+    clear, decrypted = re.search(r"accuracy in the clear ([0-9.]+), decrypted ([0-9.]+)", printed).groups()  # type: ignore[union-attr]
+    assert clear == decrypted and float(clear) > 0.8
 
 
 def test_tutorial_3_computes_federated_statistics_equal_to_pooled_ones(tmp_path: Path) -> None:
