@@ -65,7 +65,7 @@ def test_every_tutorial_is_tested_here() -> None:
     ]
 
 
-def test_tutorial_5_reports_growing_dp_sgd_epsilon_and_an_encrypted_aggregate_equal_to_plaintext(
+def test_tutorial_5_shows_dp_sgd_central_and_local_dp_secagg_and_an_encrypted_aggregate_equal_to_plaintext(
     tmp_path: Path,
 ) -> None:
     name = "05-privacy.ipynb"
@@ -74,9 +74,21 @@ def test_tutorial_5_reports_growing_dp_sgd_epsilon_and_an_encrypted_aggregate_eq
     printed = text(notebook)
     epsilons = [float(v) for v in re.findall(r"round \d: mean client epsilon ([0-9.]+)", printed)]
     assert len(epsilons) == 3 and 0 < epsilons[0] < epsilons[1] < epsilons[2]
-    swept = [float(v) for v in re.findall(r"noise multiplier [0-9.]+: epsilon +([0-9.]+)", printed)]
+    swept = [float(v) for v in re.findall(r"^noise multiplier [0-9.]+: epsilon +([0-9.]+)", printed, re.MULTILINE)]
     assert len(swept) == 3 and swept == sorted(swept, reverse=True)  # more noise, less epsilon
-    assert sum("image/png" in out.get("data", {}) and WIDGET_VIEW not in out.get("data", {}) for out in outputs(notebook)) == 1
+    # Central DP: the accountant's epsilon grows every round, and falls as the noise grows.
+    spent = [float(v) for v in re.findall(r"round \d: epsilon ([0-9.]+) \(delta=1e-05, fixed-size sampling, 10 of 20", printed)]
+    assert len(spent) == 3 and spent == sorted(spent) and spent[0] > 0
+    central = [float(v) for v in re.findall(r"central DP, z=[0-9.]+: epsilon +([0-9.]+)", printed)]
+    assert len(central) == 3 and central == sorted(central, reverse=True)
+    # Local DP: more epsilon, less noise, more accuracy.
+    local = [float(v) for v in re.findall(r"local DP, epsilon +[0-9]+ per round and client: accuracy ([0-9.]+)", printed)]
+    assert len(local) == 3 and local == sorted(local)
+    # SecAgg+: the server's strategy was handed only the survivors' mean, never one client's update.
+    assert re.search(r"round 1: the server was handed 4 updates; all identical: True", printed)
+    masked, clear = (float(v) for v in re.search(r"SecAgg\+ \(2 of 6 dropped each round\) ([0-9.]+), plain FedAvg of all 6 ([0-9.]+)", printed).groups())  # type: ignore[union-attr]
+    assert masked > 0.8 and clear > 0.8
+    assert sum("image/png" in out.get("data", {}) and WIDGET_VIEW not in out.get("data", {}) for out in outputs(notebook)) == 2
     assert "server can decrypt: False" in printed
     error = float(re.search(r"max \|encrypted - plaintext\| after 3 rounds = ([0-9.e+-]+)", printed).group(1))  # type: ignore[union-attr]
     assert error < 1e-5
