@@ -31,3 +31,19 @@ def test_readme_example_trains_to_the_true_weights(monkeypatch: pytest.MonkeyPat
     exec(compile(code.group(1), str(README), "exec"), namespace)
     weights = namespace["result"].arrays.to_numpy()[0]  # type: ignore[attr-defined]
     np.testing.assert_allclose(weights, [1.0, -2.0, 0.5], atol=0.05)
+
+
+def test_readme_privacy_example_spends_a_growing_epsilon_and_secagg_learns_the_weights(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FEDLAB_DISPLAY", "none")
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
+    (privacy,) = [b for b in blocks if "from fedlab.privacy import" in b]
+    namespace: dict[str, object] = {}
+    exec(compile(blocks[0], str(README), "exec"), namespace)  # the `train` it builds on
+    exec(compile(privacy, str(README), "exec"), namespace)
+    printed = capsys.readouterr().out.splitlines()
+    epsilon = float(printed[-2])  # the central-DP run's epsilon after 10 rounds
+    assert 0 < epsilon < float("inf")
+    weights = namespace["run"].arrays.to_numpy()[0]  # type: ignore[attr-defined]
+    np.testing.assert_allclose(weights, [1.0, -2.0, 0.5], atol=0.05)
