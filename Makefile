@@ -7,16 +7,18 @@ PY := $(VENV)/bin/python
 # `torch` extra keeps a lenient lower bound.
 TORCH := torch==2.13.0
 STAMP := $(VENV)/.installed
+# Framework integrations (extensions/<name>/, each its own distribution), installed for the tests.
+EXTENSIONS := $(sort $(dir $(wildcard extensions/*/pyproject.toml)))
 
 .PHONY: demo test typecheck venv proto clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile $(addsuffix pyproject.toml,$(EXTENSIONS))
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -qq --upgrade pip
 	$(PY) -m pip install -qq "$(TORCH)"
-	$(PY) -m pip install -qq -e ".[dev,examples]" "$(TORCH)"
+	$(PY) -m pip install -qq -e ".[dev,examples]" $(foreach e,$(EXTENSIONS),-e "$(e)[test]") "$(TORCH)"
 	touch $(STAMP)
 
 demo: $(STAMP)
