@@ -187,3 +187,17 @@ def test_tutorial_1_runs_and_its_html_export_shows_the_dashboard_png_offline(tmp
 def test_tutorials_are_stored_without_outputs(name: str) -> None:
     notebook = nbformat.read(TUTORIALS / name, as_version=4)
     assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
+
+
+def test_tutorial_8_federated_pandas_statistics_equal_the_pooled_ones(tmp_path: Path) -> None:
+    name = "08-pandas-analytics.ipynb"
+    notebook = execute(name, tmp_path)
+    opens_with_a_colab_badge_and_a_guarded_install(notebook, name)
+    printed = text(notebook)
+    worst = float(re.search(r"from pooled pandas: ([0-9.e+-]+)", printed).group(1))  # type: ignore[union-attr]
+    assert worst < 1e-12
+    assert "histograms equal np.histogram of the pooled data: True" in printed
+    assert "every quantile within its stated bound" in printed
+    gap = float(re.search(r"grouped means, largest relative difference from pooled: ([0-9.e+-]+)", printed).group(1))  # type: ignore[union-attr]
+    assert gap < 1e-12
+    assert len(dashboards(notebook)) == 2
