@@ -62,6 +62,7 @@ def test_every_tutorial_is_tested_here() -> None:
         "03-custom-messages-and-analytics.ipynb",
         "04-from-notebook-to-deployment.ipynb",
         "05-privacy.ipynb",
+        "08-pandas-analytics.ipynb",
     ]
 
 
