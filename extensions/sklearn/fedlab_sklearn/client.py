@@ -6,9 +6,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy.typing as npt
-from fedlab import ClientApp, Context, Message, MetricRecord, RecordDict
 from sklearn.base import BaseEstimator
 
+from fedlab import ClientApp, Context, Message, MetricRecord, RecordDict
 from fedlab_sklearn.params import get_parameters, set_parameters
 from fedlab_sklearn.train import evaluate_estimator, fit_from
 

@@ -9,16 +9,17 @@ travels as a 0-d array and comes back as the same numpy scalar.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from fedlab import ArrayRecord
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import LinearRegression, LogisticRegression, SGDClassifier
 from sklearn.neural_network import MLPClassifier
 
+from fedlab import ArrayRecord
 from fedlab_sklearn.errors import UnsupportedEstimatorError
 
 __all__ = ["get_parameters", "initial_parameters", "parameter_names", "set_parameters"]
@@ -134,7 +135,7 @@ def initial_parameters(
     sizes = _layer_sizes(estimator, n_features, n_outputs)
     factor = 2.0 if estimator.activation == "logistic" else 6.0
     coefs, intercepts = {}, {}
-    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+    for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
         bound = np.sqrt(factor / (fan_in + fan_out))
         coefs[f"coefs_.{i}"] = rng.uniform(-bound, bound, (fan_in, fan_out))
         intercepts[f"intercepts_.{i}"] = rng.uniform(-bound, bound, fan_out)

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from fedlab import ArrayRecord, ClientApp, Context, Grid, Message, RecordDict
-from fedlab.events import RoundStarted
 from sklearn.preprocessing import StandardScaler
 
+from fedlab import ArrayRecord, ClientApp, Context, Grid, Message, RecordDict
+from fedlab.events import RoundStarted
 from fedlab_sklearn.errors import UnsupportedEstimatorError
 
 __all__ = ["ScalerStats", "add_scaler_query", "federated_scaler_stats"]

@@ -21,13 +21,13 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from fedlab import ArrayRecord
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression, LogisticRegression, SGDClassifier
 from sklearn.metrics import log_loss, mean_squared_error, r2_score
 from sklearn.neural_network import MLPClassifier
 
+from fedlab import ArrayRecord
 from fedlab_sklearn.errors import UnsupportedEstimatorError
 from fedlab_sklearn.params import set_parameters
 

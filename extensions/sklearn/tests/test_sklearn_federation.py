@@ -4,19 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import fedlab as fl
 import numpy as np
 import pytest
+from fedlab_sklearn import (
+    evaluate_estimator,
+    fit_from,
+    get_parameters,
+    initial_parameters,
+    set_parameters,
+    sklearn_client_app,
+)
 from sklearn.base import BaseEstimator
-from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine, make_regression
 from sklearn.linear_model import LinearRegression, LogisticRegression, SGDClassifier
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 
-from fedlab_sklearn import (
-    evaluate_estimator, fit_from, get_parameters, initial_parameters, set_parameters, sklearn_client_app,
-)
+import fedlab as fl
 
 NUM_CLIENTS = 5
 
@@ -64,7 +69,13 @@ def test_federated_linear_regression_on_diabetes_matches_the_pooled_fit() -> Non
     data = split(x, y, stratify=False)
     federated = federate(LinearRegression, data, None, rounds=1, epochs=1)
     pooled = evaluate_estimator(LinearRegression().fit(data[0], data[2]), data[1], data[3])
-    assert federated["r2"] >= 0.35 and abs(float(federated["r2"]) - float(pooled["r2"])) < 0.05
+    assert float(federated["r2"]) >= 0.3 and abs(float(federated["r2"]) - float(pooled["r2"])) < 0.01
+
+
+def test_federated_linear_regression_on_generated_data_reaches_r2_095() -> None:
+    x, y = make_regression(n_samples=600, n_features=10, noise=10.0, random_state=0)
+    federated = federate(LinearRegression, split(x, y, stratify=False), None, rounds=3, epochs=1)
+    assert float(federated["r2"]) >= 0.95
 
 
 @pytest.mark.parametrize("make", [LogisticRegression, SGDClassifier, lambda: MLPClassifier(hidden_layer_sizes=(8,))])
@@ -79,9 +90,23 @@ def test_a_client_lacking_labels_replies_with_parameters_for_every_agreed_class(
 
 
 def test_binary_clients_holding_one_class_each_still_federate() -> None:
-    x_train, _, y_train, _ = CANCER
+    y_train = CANCER[2]
     # Non-IID: clients 0 and 1 hold only benign, client 2 only malignant rows.
     benign, malignant = np.flatnonzero(y_train == 1), np.flatnonzero(y_train == 0)
     parts = [benign[:100], benign[100:200], malignant[:80], *np.array_split(np.concatenate([benign[200:], malignant[80:]]), 2)]
     for make in (LogisticRegression, lambda: SGDClassifier(random_state=0)):
         assert federate(make, CANCER, [0, 1], rounds=5, epochs=2, parts=parts)["accuracy"] >= 0.9
+
+
+@pytest.mark.parametrize("name", list(CLASSIFIERS))
+def test_local_training_continues_from_the_global_parameters(name: str) -> None:
+    make, _ = CLASSIFIERS[name]
+    x_train, _, y_train, _ = CANCER
+    trained = get_parameters(fit_from(make(), initial_parameters(make(), 30, [0, 1]), x_train, y_train, classes=[0, 1], epochs=20))
+    warm = get_parameters(fit_from(make(), trained, x_train[:50], y_train[:50], classes=[0, 1], epochs=1))
+    cold = get_parameters(fit_from(make(), initial_parameters(make(), 30, [0, 1]), x_train[:50], y_train[:50], classes=[0, 1], epochs=1))
+
+    def distance(a: fl.ArrayRecord, b: fl.ArrayRecord) -> float:
+        return sum(float(np.linalg.norm(a[k].numpy() - b[k].numpy())) for k in a)
+
+    assert distance(warm, trained) < distance(cold, trained)

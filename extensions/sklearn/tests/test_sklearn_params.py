@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
-from fedlab import ArrayRecord
+from fedlab_sklearn import get_parameters, initial_parameters, parameter_names, set_parameters
+from fedlab_sklearn.errors import UnsupportedEstimatorError
 from sklearn.datasets import load_wine
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression, LogisticRegression, SGDClassifier
@@ -15,8 +16,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
-from fedlab_sklearn import get_parameters, initial_parameters, parameter_names, set_parameters
-from fedlab_sklearn.errors import UnsupportedEstimatorError
+from fedlab import ArrayRecord
 
 X, Y = load_wine(return_X_y=True)
 X = StandardScaler().fit_transform(X)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import fedlab as fl
 import numpy as np
-from fedlab import Context, Grid
+from fedlab_sklearn import ScalerStats, add_scaler_query, federated_scaler_stats
 from sklearn.datasets import load_breast_cancer
 from sklearn.preprocessing import StandardScaler
 
-from fedlab_sklearn import ScalerStats, add_scaler_query, federated_scaler_stats
+import fedlab as fl
+from fedlab import Context, Grid
 
 X, _ = load_breast_cancer(return_X_y=True)
 PARTS = np.array_split(np.arange(len(X)), [50, 170, 300, 310])  # unequal sizes, 5 clients
