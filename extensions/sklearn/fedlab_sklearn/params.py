@@ -163,6 +163,8 @@ def set_parameters(
             f"{type(estimator).__name__} takes arrays named {expected}, got {list(arrays)}; "
             "build them with get_parameters() or initial_parameters() for the same estimator."
         )
+    if classes is not None or isinstance(estimator, LinearRegression):
+        _check_shapes(estimator, arrays, classes)
     values = {name: np.array(array.numpy(), copy=True) for name, array in arrays.items()}
     if isinstance(estimator, LinearRegression):
         estimator.coef_ = values["coef_"]
@@ -187,6 +189,19 @@ def set_parameters(
     estimator.coef_, estimator.intercept_ = values["coef_"], values["intercept_"]
     estimator.n_features_in_ = _n_features(arrays)
     return estimator
+
+
+def _check_shapes(estimator: BaseEstimator, arrays: ArrayRecord, classes: Sequence[Any] | None) -> None:
+    if isinstance(estimator, LinearRegression):
+        return  # one target or several: both shapes are valid
+    expected = initial_parameters(estimator, _n_features(arrays), classes)
+    got = {name: array.shape for name, array in arrays.items()}
+    want = {name: array.shape for name, array in expected.items()}
+    if got != want:
+        raise UnsupportedEstimatorError(
+            f"{type(estimator).__name__} with classes {list(classes or [])} takes shapes {want}, got "
+            f"{got}; every client and the server must use the same classes and estimator settings."
+        )
 
 
 def _n_features(arrays: ArrayRecord) -> int:

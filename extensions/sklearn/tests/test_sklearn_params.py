@@ -88,3 +88,9 @@ def test_unsupported_estimators_and_mismatched_records_say_what_to_do() -> None:
         get_parameters(LogisticRegression())
     with pytest.raises(UnsupportedEstimatorError, match=r"takes arrays named \['coef_', 'intercept_'\]"):
         set_parameters(LogisticRegression(), ArrayRecord([np.zeros((3, 13)), np.zeros(3)]), CLASSES)
+
+
+def test_parameters_for_another_class_list_are_refused_with_the_shapes() -> None:
+    two_classes = initial_parameters(LogisticRegression(), X.shape[1], [0, 1])
+    with pytest.raises(UnsupportedEstimatorError, match=r"with classes \[0, 1, 2\] takes shapes .*must use the same classes"):
+        set_parameters(LogisticRegression(), two_classes, CLASSES)
