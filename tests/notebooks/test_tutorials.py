@@ -62,6 +62,7 @@ def test_every_tutorial_is_tested_here() -> None:
         "03-custom-messages-and-analytics.ipynb",
         "04-from-notebook-to-deployment.ipynb",
         "05-privacy.ipynb",
+        "06-scikit-learn.ipynb",
         "08-pandas-analytics.ipynb",
     ]
 
@@ -202,3 +203,19 @@ def test_tutorial_8_federated_pandas_statistics_equal_the_pooled_ones(tmp_path: 
     gap = float(re.search(r"grouped means, largest relative difference from pooled: ([0-9.e+-]+)", printed).group(1))  # type: ignore[union-attr]
     assert gap < 1e-12
     assert len(dashboards(notebook)) == 2
+
+
+def test_tutorial_6_federates_scikit_learn_estimators_to_093_and_a_scaler_equal_to_the_pooled_one(tmp_path: Path) -> None:
+    name = "06-scikit-learn.ipynb"
+    notebook = execute(name, tmp_path)
+    opens_with_a_colab_badge_and_a_guarded_install(notebook, name)
+    printed = text(notebook)
+    assert "federated mean equals pooled: True" in printed and "federated variance equals pooled: True" in printed
+    accuracy = {kind: float(v) for kind, v in re.findall(r"^federated (\w+) accuracy: ([0-9.]+)", printed, re.MULTILINE)}
+    assert set(accuracy) == {"LogisticRegression", "SGDClassifier", "MLPClassifier"}
+    assert min(accuracy.values()) >= 0.93  # the accuracy the tutorial states, seed 0
+    assert "labels per hospital: [[1], [1], [0]," in printed
+    assert float(re.search(r"non-IID LogisticRegression accuracy: ([0-9.]+)", printed).group(1)) >= 0.93  # type: ignore[union-attr]
+    shown = dashboards(notebook)
+    assert [out.data["text/plain"].split(" · ")[1] for out in shown] == ["6 clients", "6 clients"]
+    assert all("image/png" in out.data for out in shown)
