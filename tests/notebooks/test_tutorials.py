@@ -62,6 +62,7 @@ def test_every_tutorial_is_tested_here() -> None:
         "03-custom-messages-and-analytics.ipynb",
         "04-from-notebook-to-deployment.ipynb",
         "05-privacy.ipynb",
+        "07-xgboost.ipynb",
     ]
 
 
@@ -187,3 +188,15 @@ def test_tutorial_1_runs_and_its_html_export_shows_the_dashboard_png_offline(tmp
 def test_tutorials_are_stored_without_outputs(name: str) -> None:
     notebook = nbformat.read(TUTORIALS / name, as_version=4)
     assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
+
+
+def test_tutorial_7_federates_xgboost_by_bagging_and_cyclic_boosting_to_093(tmp_path: Path) -> None:
+    name = "07-xgboost.ipynb"
+    notebook = execute(name, tmp_path)
+    opens_with_a_colab_badge_and_a_guarded_install(notebook, name)
+    printed = text(notebook)
+    bagged = re.search(r"bagging: 50 trees, federated accuracy ([0-9.]+), held-out accuracy ([0-9.]+)", printed)
+    cycled = re.search(r"cyclic: 20 trees, held-out accuracy ([0-9.]+)", printed)
+    assert bagged and cycled, printed
+    assert min(float(bagged.group(1)), float(bagged.group(2)), float(cycled.group(1))) >= 0.93
+    assert len(dashboards(notebook)) == 2

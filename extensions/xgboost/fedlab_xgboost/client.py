@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fedlab import ClientApp, Context, Message, MetricRecord, RecordDict
-from fedlab_xgboost.model import booster_from_bytes, booster_to_bytes, model_from_record, model_to_record
+from fedlab_xgboost.model import (
+    booster_from_bytes,
+    booster_to_bytes,
+    model_from_record,
+    model_to_record,
+)
 
 if TYPE_CHECKING:
     import xgboost as xgb
@@ -33,14 +38,15 @@ DataLoader = Callable[[Context], "tuple[xgb.DMatrix, xgb.DMatrix]"]
 
 def binary_metrics(booster: xgb.Booster, data: xgb.DMatrix) -> dict[str, float]:
     """Return ``auc``, ``accuracy`` (threshold 0.5) and ``logloss`` of ``booster`` on ``data``."""
-    from scipy.stats import rankdata
-
     prob = np.asarray(booster.predict(data), dtype=np.float64)
     label = np.asarray(data.get_label(), dtype=np.float64)
     positives = int(label.sum())
     negatives = len(label) - positives
     if positives and negatives:
-        ranks = rankdata(prob)
+        _, tie, count = np.unique(prob, return_inverse=True, return_counts=True)
+        first = np.zeros(len(prob))
+        first[np.argsort(prob, kind="stable")] = np.arange(1, len(prob) + 1)
+        ranks = (np.bincount(tie, first) / count)[tie]  # tied scores share their mean rank
         auc = float((ranks[label == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
     else:
         auc = float("nan")
@@ -87,7 +93,9 @@ def xgb_client_app(
         dtrain, _ = load_data(ctx)
         model = model_from_record(msg.content.array_record(arrayrecord_key))
         config = msg.content.config_records.get("config")
-        rounds = int(config.get("local-rounds", local_rounds)) if config is not None else local_rounds
+        rounds = local_rounds
+        if config is not None and isinstance(config.get("local-rounds"), int):
+            rounds = int(config["local-rounds"])  # type: ignore[arg-type]
         start = booster_from_bytes(model, settings) if model else None
         booster = xgb.train(settings, dtrain, num_boost_round=rounds, xgb_model=start)
         fitted = binary_metrics(booster, dtrain)

@@ -20,7 +20,16 @@ from fedlab_xgboost.errors import XGBoostModelError
 if TYPE_CHECKING:
     import xgboost as xgb
 
-__all__ = ["MODEL_KEY", "booster_from_bytes", "booster_to_bytes", "empty_model", "merge_models", "model_from_record", "model_to_record", "num_trees"]
+__all__ = [
+    "MODEL_KEY",
+    "booster_from_bytes",
+    "booster_to_bytes",
+    "empty_model",
+    "merge_models",
+    "model_from_record",
+    "model_to_record",
+    "num_trees",
+]
 
 #: The name of the array that holds the model bytes in an ArrayRecord.
 MODEL_KEY = "model"

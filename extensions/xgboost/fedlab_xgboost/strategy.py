@@ -7,6 +7,7 @@ the server averages them weighted by examples.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -59,7 +60,8 @@ class FedXgbBagging(_XgbStrategy):
 
     Each round, the sampled clients each boost a few new trees on their own data from the
     current global model; the new global model is the old one followed by every client's
-    new trees (:func:`~fedlab_xgboost.merge_models`, in reply order). Its margin is the old
+    new trees (:func:`~fedlab_xgboost.merge_models`, ordered by the SHA-256 of each
+    reply's model bytes, so that the result does not depend on reply order or node ids). Its margin is the old
     margin plus the sum of the clients' added margins, so keep the clients' learning rate
     small enough for that sum. Takes :class:`~fedlab.strategy.FedAvg`'s arguments
     (``fraction_train``, ``min_train_nodes``, ``fraction_evaluate``, ...).
@@ -78,7 +80,10 @@ class FedXgbBagging(_XgbStrategy):
         if not ok or len(ok) < self.min_train_nodes:
             return None, None
         base = model_from_record(self.current_arrays) if self.current_arrays is not None else b""
-        merged = merge_models(base, [_reply_model(r) for r in ok])
+        # In the order of their bytes' digests: the result does not depend on which node
+        # answered first or on the nodes' ids (a simulation and a deployment agree).
+        models = sorted((_reply_model(r) for r in ok), key=lambda m: hashlib.sha256(m).digest())
+        merged = merge_models(base, models)
         self.report(server_round, aggregated=len(ok), trees=num_trees(merged))
         return model_to_record(merged), self._train_metrics(ok)
 

@@ -8,9 +8,6 @@ import sys
 import numpy as np
 import pytest
 import xgboost as xgb
-from xgb_breast_cancer_app import NUM_CLIENTS, SEED, app, held_out_accuracy, split
-
-from fedlab import Federation
 from fedlab_xgboost import (
     DEFAULT_PARAMS,
     FedXgbBagging,
@@ -24,6 +21,9 @@ from fedlab_xgboost import (
     model_to_record,
     num_trees,
 )
+from xgb_breast_cancer_app import NUM_CLIENTS, SEED, app, held_out_accuracy, split
+
+from fedlab import Federation
 
 
 def boosters() -> tuple[xgb.DMatrix, xgb.Booster, xgb.Booster]:

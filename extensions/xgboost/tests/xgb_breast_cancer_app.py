@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import xgboost as xgb
+from fedlab_xgboost import xgb_client_app
 from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
 
 from fedlab import Context
-from fedlab_xgboost import xgb_client_app
 
 NUM_CLIENTS = 5
 SEED = 42
