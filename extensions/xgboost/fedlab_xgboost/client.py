@@ -100,8 +100,8 @@ def xgb_client_app(
         booster = xgb.train(settings, dtrain, num_boost_round=rounds, xgb_model=start)
         fitted = binary_metrics(booster, dtrain)
         metrics = MetricRecord({"num-examples": dtrain.num_row(), "train-logloss": fitted["logloss"]})
-        content = RecordDict({arrayrecord_key: model_to_record(booster_to_bytes(booster)), "metrics": metrics})
-        return msg.reply(content)
+        model_record = model_to_record(booster_to_bytes(booster))
+        return msg.reply(RecordDict({arrayrecord_key: model_record, "metrics": metrics}))
 
     def evaluate(msg: Message, ctx: Context) -> Message:
         _, dtest = load_data(ctx)
