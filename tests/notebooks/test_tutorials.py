@@ -63,6 +63,7 @@ def test_every_tutorial_is_tested_here() -> None:
         "04-from-notebook-to-deployment.ipynb",
         "05-privacy.ipynb",
         "06-scikit-learn.ipynb",
+        "07-xgboost.ipynb",
         "08-pandas-analytics.ipynb",
     ]
 
@@ -219,3 +220,15 @@ def test_tutorial_6_federates_scikit_learn_estimators_to_093_and_a_scaler_equal_
     shown = dashboards(notebook)
     assert [out.data["text/plain"].split(" · ")[1] for out in shown] == ["6 clients", "6 clients"]
     assert all("image/png" in out.data for out in shown)
+
+
+def test_tutorial_7_federates_xgboost_by_bagging_and_cyclic_boosting_to_093(tmp_path: Path) -> None:
+    name = "07-xgboost.ipynb"
+    notebook = execute(name, tmp_path)
+    opens_with_a_colab_badge_and_a_guarded_install(notebook, name)
+    printed = text(notebook)
+    bagged = re.search(r"bagging: 50 trees, federated accuracy ([0-9.]+), held-out accuracy ([0-9.]+)", printed)
+    cycled = re.search(r"cyclic: 20 trees, held-out accuracy ([0-9.]+)", printed)
+    assert bagged and cycled, printed
+    assert min(float(bagged.group(1)), float(bagged.group(2)), float(cycled.group(1))) >= 0.93
+    assert len(dashboards(notebook)) == 2
