@@ -18,10 +18,13 @@ from fedlab.dashboard.display import DISPLAYS, Display, make_display, select_con
 
 if TYPE_CHECKING:
     from fedlab.dashboard._static import plot_run
+    from fedlab.dashboard.compare_widget import CompareDashboard, CompareSnapshot
     from fedlab.dashboard.console import PlainConsole, RichConsole
     from fedlab.dashboard.widget import Dashboard, Followable, Replayable
 
 __all__ = [
+    "CompareDashboard",
+    "CompareSnapshot",
     "DISPLAYS",
     "Dashboard",
     "Display",
@@ -38,6 +41,8 @@ __all__ = [
 # Where each display lives: imported on first use, so choosing a display (or checking a
 # display's name) loads neither rich, matplotlib nor ipywidgets.
 _HOMES = {
+    "CompareDashboard": "compare_widget",
+    "CompareSnapshot": "compare_widget",
     "Dashboard": "widget",
     "Followable": "widget",
     "Replayable": "widget",
