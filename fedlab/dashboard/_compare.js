@@ -87,17 +87,28 @@ function drawCurves(host, curves, metric) {
   host.append(root);
 }
 
-function drawHeat(canvas, heat) {
+function buffer(value) {
+  if (!value) return new ArrayBuffer(0);
+  if (value instanceof ArrayBuffer) return value;
+  if (ArrayBuffer.isView(value)) {
+    return value.buffer.slice(value.byteOffset, value.byteOffset + value.byteLength);
+  }
+  return new ArrayBuffer(0);
+}
+
+function drawHeat(canvas, heat, raw) {
   const ctx = canvas.getContext("2d");
   ctx.clearRect(0, 0, canvas.width, canvas.height);
   if (!heat || !heat.rows || !heat.cols) return;
-  const vals = heat.values.filter((v) => v !== null);
-  const lo = Math.min(...vals), hi = Math.max(...vals);
+  const values = new Float32Array(buffer(raw));
+  if (values.length !== heat.rows * heat.cols) return;
+  let lo = Infinity, hi = -Infinity;
+  for (const v of values) if (!Number.isNaN(v)) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
   const cw = (canvas.width - 40) / heat.cols, rh = canvas.height / heat.rows;
   for (let r = 0; r < heat.rows; r++) {
     for (let c = 0; c < heat.cols; c++) {
-      const v = heat.values[r * heat.cols + c];
-      const rgb = v === null ? [243, 244, 246] : viridis(hi > lo ? (v - lo) / (hi - lo) : 0.5);
+      const v = values[r * heat.cols + c];
+      const rgb = Number.isNaN(v) ? [243, 244, 246] : viridis(hi > lo ? (v - lo) / (hi - lo) : 0.5);
       ctx.fillStyle = `rgb(${rgb.join(",")})`;
       ctx.fillRect(40 + c * cw, r * rh, Math.ceil(cw), Math.ceil(rh));
     }
@@ -155,7 +166,7 @@ function render({ model, el: root }) {
     }));
     heatTitle.textContent = heat && heat.federation
       ? `${heat.federation}: ${label(heat.metric)} per client (rows) and round (columns)` : "";
-    drawHeat(canvas, heat);
+    drawHeat(canvas, heat, model.get("heat_values"));
     const columns = model.get("table_columns"), rows = model.get("table");
     const thead = el("tr");
     thead.append(...columns.map((c) => el("th", "", c)));
@@ -166,7 +177,7 @@ function render({ model, el: root }) {
     }));
   }
 
-  for (const name of ["names", "metrics", "metric", "shown_metric", "curves", "heat", "heat_of",
+  for (const name of ["names", "metrics", "metric", "shown_metric", "curves", "heat", "heat_values", "heat_of",
     "table", "table_columns", "status", "title"]) model.on(`change:${name}`, redraw);
   redraw();
 }

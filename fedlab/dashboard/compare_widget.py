@@ -79,8 +79,10 @@ class CompareDashboard(anywidget.AnyWidget):
     curves: traitlets.List[Any] = traitlets.List().tag(sync=True)
     #: The federation whose heatmap is shown (the picker's choice; by default the running one).
     heat_of = traitlets.Unicode("").tag(sync=True)
-    #: That heatmap: federation, metric, rows (clients), cols (rounds), start, row-major values.
+    #: That heatmap: federation, metric, rows (clients), cols (rounds) and start round ...
     heat: traitlets.Dict[str, Any] = traitlets.Dict().tag(sync=True)
+    #: ... and its values, row-major float32 (NaN: no value), sent in the same update.
+    heat_values = traitlets.Bytes(b"").tag(sync=True)
     table_columns = traitlets.List(traitlets.Unicode()).tag(sync=True)
     table: traitlets.List[Any] = traitlets.List().tag(sync=True)
 
@@ -102,6 +104,7 @@ class CompareDashboard(anywidget.AnyWidget):
         self._heat_by_user = False
         self._updating = False
         self._handles: list[Any] = []
+        self._finished_curves: dict[tuple[str, str], dict[str, Any]] = {}
         self.observe(self._on_choice, names=["metric", "heat_of"])
 
     # -- events in -------------------------------------------------------------------
@@ -159,13 +162,24 @@ class CompareDashboard(anywidget.AnyWidget):
                 self.metrics = available
                 self.metric = metric
                 self.shown_metric = metric
-                self.curves = [self._curve(n, m, metric) for n, m in self.models.items()]
+                self.curves = [self._curve_of(n, metric) for n in self.models]
                 self.heat_of = heat_of
-                self.heat = self._heat(heat_of, metric)
+                self.heat, self.heat_values = self._heat(heat_of, metric)
                 self.table_columns, self.table = self._table(metric)
                 self.status = self._status_text()
         finally:
             self._updating = False
+
+    def _curve_of(self, name: str, metric: str) -> dict[str, Any]:
+        """The curve of ``name``; a finished federation's is computed once per metric."""
+        model = self.models[name]
+        key = (name, metric)
+        if model.finished and key in self._finished_curves:
+            return self._finished_curves[key]
+        curve = self._curve(name, model, metric)
+        if model.finished:
+            self._finished_curves[key] = curve
+        return curve
 
     @staticmethod
     def _curve(name: str, model: DashboardModel, metric: str) -> dict[str, Any]:
@@ -178,19 +192,15 @@ class CompareDashboard(anywidget.AnyWidget):
             "p90": [_number(v) for v in band[:, 2].tolist()],
         }
 
-    def _heat(self, name: str, metric: str) -> dict[str, Any]:
+    def _heat(self, name: str, metric: str) -> tuple[dict[str, Any], bytes]:
         model = self.models.get(name)
         if model is None or not metric:
-            return {}
+            return {}, b""
         grid = model.grid(metric)
-        return {
-            "federation": name,
-            "metric": metric,
-            "rows": int(grid.shape[0]),
-            "cols": int(grid.shape[1]),
-            "start": model.start_round,
-            "values": [_number(v) for v in grid.ravel().tolist()],
-        }
+        shape = {"rows": int(grid.shape[0]), "cols": int(grid.shape[1])}
+        return {"federation": name, "metric": metric, **shape, "start": model.start_round}, (
+            grid.astype("<f4").tobytes()
+        )
 
     def _table(self, metric: str) -> tuple[list[str], list[list[Any]]]:
         server: list[str] = []

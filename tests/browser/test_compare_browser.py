@@ -16,6 +16,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.jupyter_browser import ARTIFACTS, KERNEL_IDLE, alive, chromium, jupyter
+from tests.browser.test_dashboard_browser import PAINTED
 
 NOTEBOOK = Path(__file__).parent / "notebooks" / "compare_dashboard.ipynb"
 ROUNDS = 6
@@ -61,6 +62,7 @@ def check_page(page: Any, url: str) -> None:
         "step 4: train loss per client (rows) and round (columns)")
     expect(box.locator(".fedlab-table th").nth(3)).to_have_text("train:loss (mean)")
     expect(box.locator(".fedlab-table tr")).to_have_count(4)
+    assert page.evaluate(PAINTED, ".fedlab-compare .fedlab-heat") > 20_000  # the heatmap is drawn
 
     box.locator(".fedlab-metric").select_option("train:num-examples")
     expect(box.locator(".fedlab-ylabel")).to_have_text("clients' train num-examples: mean and p10–p90")

@@ -92,12 +92,14 @@ def test_switching_the_metric_relabels_curves_heatmap_and_table_together() -> No
     assert view.table_columns[3] == "train:num-examples (mean)"
     grid = view.models["FedProx 1"].grid("train:num-examples")
     assert view.heat_of == "FedProx 1"  # the last federation that ran
-    assert view.heat["values"] == [None if np.isnan(v) else float(v) for v in grid.ravel()]
+    sent = np.frombuffer(view.heat_values, "<f4").reshape(view.heat["rows"], view.heat["cols"])
+    assert np.array_equal(sent, grid, equal_nan=True)
     view.heat_of = "FedAvg"  # the heatmap switcher
     fed_avg = view.models["FedAvg"].grid("train:num-examples")
     assert view.heat["federation"] == "FedAvg"
     assert (view.heat["rows"], view.heat["cols"]) == fed_avg.shape
-    assert view.heat["values"] == [None if np.isnan(v) else float(v) for v in fed_avg.ravel()]
+    sent = np.frombuffer(view.heat_values, "<f4").reshape(fed_avg.shape)
+    assert np.array_equal(sent, fed_avg, equal_nan=True)
 
 
 def test_parent_and_fork_show_together_and_the_end_adds_a_png(tmp_path: Any) -> None:
