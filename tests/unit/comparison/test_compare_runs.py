@@ -20,7 +20,7 @@ def _same_run(a: fl.Result, b: fl.Result) -> None:
     assert a.evaluate_metrics_serverapp == b.evaluate_metrics_serverapp
 
 
-@pytest.mark.parametrize("backend", ["inline", "threads"])
+@pytest.mark.parametrize("backend", ["inline", "threads", "processes"])
 def test_each_compared_federation_equals_running_it_alone(backend: str) -> None:
     def prox() -> fl.Federation:
         strategy = FedProx(proximal_mu=0.1, fraction_train=0.5, fraction_evaluate=0.0, min_train_nodes=1)
@@ -106,7 +106,6 @@ def test_compare_refuses_what_it_cannot_compare_naming_the_fix() -> None:
 
 
 def test_plot_compare_draws_one_labelled_line_and_band_per_federation() -> None:
-    pytest.importorskip("matplotlib")
     compared = fl.compare({"a": make_fed(), "b": make_fed(config={"step": 2.0})}, rounds=3)
     figure = fl.plot_compare(compared, "train:loss")
     (ax,) = figure.axes

@@ -103,7 +103,6 @@ def test_switching_the_metric_relabels_curves_heatmap_and_table_together() -> No
 
 
 def test_parent_and_fork_show_together_and_the_end_adds_a_png(tmp_path: Any) -> None:
-    pytest.importorskip("matplotlib")
     fed = make_fed(tmp_path / "p", checkpoint_keep="all")
     parent = fed.run(rounds=4)
     forked = fed.fork(round=2, config={"step": 5.0})
