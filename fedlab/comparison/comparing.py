@@ -177,17 +177,18 @@ def compare(
 
 
 def _run_one(name: str, federation: Federation, rounds: int, view: CompareView | None) -> Result:
-    if view is None:
-        return federation.run(rounds)
     own = federation.display
-    federation.display = "none"  # the comparison's view shows this run
-    unsubscribe = federation.subscribe(_Tagged(view, name))
+    unsubscribe = None
+    if view is not None:
+        federation.display = "none"  # the comparison's view shows this run
+        unsubscribe = federation.subscribe(_Tagged(view, name))
     try:
         return federation.run(rounds)
     except FederationError as exc:
         raise FederationError(f"The federation {name!r} of the comparison failed: {exc}") from exc
     finally:
-        unsubscribe()
+        if unsubscribe is not None:
+            unsubscribe()
         federation.display = own
 
 

@@ -3,6 +3,7 @@
 Every display is an event-bus subscriber; :func:`make_display` makes the one a
 :data:`Display` name asks for, or for ``"auto"`` the one that suits where the code runs.
 :func:`plot_run` draws a finished run with matplotlib (what ``History.plot()`` shows).
+:class:`CompareDashboard` shows the federations of ``fl.compare`` in one view.
 :class:`Dashboard` (the notebook widget, with the :class:`Followable` and
 :class:`Replayable` protocols of :meth:`Dashboard.follow`), the consoles and :func:`plot_run`
 are imported on first use, so that choosing a display loads neither ipywidgets nor rich. Numbers and metrics read as

@@ -117,3 +117,16 @@ def test_plot_compare_draws_one_labelled_line_and_band_per_federation() -> None:
         assert np.allclose(line.get_ydata(), means)
     assert len(ax.collections) == 2  # the two p10–p90 bands
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b"]
+
+
+def test_a_failing_federation_is_named_in_the_comparisons_error() -> None:
+    broken = fl.ClientApp()
+
+    @broken.train()
+    def train(msg: fl.Message, ctx: fl.Context) -> fl.Message:
+        raise ValueError("this client is broken on purpose")
+
+    bad = fl.Federation(broken, strategy=FedAvg(fraction_evaluate=0.0), num_clients=5,
+                        initial_arrays=[np.zeros(2)], seed=0, display="none")
+    with pytest.raises(FederationError, match=r"The federation 'broken' of the comparison failed: No round"):
+        fl.compare({"fine": make_fed(), "broken": bad}, rounds=1)
