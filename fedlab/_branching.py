@@ -12,6 +12,8 @@ from fedlab.strategy import ConfigSource, Strategy
 if TYPE_CHECKING:
     from typing_extensions import Self
 
+    from fedlab.datasets import FederatedDataset
+
 __all__ = ["Branching"]
 
 
@@ -25,14 +27,18 @@ class Branching(Settings):
         *,
         strategy: Strategy | None = None,
         config: ConfigSource | None = None,
+        dataset: FederatedDataset | None = None,
         checkpoint_dir: str | os.PathLike[str] | None = None,
     ) -> Self:
-        """A new Federation like this one but for ``strategy`` and/or ``config``.
+        """A new Federation like this one but for ``strategy``, ``config`` or ``dataset``.
 
-        Same ClientApp, clients, split, seed and backend; give each variant a new strategy
-        object. It writes checkpoints only to the ``checkpoint_dir`` given here.
+        Same ClientApp, seed and backend (and clients and split unless ``dataset`` gives
+        another partitioning); give each variant a new strategy object. It writes
+        checkpoints only to the ``checkpoint_dir`` given here.
         """
-        spec = self.spec.varied(strategy=strategy, config=config, checkpoint_dir=checkpoint_dir)
+        spec = self.spec.varied(
+            strategy=strategy, config=config, dataset=dataset, checkpoint_dir=checkpoint_dir
+        )
         federation = type(self).__new__(type(self))
         Settings.__init__(federation, spec)
         federation._runner = Runner()

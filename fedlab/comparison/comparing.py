@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
+    from fedlab.datasets import FederatedDataset
+
 __all__ = ["CompareView", "Comparison", "compare"]
 
 
@@ -111,6 +113,7 @@ def compare(
     *,
     strategies: Mapping[str, Strategy] | Sequence[Strategy] | None = None,
     configs: Mapping[str, ConfigSource] | None = None,
+    datasets: Mapping[str, FederatedDataset] | None = None,
     rounds: int = 3,
     display: Display | None = None,
     view: CompareView | None = None,
@@ -119,7 +122,8 @@ def compare(
 
     ``fl.compare({"FedAvg": fed_a, "FedProx μ=0.1": fed_b}, rounds=10)`` runs each given
     federation; ``fl.compare(fed, strategies={"FedAvg": FedAvg(), "FedAdam": FedAdam()})``
-    (or a list, named by class) or ``configs={"lr=0.1": {...}, "lr=0.01": {...}}`` runs
+    (or a list, named by class), ``configs={"lr=0.1": {...}, "lr=0.01": {...}}`` or
+    ``datasets={"IID": fds_iid, "Dirichlet(0.1)": fds_skewed}`` (partitionings) runs
     variants of one federation that differ only in that (:meth:`Federation.variant`). A
     finished :class:`~fedlab.Result` may stand for a federation (a parent run and its
     :meth:`~fedlab.Federation.fork`): it is shown as it ended and returned as it is.
@@ -140,8 +144,9 @@ def compare(
     ----------
     federations
         Federations (or finished Results) by name, or one Federation to vary.
-    strategies, configs
-        With one Federation: the variants, by name (a new strategy object for each).
+    strategies, configs, datasets
+        With one Federation: the variants, by name (a new strategy object for each); one
+        of the three.
     rounds
         The rounds each federation runs.
     display
@@ -157,7 +162,7 @@ def compare(
         If nothing is to be compared, the same object is given twice, or a federation's
         run fails (the message names the federation; the comparison stops there).
     """
-    entries = _entries(federations, strategies, configs)
+    entries = _entries(federations, strategies, configs, datasets)
     chosen = display if display is not None else _first_display(entries)
     shown: CompareView | None = view if view is not None else _make_view(chosen, list(entries))
     results: dict[str, Result] = {}
@@ -196,27 +201,32 @@ def _entries(
     federations: Mapping[str, Federation | Result] | Federation,
     strategies: Mapping[str, Strategy] | Sequence[Strategy] | None,
     configs: Mapping[str, ConfigSource] | None,
+    datasets: Mapping[str, FederatedDataset] | None,
 ) -> dict[str, Federation | Result]:
+    given = sum(v is not None for v in (strategies, configs, datasets))
     if isinstance(federations, Federation):
-        if strategies is None and configs is None:
+        if given == 0:
             raise FederationError(
-                "compare(fed) needs the variants to run: strategies={'FedAvg': FedAvg(), ...} "
-                "or configs={'lr=0.1': {'lr': 0.1}, ...}; or pass a dict of federations."
+                "compare(fed) needs the variants to run: strategies={'FedAvg': FedAvg(), ...}, "
+                "configs={'lr=0.1': {'lr': 0.1}, ...} or datasets={'IID': fds, ...}; or pass a "
+                "dict of federations."
             )
-        if strategies is not None and configs is not None:
+        if given > 1:
             raise FederationError(
-                "compare(fed) varies one thing at a time: give strategies=... or configs=..., "
-                "not both; for other combinations pass a dict name -> Federation."
+                "compare(fed) varies one thing at a time: give one of strategies=..., "
+                "configs=... and datasets=...; for combinations pass a dict name -> Federation."
             )
         if strategies is not None:
             named = _named(strategies)
             return {n: federations.variant(strategy=s) for n, s in named.items()}
+        if datasets is not None:
+            return {n: federations.variant(dataset=d) for n, d in dict(datasets).items()}
         assert configs is not None
         return {n: federations.variant(config=c) for n, c in dict(configs).items()}
-    if strategies is not None or configs is not None:
+    if given:
         raise FederationError(
-            "strategies=... and configs=... vary one Federation; with a dict of federations, "
-            "build each federation with its own strategy and config."
+            "strategies=..., configs=... and datasets=... vary one Federation; with a dict of "
+            "federations, build each federation with its own settings."
         )
     if not isinstance(federations, Mapping) or not federations:
         raise FederationError(

@@ -195,13 +195,16 @@ class RunSpec:
         *,
         strategy: Strategy | None = None,
         config: ConfigSource | None = None,
+        dataset: FederatedDataset | None = None,
         checkpoint_dir: str | os.PathLike[str] | None = None,
     ) -> RunSpec:
-        """Return this spec with another strategy and/or config, checked as :meth:`build` does.
+        """Return this spec with another strategy, config or dataset, checked as :meth:`build` does.
 
         What is not given is kept, except ``checkpoint_dir``: a variant writes its own
         checkpoints (there when given) and never over those of the spec it came from. A new
-        ``config`` also replaces, in ``run_config``, the scalars the old config put there.
+        ``config`` also replaces, in ``run_config``, the scalars the old config put there; a
+        new ``dataset`` (another partitioning) is registered and sets ``num_clients`` to its
+        number of partitions.
 
         Raises
         ------
@@ -221,9 +224,17 @@ class RunSpec:
             for key in _scalars(self.config):
                 run_config.pop(key, None)
             run_config.update(_scalars(config))
+        num_clients = self.num_clients
+        if dataset is not None:
+            from fedlab.datasets import attach
+
+            num_clients, entry = attach(dataset, None)
+            run_config.update(entry)
         return dataclasses.replace(
             self,
             strategy=strategy,
+            num_clients=num_clients,
+            dataset=self.dataset if dataset is None else dataset,
             config=self.config if config is None else config,
             run_config=run_config,
             checkpoint_dir=checkpoint_dir,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -130,3 +133,50 @@ def test_a_failing_federation_is_named_in_the_comparisons_error() -> None:
                         initial_arrays=[np.zeros(2)], seed=0, display="none")
     with pytest.raises(FederationError, match=r"The federation 'broken' of the comparison failed: No round"):
         fl.compare({"fine": make_fed(), "broken": bad}, rounds=1)
+
+
+def test_partitionings_are_compared_as_variants_with_their_own_number_of_clients() -> None:
+    from fedlab.datasets import (
+        DirichletPartitioner,
+        FederatedDataset,
+        IidPartitioner,
+        load_partition,
+    )
+
+    app = fl.ClientApp()
+
+    @app.train()
+    def train(msg: fl.Message, ctx: fl.Context) -> fl.Message:
+        labels = np.asarray(load_partition(ctx, "train")["label"], np.float64)
+        w = msg.content.array_record("arrays").to_numpy()[0] * 0.5 + labels.mean()
+        metrics = fl.MetricRecord({"num-examples": len(labels), "mean-label": float(labels.mean())})
+        return msg.reply(fl.RecordDict({"arrays": fl.ArrayRecord([w]), "metrics": metrics}))
+
+    def split(partitioner: object) -> FederatedDataset:
+        return FederatedDataset.from_sklearn("iris", partitioners={"train": partitioner})  # type: ignore[dict-item]
+
+    def fed(dataset: FederatedDataset) -> fl.Federation:
+        return fl.Federation(app, strategy=FedAvg(fraction_evaluate=0.0), dataset=dataset,
+                             initial_arrays=[np.zeros(1)], seed=0, display="none")
+
+    def skewed() -> FederatedDataset:
+        return split(DirichletPartitioner(6, "label", alpha=0.1, min_partition_size=5, seed=0))
+
+    compared = fl.compare(fed(split(IidPartitioner(5))), datasets={"IID": split(IidPartitioner(5)),
+                                                                   "Dirichlet(0.1)": skewed()}, rounds=2)
+    for name, alone in (("Dirichlet(0.1)", fed(skewed())), ("IID", fed(split(IidPartitioner(5))))):
+        a, b = compared[name], alone.run(rounds=2)
+        assert a.arrays == b.arrays and a.train_metrics_clientapp == b.train_metrics_clientapp
+        # The same, but for the in-process registry name of each dataset object in the config.
+        assert _without_dataset_name(a) == _without_dataset_name(b)
+    clients = compared.history.to_pandas("clients")
+    assert clients.groupby("federation")["node_id"].nunique().to_dict() == {"IID": 5, "Dirichlet(0.1)": 6}
+
+
+def _without_dataset_name(result: fl.Result) -> dict[str, Any]:
+    from fedlab.datasets.node import DATASET_KEY
+
+    assert result.history is not None
+    stored: dict[str, Any] = json.loads(result.history.to_json(include_timings=False))
+    assert stored["run"]["config"].pop(DATASET_KEY).startswith("fds-")
+    return stored
