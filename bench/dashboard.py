@@ -1,4 +1,4 @@
-"""Kernel-side cost of the notebook dashboard: per event, per update sent, and the PNG.
+"""Kernel-side cost of the notebook dashboards: per event, per update sent, and the PNG.
 
 Feeds a synthetic run (every client replies every round) into a Dashboard whose comm only
 counts what it would send, with a simulated clock advancing ``--step`` seconds per event,
@@ -6,11 +6,15 @@ so the throttle behaves as in a real run while the bench measures only our own w
 
     python bench/dashboard.py                        # 100 and 1,000 clients, 50 rounds
     python bench/dashboard.py --clients 1000 --rounds 50 --step 0.001
+
+Then the same for the comparison dashboard (``fl.compare``) of three federations run one
+after another (``--federations``), whose curves and table travel as JSON and its heatmap as a buffer.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -26,12 +30,14 @@ class CountingComm(BaseComm):
     def __init__(self, **kwargs: Any) -> None:
         self.updates = 0
         self.bytes = 0
+        self.json_bytes = 0
         super().__init__(**kwargs)
 
     def publish_msg(self, msg_type: str, data: Any = None, metadata: Any = None, buffers: Any = None, **keys: Any) -> None:
         if msg_type == "comm_msg" and data.get("method") == "update":
             self.updates += 1
             self.bytes += sum(len(memoryview(b).cast("B")) for b in buffers or [])
+            self.json_bytes += len(json.dumps(data.get("state", {})))
 
 
 def measure(clients: int, rounds: int, step: float) -> None:
@@ -64,14 +70,52 @@ def measure(clients: int, rounds: int, step: float) -> None:
     )
 
 
+def measure_compare(clients: int, rounds: int, step: float, federations: int) -> None:
+    from fedlab.dashboard import CompareDashboard
+    from fedlab.dashboard.compare_widget import compare_png
+    from tests.unit.dashboard.test_widget import FakeClock, events_of_a_run
+
+    comm.create_comm = lambda **kwargs: CountingComm(**kwargs)  # type: ignore[assignment]
+    clock = FakeClock()
+    names = [f"federation {k + 1}" for k in range(federations)]
+    view = CompareDashboard(names, clock=clock)
+    events = list(events_of_a_run(clients, rounds, failing=3, clock=clock, step=step))
+    clock.now = 0.0
+    started = time.perf_counter()
+    for name in names:
+        for event in events:
+            clock.now += step
+            view.feed(name, event)
+    total = time.perf_counter() - started
+    channel: CountingComm = view.comm
+    started = time.perf_counter()
+    view.flush()
+    flush = time.perf_counter() - started
+    one = len(json.dumps([view.curves, view.heat, view.table])) + len(view.heat_values)
+    started = time.perf_counter()
+    png = compare_png(view.models, view.shown_metric) or b""
+    picture = time.perf_counter() - started
+    count = len(events) * federations
+    print(
+        f"compare of {federations}: {clients:>5} clients x {rounds} rounds each: {count:>6} events in "
+        f"{total:6.2f}s ({1e6 * total / count:5.1f} us/event incl. updates); {channel.updates} updates "
+        f"over {clock.now:.1f} simulated s ({channel.updates / clock.now:.1f}/s), "
+        f"{channel.json_bytes / 1e6:.1f} MB of JSON + {channel.bytes / 1e6:.1f} MB of buffers; one full update {1e3 * flush:.1f} ms, "
+        f"{one / 1e3:.0f} kB; PNG {len(png) / 1e3:.0f} kB in {picture:.2f}s"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, nargs="*", default=[100, 1000])
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--step", type=float, default=0.001, help="simulated seconds between events")
+    parser.add_argument("--federations", type=int, default=3, help="federations in the comparison")
     args = parser.parse_args()
     for clients in args.clients:
         measure(clients, args.rounds, args.step)
+    for clients in args.clients:
+        measure_compare(clients, args.rounds, args.step, args.federations)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from fedlab import errors, strategy
     from fedlab.cache import worker_cache
     from fedlab.client import ClientApp
+    from fedlab.comparison import Comparison, compare, plot_compare
     from fedlab.context import Context
     from fedlab.events import EventBus
     from fedlab.federation import Federation
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 _HOMES = {
     "ClientApp": "fedlab.client",
     "worker_cache": "fedlab.cache",
+    **dict.fromkeys(["Comparison", "compare", "plot_compare"], "fedlab.comparison"),
     "Context": "fedlab.context",
     "EventBus": "fedlab.events",
     "Federation": "fedlab.federation",
@@ -60,6 +62,7 @@ __all__ = [
     "Array",
     "ArrayRecord",
     "ClientApp",
+    "Comparison",
     "ConfigRecord",
     "Context",
     "Error",
@@ -75,7 +78,9 @@ __all__ = [
     "RecordDict",
     "Result",
     "ServerApp",
+    "compare",
     "errors",
+    "plot_compare",
     "strategy",
     "worker_cache",
 ]

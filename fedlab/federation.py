@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from fedlab._branching import Branching
 from fedlab.client import ClientApp
 from fedlab.context import UserConfig
 from fedlab.dashboard import Display
@@ -19,7 +20,8 @@ from fedlab.errors import FederationError
 from fedlab.events import Subscriber
 from fedlab.history import History
 from fedlab.records import ArrayRecord
-from fedlab.run import Runner, RunSpec, Settings, load_for
+from fedlab.run import Runner, RunSpec, load_for
+from fedlab.run.spec import CheckpointKeep
 from fedlab.server import Result, ServerApp
 from fedlab.simulation import Backend
 from fedlab.strategy import ConfigSource, EvaluateFn, Strategy
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["Display", "Federation"]
 
 
-class Federation(Settings):
+class Federation(Branching):
     """A ClientApp, a Strategy (or a ServerApp) and a number of clients: one federation.
 
     Parameters
@@ -88,6 +90,11 @@ class Federation(Settings):
     checkpoint_dir
         Write a checkpoint there after every completed round (see :mod:`fedlab.checkpoint`),
         replacing the previous one; :meth:`resume` continues from it.
+    checkpoint_keep
+        ``"latest"``, or ``"all"`` to also keep every round's checkpoint (in
+        ``checkpoint_dir/rounds/``) for :meth:`fork`: one full checkpoint per round on disk,
+        i.e. rounds × (model + strategy arrays, up to 3× the model for FedAdam + clients'
+        ``context.state`` + History).
 
     Each argument stays an attribute of that name, settled (``num_clients`` from the
     dataset, ``initial_arrays`` an ArrayRecord), beside ``note`` and the whole ``spec``.
@@ -130,6 +137,7 @@ class Federation(Settings):
         timeout: float | None = 600.0,
         display: Display = "auto",
         checkpoint_dir: str | os.PathLike[str] | None = None,
+        checkpoint_keep: CheckpointKeep = "latest",
     ) -> None:
         spec = RunSpec.build(
             client_app,
@@ -149,6 +157,7 @@ class Federation(Settings):
             timeout=timeout,
             display=display,
             checkpoint_dir=checkpoint_dir,
+            checkpoint_keep=checkpoint_keep,
         )
         super().__init__(spec)
         self._runner = Runner()

@@ -295,17 +295,22 @@ class History:
         return replay(self.run, self.rounds, self.clients, self.rounds_completed)
 
     @overload
-    def plot(self, metric: str | None = None, *, ax: None = None) -> Figure: ...
+    def plot(
+        self, metric: str | None = None, *, ax: None = None, label: str | None = None
+    ) -> Figure: ...
 
     @overload
-    def plot(self, metric: str | None = None, *, ax: Axes) -> Axes: ...
+    def plot(self, metric: str | None = None, *, ax: Axes, label: str | None = None) -> Axes: ...
 
-    def plot(self, metric: str | None = None, *, ax: Axes | None = None) -> Figure | Axes:
+    def plot(
+        self, metric: str | None = None, *, ax: Axes | None = None, label: str | None = None
+    ) -> Figure | Axes:
         """Draw the run with matplotlib: the dashboard's panels, after the fact.
 
         Without ``ax``, return a new figure of every panel. Given a matplotlib ``ax``,
         draw only the clients' metric into it (mean per round, p10–p90 band, the line
-        labelled with the strategy) and return it, so that runs can share a figure.
+        labelled ``label``, by default the strategy) and return it, so that runs can share
+        a figure (``fl.plot_compare`` draws a comparison this way).
         ``metric`` picks the client metric, as ``"phase:name"`` (e.g. ``"train:loss"``);
         by default the most telling one.
 
@@ -328,7 +333,9 @@ class History:
         """
         from fedlab.dashboard import plot_run  # drawing is the dashboard's; data never loads it
 
-        return plot_run(self.replay(), metric, ax=ax)
+        if ax is None:
+            return plot_run(self.replay(), metric)
+        return plot_run(self.replay(), metric, ax=ax, label=label)
 
     def summary(self) -> str:
         """Return a few lines: rounds done, failures, timing, the rounds that aggregated

@@ -3,6 +3,7 @@
 Every display is an event-bus subscriber; :func:`make_display` makes the one a
 :data:`Display` name asks for, or for ``"auto"`` the one that suits where the code runs.
 :func:`plot_run` draws a finished run with matplotlib (what ``History.plot()`` shows).
+:class:`CompareDashboard` shows the federations of ``fl.compare`` in one view.
 :class:`Dashboard` (the notebook widget, with the :class:`Followable` and
 :class:`Replayable` protocols of :meth:`Dashboard.follow`), the consoles and :func:`plot_run`
 are imported on first use, so that choosing a display loads neither ipywidgets nor rich. Numbers and metrics read as
@@ -18,10 +19,13 @@ from fedlab.dashboard.display import DISPLAYS, Display, make_display, select_con
 
 if TYPE_CHECKING:
     from fedlab.dashboard._static import plot_run
+    from fedlab.dashboard.compare_widget import CompareDashboard, CompareSnapshot
     from fedlab.dashboard.console import PlainConsole, RichConsole
     from fedlab.dashboard.widget import Dashboard, Followable, Replayable
 
 __all__ = [
+    "CompareDashboard",
+    "CompareSnapshot",
     "DISPLAYS",
     "Dashboard",
     "Display",
@@ -38,6 +42,8 @@ __all__ = [
 # Where each display lives: imported on first use, so choosing a display (or checking a
 # display's name) loads neither rich, matplotlib nor ipywidgets.
 _HOMES = {
+    "CompareDashboard": "compare_widget",
+    "CompareSnapshot": "compare_widget",
     "Dashboard": "widget",
     "Followable": "widget",
     "Replayable": "widget",

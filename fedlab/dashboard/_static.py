@@ -184,19 +184,30 @@ def render_png(model: DashboardModel, metric: str | None = None) -> bytes:
 
 
 @overload
-def plot_run(events: Iterable[Event], metric: str | None = None, *, ax: None = None) -> Figure: ...
+def plot_run(
+    events: Iterable[Event], metric: str | None = None, *, ax: None = None, label: str | None = None
+) -> Figure: ...
 
 
 @overload
-def plot_run(events: Iterable[Event], metric: str | None = None, *, ax: Axes) -> Axes: ...
+def plot_run(
+    events: Iterable[Event], metric: str | None = None, *, ax: Axes, label: str | None = None
+) -> Axes: ...
 
 
-def plot_run(events: Iterable[Event], metric: str | None = None, *, ax: Axes | None = None) -> Figure | Axes:
+def plot_run(
+    events: Iterable[Event],
+    metric: str | None = None,
+    *,
+    ax: Axes | None = None,
+    label: str | None = None,
+) -> Figure | Axes:
     """Draw the run these events tell (e.g. ``history.replay()``) with matplotlib.
 
     Without ``ax``: a new figure of every dashboard panel, not left open in pyplot. With
     ``ax``: only the clients' ``metric`` (``"phase:name"``, by default the most telling
-    one), its line labelled with the strategy, drawn into ``ax``, which is returned.
+    one), its line labelled ``label`` (by default the strategy), drawn into ``ax``, which
+    is returned.
     ``History.plot()`` is this function for a recorded run.
 
     Raises
@@ -209,7 +220,7 @@ def plot_run(events: Iterable[Event], metric: str | None = None, *, ax: Axes | N
     for event in events:
         model.feed(event)
     if ax is not None:
-        _draw_band(ax, model, _chosen(model, metric), label=model.strategy or None)
+        _draw_band(ax, model, _chosen(model, metric), label=label or model.strategy or None)
         return ax
     import matplotlib.pyplot as plt
 

@@ -20,7 +20,7 @@ from typing import Literal, TextIO, get_args
 from fedlab.errors import FederationError
 from fedlab.events import Subscriber
 
-__all__ = ["DISPLAYS", "Display", "make_display", "select_console"]
+__all__ = ["DISPLAYS", "Display", "in_notebook", "make_display", "resolve", "select_console"]
 
 #: How a run shows progress: chosen from where the code runs (``"auto"``), or forced.
 Display = Literal["auto", "widget", "static", "rich", "plain", "none"]
@@ -88,6 +88,25 @@ def select_console(
         If ``FEDLAB_DISPLAY`` holds an unknown value.
     """
     return make_display("auto", on_stop=on_stop, stream=stream)
+
+
+def resolve(kind: Display) -> Display:
+    """The display ``kind`` stands for here: ``"auto"`` decided as :func:`make_display` does.
+
+    Raises
+    ------
+    FederationError
+        If ``kind``, or ``FEDLAB_DISPLAY`` for ``"auto"``, is not a display's name.
+    """
+    if kind not in DISPLAYS:
+        names = ", ".join(map(repr, DISPLAYS[:-1]))
+        raise FederationError(f"display must be {names} or {DISPLAYS[-1]!r}, got {kind!r}.")
+    return _from_environment(None) if kind == "auto" else kind
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel, Colab or Databricks (IPython is not imported for this)."""
+    return _in_notebook()
 
 
 def _from_environment(stream: TextIO | None) -> Display:

@@ -20,14 +20,24 @@ The modules, each one concept:
     The inboxes between the engine's thread and the caller's, and the one sync entry.
 ``resume``
     What checkpointing adds to a run, and :func:`load_for` to continue one.
+``fork``
+    :func:`fork`: a new run from a kept checkpoint of an earlier round.
 """
 
 from __future__ import annotations
 
 from fedlab.run.engine import GridFactory
+from fedlab.run.fork import fork
 from fedlab.run.resume import load_for
 from fedlab.run.runner import Runner
 from fedlab.run.settings import Settings
 from fedlab.run.spec import RunSpec
 
-__all__ = ["GridFactory", "RunSpec", "Runner", "Settings", "load_for"]
+__all__ = [
+    "GridFactory",
+    "RunSpec",
+    "Runner",
+    "Settings",
+    "fork",
+    "load_for",
+]

@@ -22,6 +22,7 @@ from fedlab.strategy import FedAvg, Strategy
 __all__ = [
     "check_config",
     "check_evaluate_fn",
+    "check_keep",
     "check_parts",
     "check_settings",
     "settle_client_evaluation",
@@ -175,3 +176,17 @@ def settle_client_evaluation(strategy: Strategy | None, client_app: ClientApp) -
             "fraction_evaluate=0.0 to the strategy."
         )
     return SKIPPED_EVALUATION if asked > 0 and not evaluates else ""
+
+
+def check_keep(keep: object, checkpoint_dir: object) -> None:
+    """Refuse a ``checkpoint_keep`` that is not a choice, or ``"all"`` with nowhere to keep them."""
+    if keep not in ("latest", "all"):
+        raise FederationError(
+            f"checkpoint_keep must be 'latest' or 'all', got {keep!r}; 'all' keeps every "
+            "round's checkpoint so that fork(round=k) can start from any of them."
+        )
+    if keep == "all" and checkpoint_dir is None:
+        raise FederationError(
+            "checkpoint_keep='all' needs checkpoint_dir=...: the checkpoints of every round are "
+            "kept there, in rounds/round-<k>/."
+        )

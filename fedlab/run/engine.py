@@ -171,15 +171,16 @@ class Engine:
         spec = self.spec
         if spec.strategy is not None:
             assert spec.initial_arrays is not None  # checked by RunSpec.build
-            saved, checkpointing = self.saved, {}
-            if spec.checkpoint_dir is not None:  # only then: a custom start() may lack these
-                checkpointing = {
-                    "start_round": 1 if saved is None else saved.round + 1,
-                    "on_round_end": RoundCheckpointer(
-                        spec.checkpoint_dir, spec.strategy, self.simulation_grid(), self.history,
-                        self.run_id, self.rounds, saved,
-                    ),
-                }
+            saved = self.saved
+            checkpointing: dict[str, object] = {}
+            # Only when needed: a custom start() may lack these (a fork may write no checkpoint).
+            if saved is not None or spec.checkpoint_dir is not None:
+                checkpointing["start_round"] = 1 if saved is None else saved.round + 1
+            if spec.checkpoint_dir is not None:
+                checkpointing["on_round_end"] = RoundCheckpointer(
+                    spec.checkpoint_dir, spec.strategy, self.simulation_grid(), self.history,
+                    self.run_id, self.rounds, saved, keep_all=spec.checkpoint_keep == "all",
+                )
             if saved is not None:
                 spec.strategy.load_state_dict(saved.strategy_state)
             result = spec.strategy.start(

@@ -20,9 +20,62 @@ from fedlab.history import History
 from fedlab.records import RecordDict
 from fedlab.server.result import Result
 from fedlab.simulation import SimulationGrid
-from fedlab.strategy import Strategy
+from fedlab.strategy import Strategy, StrategyState
 
-__all__ = ["RoundCheckpointer", "follow", "load_for", "merged", "restore_nodes"]
+__all__ = [
+    "KEPT",
+    "RoundCheckpointer",
+    "follow",
+    "for_strategy",
+    "kept_round",
+    "load_for",
+    "merged",
+    "restore_nodes",
+]
+
+#: The folder of a checkpoint directory that ``checkpoint_keep="all"`` keeps each round in.
+KEPT = "rounds"
+
+
+def kept_round(directory: str | os.PathLike[str], round: int) -> Checkpoint:
+    """Load the checkpoint kept for ``round`` in ``directory`` (``checkpoint_keep="all"``).
+
+    Raises
+    ------
+    CheckpointError
+        If that round was not kept; the message lists the rounds that were.
+    """
+    folder = Path(directory) / KEPT
+    path = folder / f"round-{round:06d}"
+    if not (path / "checkpoint.json").is_file():
+        kept = sorted(int(p.name[6:]) for p in folder.glob("round-*") if p.name[6:].isdigit())
+        listed = ", ".join(map(str, kept)) if kept else "none"
+        raise CheckpointError(
+            f"No checkpoint of round {round} is kept in {str(directory)!r} (kept rounds: "
+            f"{listed}). Run the parent with checkpoint_dir=... and checkpoint_keep='all' to "
+            "keep every round, and fork at one of the rounds it completed."
+        )
+    return load_checkpoint(path)
+
+
+def for_strategy(checkpoint: Checkpoint, strategy: Strategy) -> Checkpoint:
+    """``checkpoint`` as ``strategy`` continues it: its own state, or a fresh one for a new class.
+
+    A strategy of the class that wrote the checkpoint gets the saved state (RNG, momentum,
+    moments, control variates). Another class starts with its memory empty, as at round
+    1, but draws its clients with the saved sampling RNG, so that the clients a fork
+    samples next do not depend on the strategy it switched to.
+    """
+    name = type(strategy).__name__
+    if checkpoint.strategy == name:
+        return checkpoint
+    strategy.reset()
+    fresh = strategy.state_dict()
+    values = dict(fresh.values)
+    if "rng" in checkpoint.strategy_state.values:
+        values["rng"] = checkpoint.strategy_state.values["rng"]
+    state = StrategyState(arrays=dict(fresh.arrays), values=values)
+    return dataclasses.replace(checkpoint, strategy=name, strategy_state=state)
 
 
 def load_for(directory: str | os.PathLike[str], strategy: Strategy, num_clients: int) -> Checkpoint:
@@ -118,6 +171,8 @@ class RoundCheckpointer:
         The run's id and the number of rounds it was asked for.
     earlier
         The checkpoint a resumed run started from, whose metrics come first.
+    keep_all
+        Also keep this round's checkpoint in ``rounds/round-<k>/`` (``checkpoint_keep="all"``).
     """
 
     def __init__(
@@ -129,8 +184,10 @@ class RoundCheckpointer:
         run_id: int,
         num_rounds: int,
         earlier: Checkpoint | None = None,
+        keep_all: bool = False,
     ) -> None:
         self.directory = Path(directory)
+        self._keep_all = keep_all
         self._strategy, self._grid, self._history = strategy, grid, history
         self._run_id, self._num_rounds, self._earlier = run_id, num_rounds, earlier
 
@@ -138,22 +195,22 @@ class RoundCheckpointer:
         """Save the run as it stands after round ``partial.rounds_completed``."""
         so_far = partial if self._earlier is None else merged(partial, self._earlier)
         node_ids = tuple(self._grid.get_node_ids())
-        save_checkpoint(
-            self.directory,
-            Checkpoint(
-                round=partial.rounds_completed,
-                num_rounds=self._num_rounds,
-                run_id=self._run_id,
-                strategy=type(self._strategy).__name__,
-                strategy_state=self._strategy.state_dict(),
-                node_ids=node_ids,
-                node_states=_node_states(self._grid, node_ids),
-                arrays=partial.arrays,
-                metrics={
-                    "train": so_far.train_metrics_clientapp,
-                    "evaluate": so_far.evaluate_metrics_clientapp,
-                    "server": so_far.evaluate_metrics_serverapp,
-                },
-                history=self._history,
-            ),
+        checkpoint = Checkpoint(
+            round=partial.rounds_completed,
+            num_rounds=self._num_rounds,
+            run_id=self._run_id,
+            strategy=type(self._strategy).__name__,
+            strategy_state=self._strategy.state_dict(),
+            node_ids=node_ids,
+            node_states=_node_states(self._grid, node_ids),
+            arrays=partial.arrays,
+            metrics={
+                "train": so_far.train_metrics_clientapp,
+                "evaluate": so_far.evaluate_metrics_clientapp,
+                "server": so_far.evaluate_metrics_serverapp,
+            },
+            history=self._history,
         )
+        save_checkpoint(self.directory, checkpoint)
+        if self._keep_all:
+            save_checkpoint(self.directory / KEPT / f"round-{checkpoint.round:06d}", checkpoint)

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
 from fedlab.client import ClientApp
 from fedlab.context import UserConfig
-from fedlab.records import ArrayRecord
 from fedlab.dashboard.display import Display
-from fedlab.run.spec import NodeConfigs, RunSpec
+from fedlab.records import ArrayRecord
+from fedlab.run.spec import CheckpointKeep, NodeConfigs, RunSpec
 from fedlab.server import ServerApp
 from fedlab.simulation import Backend
 from fedlab.strategy import ConfigSource, EvaluateFn, Strategy
@@ -87,6 +87,7 @@ class Settings:
     timeout: Setting[float | None] = Setting()
     display: Setting[Display] = Setting()
     checkpoint_dir: Setting[str | os.PathLike[str] | None] = Setting()
+    checkpoint_keep: Setting[CheckpointKeep] = Setting()
     #: What the run's first line adds, e.g. that federated evaluation is skipped.
     note: Setting[str] = Setting()
 

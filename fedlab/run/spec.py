@@ -9,18 +9,21 @@ field is not checked again.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from fedlab.client import ClientApp
 from fedlab.context import UserConfig
 from fedlab.dashboard.display import Display
+from fedlab.errors import FederationError
 from fedlab.records import ArrayRecord
 from fedlab.run._checks import (
     check_config,
     check_evaluate_fn,
+    check_keep,
     check_parts,
     check_settings,
     settle_client_evaluation,
@@ -32,7 +35,10 @@ from fedlab.strategy import ConfigSource, EvaluateFn, Strategy
 if TYPE_CHECKING:
     from fedlab.datasets import FederatedDataset
 
-__all__ = ["RunSpec"]
+__all__ = ["CheckpointKeep", "RunSpec"]
+
+#: Which checkpoints a run keeps: the newest only, or every round's (to fork from).
+CheckpointKeep = Literal["latest", "all"]
 
 #: What each node is told about itself, e.g. ``{"partition-id": 0}``.
 NodeConfigs = Sequence[Mapping[str, bool | int | float | str]]
@@ -66,6 +72,8 @@ class RunSpec:
         The progress view a run shows.
     checkpoint_dir
         Where a checkpoint is written after every round, or None.
+    checkpoint_keep
+        ``"latest"`` (only the newest checkpoint) or ``"all"`` (every round's, for forking).
     note
         What the run's first line adds, e.g. that federated evaluation is skipped ("" for none).
 
@@ -101,6 +109,7 @@ class RunSpec:
     display: Display
     checkpoint_dir: str | os.PathLike[str] | None
     note: str
+    checkpoint_keep: CheckpointKeep = "latest"
 
     @classmethod
     def build(
@@ -123,6 +132,7 @@ class RunSpec:
         timeout: float | None,
         display: Display,
         checkpoint_dir: str | os.PathLike[str] | None,
+        checkpoint_keep: CheckpointKeep = "latest",
     ) -> RunSpec:
         """Check the arguments of ``Federation(...)`` and settle them into a spec.
 
@@ -148,6 +158,7 @@ class RunSpec:
             num_clients, dataset_config = attach(dataset, num_clients)
         num_clients = 10 if num_clients is None else num_clients
         check_settings(num_clients, backend, checkpoint_dir, strategy, display)
+        check_keep(checkpoint_keep, checkpoint_dir)
         arrays = (
             initial_arrays
             if isinstance(initial_arrays, ArrayRecord) or initial_arrays is None
@@ -174,6 +185,58 @@ class RunSpec:
             max_workers=max_workers,
             timeout=timeout,
             display=display,
+            checkpoint_dir=checkpoint_dir,
+            note=note,
+            checkpoint_keep=checkpoint_keep,
+        )
+
+    def varied(
+        self,
+        *,
+        strategy: Strategy | None = None,
+        config: ConfigSource | None = None,
+        dataset: FederatedDataset | None = None,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+    ) -> RunSpec:
+        """Return this spec with another strategy, config or dataset, checked as :meth:`build` does.
+
+        What is not given is kept, except ``checkpoint_dir``: a variant writes its own
+        checkpoints (there when given) and never over those of the spec it came from. A new
+        ``config`` also replaces, in ``run_config``, the scalars the old config put there; a
+        new ``dataset`` (another partitioning) is registered and sets ``num_clients`` to its
+        number of partitions.
+
+        Raises
+        ------
+        FederationError
+            If the new strategy or config cannot be run with this spec's ClientApp.
+        """
+        strategy = self.strategy if strategy is None else strategy
+        if self.server_app is not None and strategy is not None:
+            raise FederationError(
+                "This federation runs a ServerApp, whose loop has no strategy to replace; "
+                "build a Federation with strategy=... to vary its strategy."
+            )
+        check_config("config", config)
+        note = settle_client_evaluation(strategy, self.client_app)
+        run_config = dict(self.run_config)
+        if config is not None:
+            for key in _scalars(self.config):
+                run_config.pop(key, None)
+            run_config.update(_scalars(config))
+        num_clients = self.num_clients
+        if dataset is not None:
+            from fedlab.datasets import attach
+
+            num_clients, entry = attach(dataset, None)
+            run_config.update(entry)
+        return dataclasses.replace(
+            self,
+            strategy=strategy,
+            num_clients=num_clients,
+            dataset=self.dataset if dataset is None else dataset,
+            config=self.config if config is None else config,
+            run_config=run_config,
             checkpoint_dir=checkpoint_dir,
             note=note,
         )

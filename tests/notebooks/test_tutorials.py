@@ -65,6 +65,7 @@ def test_every_tutorial_is_tested_here() -> None:
         "06-scikit-learn.ipynb",
         "07-xgboost.ipynb",
         "08-pandas-analytics.ipynb",
+        "16-comparing-strategies.ipynb",
     ]
 
 
@@ -232,3 +233,24 @@ def test_tutorial_7_federates_xgboost_by_bagging_and_cyclic_boosting_to_093(tmp_
     assert bagged and cycled, printed
     assert min(float(bagged.group(1)), float(bagged.group(2)), float(cycled.group(1))) >= 0.93
     assert len(dashboards(notebook)) == 2
+
+
+def test_tutorial_16_compares_four_strategies_in_one_dashboard_and_forks_fedavg_at_round_5(tmp_path: Path) -> None:
+    name = "16-comparing-strategies.ipynb"
+    notebook = execute(name, tmp_path)
+    opens_with_a_colab_badge_and_a_guarded_install(notebook, name)
+    printed = text(notebook)
+    found = dict(re.findall(r"^(.+) held-out accuracy after 10 rounds: ([0-9.]+)$", printed, re.MULTILINE))
+    assert list(found) == ["FedAvg", "FedProx μ=0.1", "Scaffold", "FedAdam"], printed
+    assert min(float(v) for v in found.values()) >= 0.85  # the accuracy the tutorial states, seed 0
+    assert "fork's first 5 rounds equal FedAvg's: True" in printed
+    forked = re.search(r"held-out accuracy: ([0-9.]+)$", printed, re.MULTILINE)
+    assert forked and float(forked.group(1)) >= 0.85
+    shown = dashboards(notebook)  # the comparison, the fork's own run, parent and fork together
+    assert [out.data["text/plain"].split(" · ")[0] for out in shown] == [
+        "fedlab comparison: FedAvg, FedProx μ=0.1, Scaffold, FedAdam",
+        "fedlab dashboard: FedAdam",
+        "fedlab comparison: FedAvg, FedAvg → FedAdam at round 5",
+    ]
+    assert all("image/png" in out.data for out in shown)
+    assert (tmp_path / "checkpoints" / "fedavg" / "rounds" / "round-000010").is_dir()
