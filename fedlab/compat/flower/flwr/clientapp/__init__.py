@@ -1,0 +1,17 @@
+"""``flwr.clientapp``: ClientApp, from fedlab's Flower layer (Mods in ``flwr.clientapp.mod``)."""
+
+from __future__ import annotations
+
+from fedlab.compat.flower.clientapp import ClientApp
+from fedlab.compat.flower.error import missing_attribute
+
+__all__ = ["ClientApp"]
+
+_HINTS = {
+    "NumPyClient": "Flower's legacy NumPyClient is not supported; use ClientApp with @app.train().",
+    "Client": "Flower's legacy Client is not supported; use ClientApp with @app.train().",
+}
+
+
+def __getattr__(name: str) -> object:
+    raise missing_attribute(__name__, name, [*__all__, "mod"], _HINTS)

@@ -1,0 +1,27 @@
+"""``flwr.serverapp.strategy``: Flower's strategies and Result, computing Flower's numbers."""
+
+from __future__ import annotations
+
+from fedlab.compat.flower.error import missing_attribute
+from fedlab.compat.flower.strategy import FedAvg, Strategy
+from fedlab.server import Result
+
+__all__ = ["FedAvg", "Result", "Strategy"]
+
+_HINTS = {
+    "FedXgbBagging": "use the fedlab-xgboost extension (fedlab_xgboost) for XGBoost bagging.",
+    "FedXgbCyclic": "use the fedlab-xgboost extension (fedlab_xgboost) for cyclic XGBoost.",
+    **dict.fromkeys(
+        [
+            "DifferentialPrivacyClientSideAdaptiveClipping",
+            "DifferentialPrivacyClientSideFixedClipping",
+            "DifferentialPrivacyServerSideAdaptiveClipping",
+            "DifferentialPrivacyServerSideFixedClipping",
+        ],
+        "use fedlab's central DP wrappers in fedlab.privacy with fedlab.strategy.",
+    ),
+}
+
+
+def __getattr__(name: str) -> object:
+    raise missing_attribute(__name__, name, __all__, _HINTS)
