@@ -14,15 +14,43 @@ from fedlab.compat.flower.strategy.aggregation import (
     reply_weights,
 )
 from fedlab.compat.flower.strategy.fedavg import FedAvg, MetricsAggrFn
+from fedlab.compat.flower.strategy.fedavgm import FedAvgM, FedProx
+from fedlab.compat.flower.strategy.fedopt import FedAdagrad, FedAdam, FedOpt, FedYogi
+from fedlab.compat.flower.strategy.qfedavg import QFedAvg
+from fedlab.compat.flower.strategy.robust import (
+    Bulyan,
+    FedMedian,
+    FedTrimmedAvg,
+    Krum,
+    MultiKrum,
+    SelectionRule,
+    select_multikrum,
+    trim_mean,
+)
 from fedlab.compat.flower.strategy.strategy import Strategy
 
 __all__ = [
+    "Bulyan",
+    "FedAdagrad",
+    "FedAdam",
     "FedAvg",
+    "FedAvgM",
+    "FedMedian",
+    "FedOpt",
+    "FedProx",
+    "FedTrimmedAvg",
+    "FedYogi",
+    "Krum",
     "MetricsAggrFn",
+    "MultiKrum",
+    "QFedAvg",
+    "SelectionRule",
     "Strategy",
     "aggregate_arrayrecords",
     "aggregate_metricrecords",
     "check_replies",
     "reply_arrays",
     "reply_weights",
+    "select_multikrum",
+    "trim_mean",
 ]

@@ -3,10 +3,39 @@
 from __future__ import annotations
 
 from fedlab.compat.flower.error import missing_attribute
-from fedlab.compat.flower.strategy import FedAvg, Strategy
+from fedlab.compat.flower.strategy import (
+    Bulyan,
+    FedAdagrad,
+    FedAdam,
+    FedAvg,
+    FedAvgM,
+    FedMedian,
+    FedProx,
+    FedTrimmedAvg,
+    FedYogi,
+    Krum,
+    MultiKrum,
+    QFedAvg,
+    Strategy,
+)
 from fedlab.server import Result
 
-__all__ = ["FedAvg", "Result", "Strategy"]
+__all__ = [
+    "Bulyan",
+    "FedAdagrad",
+    "FedAdam",
+    "FedAvg",
+    "FedAvgM",
+    "FedMedian",
+    "FedProx",
+    "FedTrimmedAvg",
+    "FedYogi",
+    "Krum",
+    "MultiKrum",
+    "QFedAvg",
+    "Result",
+    "Strategy",
+]
 
 _HINTS = {
     "FedXgbBagging": "use the fedlab-xgboost extension (fedlab_xgboost) for XGBoost bagging.",

@@ -1,0 +1,17 @@
+"""``flwr.simulation``: ``run_simulation``, run by fedlab's simulation."""
+
+from __future__ import annotations
+
+from fedlab.compat.flower.error import missing_attribute
+from fedlab.compat.flower.simulation import run_simulation
+
+__all__ = ["run_simulation"]
+
+_HINTS = {
+    "start_simulation": "Flower's legacy start_simulation is not supported; use "
+    "run_simulation(server_app=..., client_app=..., num_supernodes=...).",
+}
+
+
+def __getattr__(name: str) -> object:
+    raise missing_attribute(__name__, name, __all__, _HINTS)
