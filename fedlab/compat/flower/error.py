@@ -10,6 +10,8 @@ from fedlab.errors import ConfigurationError
 __all__ = ["FlowerCompatError", "missing_attribute", "unknown_arguments", "unsupported_name"]
 
 _PREFIX = "fedlab.compat.flower."
+#: Module attributes test runners probe for; they are not Flower names.
+_PROBED = ("pytest", "setup", "teardown")
 
 
 class FlowerCompatError(ConfigurationError, ImportError):
@@ -83,9 +85,10 @@ def missing_attribute(
 
     ``module`` is the module's ``__name__`` (``fedlab.compat.flower.flwr.app`` is shown as
     ``flwr.app``). Private and dunder names get a plain AttributeError, as tools probe
-    them (``__path__``, ``__wrapped__``); a public name gets a FlowerCompatError.
+    them (``__path__``, ``__wrapped__``), and so do the hook names test runners look for
+    (``pytest_plugins``, ``setUpModule``); any other name gets a FlowerCompatError.
     """
     shown = module.removeprefix(_PREFIX)
-    if name.startswith("_"):
+    if name.startswith("_") or name.lower().startswith(_PROBED):
         return AttributeError(f"module {shown!r} has no attribute {name!r}")
     return unsupported_name(shown, name, known, hints)
