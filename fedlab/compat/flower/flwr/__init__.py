@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 from fedlab.compat.flower.error import missing_attribute
 from fedlab.version import __version__ as _fedlab_version
 
@@ -13,7 +15,12 @@ __version__ = "1.42.0"
 fedlab_version = _fedlab_version
 
 
+_SUBMODULES = ("app", "clientapp", "common", "serverapp", "simulation")
+
+
 def __getattr__(name: str) -> object:
+    if name in _SUBMODULES:  # `import flwr` then `flwr.app.Message`
+        return importlib.import_module(f"{__name__}.{name}")
     raise missing_attribute(
         __name__, name, ["app", "clientapp", "common", "serverapp", "simulation"]
     )
