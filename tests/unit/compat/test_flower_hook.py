@@ -75,3 +75,15 @@ def test_a_flower_module_the_layer_lacks_names_the_nearest_supported_one() -> No
             importlib.import_module("flwr.serverapp.strategi")
         with pytest.raises(flower.FlowerCompatError, match="legacy client API"):
             importlib.import_module("flwr.client")
+
+
+def test_import_flwr_alone_reaches_nested_modules_by_attribute() -> None:
+    with flower.enabled():
+        import flwr
+
+        from fedlab.compat.flower.strategy import FedAdam
+
+        assert flwr.serverapp.strategy.FedAdam is FedAdam
+        assert flwr.clientapp.typing.ClientAppCallable is not None
+        with pytest.raises(flower.FlowerCompatError, match=r"nearest supported name is flwr\.serverapp\.strategy"):
+            _ = flwr.serverapp.strategi

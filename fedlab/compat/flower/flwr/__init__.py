@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-
-from fedlab.compat.flower.error import missing_attribute
+from fedlab.compat.flower.names import module_getattr
 from fedlab.version import __version__ as _fedlab_version
 
 __all__ = ["__version__"]
@@ -15,12 +13,4 @@ __version__ = "1.42.0"
 fedlab_version = _fedlab_version
 
 
-_SUBMODULES = ("app", "clientapp", "common", "serverapp", "simulation")
-
-
-def __getattr__(name: str) -> object:
-    if name in _SUBMODULES:  # `import flwr` then `flwr.app.Message`
-        return importlib.import_module(f"{__name__}.{name}")
-    raise missing_attribute(
-        __name__, name, ["app", "clientapp", "common", "serverapp", "simulation"]
-    )
+__getattr__ = module_getattr(__name__, ["app", "clientapp", "common", "serverapp", "simulation"])

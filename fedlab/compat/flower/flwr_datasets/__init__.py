@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
-
 from fedlab.compat.flower.datasets import FederatedDataset
-from fedlab.compat.flower.error import missing_attribute
+from fedlab.compat.flower.names import module_getattr
 
 __all__ = ["FederatedDataset"]
 
@@ -14,10 +12,4 @@ _HINTS = {
 }
 
 
-_SUBMODULES = ("partitioner",)
-
-
-def __getattr__(name: str) -> object:
-    if name in _SUBMODULES:  # `import flwr` then `flwr.app.Message`
-        return importlib.import_module(f"{__name__}.{name}")
-    raise missing_attribute(__name__, name, [*__all__, "partitioner"], _HINTS)
+__getattr__ = module_getattr(__name__, [*__all__, "partitioner"], _HINTS)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from fedlab.compat.flower.error import missing_attribute
 from fedlab.compat.flower.message import Context, Message
+from fedlab.compat.flower.names import module_getattr
 from fedlab.compat.flower.records import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 from fedlab.context import UserConfig, UserConfigValue
 from fedlab.message import DEFAULT_TTL, Error, MessageType, Metadata
@@ -29,5 +29,4 @@ __all__ = [  # noqa: RUF022 (plain sorted(), which tests/unit/test_package.py ch
 ]
 
 
-def __getattr__(name: str) -> object:
-    raise missing_attribute(__name__, name, __all__)
+__getattr__ = module_getattr(__name__, __all__)

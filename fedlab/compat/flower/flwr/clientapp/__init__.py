@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fedlab.compat.flower.clientapp import ClientApp
-from fedlab.compat.flower.error import missing_attribute
+from fedlab.compat.flower.names import module_getattr
 
 __all__ = ["ClientApp"]
 
@@ -13,5 +13,4 @@ _HINTS = {
 }
 
 
-def __getattr__(name: str) -> object:
-    raise missing_attribute(__name__, name, [*__all__, "mod"], _HINTS)
+__getattr__ = module_getattr(__name__, [*__all__, "mod"], _HINTS)

@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy.typing as npt
 
-from fedlab.compat.flower.error import missing_attribute
 from fedlab.compat.flower.logger import log
 from fedlab.compat.flower.message import Context, Message
+from fedlab.compat.flower.names import module_getattr
 from fedlab.compat.flower.records import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 from fedlab.message import DEFAULT_TTL, Error, MessageType, Metadata
 
@@ -56,5 +56,4 @@ _HINTS = dict.fromkeys(
 )
 
 
-def __getattr__(name: str) -> object:
-    raise missing_attribute(__name__, name, [*__all__, "logger"], _HINTS)
+__getattr__ = module_getattr(__name__, [*__all__, "logger"], _HINTS)

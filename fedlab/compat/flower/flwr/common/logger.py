@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from fedlab.compat.flower.error import missing_attribute
 from fedlab.compat.flower.logger import FLOWER_LOGGER, log
+from fedlab.compat.flower.names import module_getattr
 
 __all__ = ["FLOWER_LOGGER", "log"]
 
 
-def __getattr__(name: str) -> object:
-    raise missing_attribute(__name__, name, __all__)
+__getattr__ = module_getattr(__name__, __all__)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from fedlab.compat.flower.error import missing_attribute
 from fedlab.compat.flower.grid import Grid
+from fedlab.compat.flower.names import module_getattr
 from fedlab.compat.flower.serverapp import ServerApp
 
 __all__ = ["Grid", "ServerApp"]
@@ -16,5 +16,4 @@ _HINTS = {
 }
 
 
-def __getattr__(name: str) -> object:
-    raise missing_attribute(__name__, name, [*__all__, "strategy"], _HINTS)
+__getattr__ = module_getattr(__name__, [*__all__, "strategy"], _HINTS)

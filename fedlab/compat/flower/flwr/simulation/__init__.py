@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fedlab.compat.flower.error import missing_attribute
+from fedlab.compat.flower.names import module_getattr
 from fedlab.compat.flower.simulation import run_simulation
 
 __all__ = ["run_simulation"]
@@ -13,5 +13,4 @@ _HINTS = {
 }
 
 
-def __getattr__(name: str) -> object:
-    raise missing_attribute(__name__, name, __all__, _HINTS)
+__getattr__ = module_getattr(__name__, __all__, _HINTS)

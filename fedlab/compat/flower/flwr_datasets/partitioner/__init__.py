@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fedlab.compat.flower.error import missing_attribute
+from fedlab.compat.flower.names import module_getattr
 from fedlab.datasets.partitioner import (
     ContinuousPartitioner,
     DirichletPartitioner,
@@ -46,5 +46,4 @@ __all__ = [
 _HINTS = {"IdToSizeFncPartitioner": "it is IdToSizePartitioner in fedlab."}
 
 
-def __getattr__(name: str) -> object:
-    raise missing_attribute(__name__, name, __all__, _HINTS)
+__getattr__ = module_getattr(__name__, __all__, _HINTS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fedlab.compat.flower.error import missing_attribute
+from fedlab.compat.flower.names import module_getattr
 from fedlab.mods import (
     LocalDpMod,
     adaptiveclipping_mod,
@@ -20,5 +20,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    raise missing_attribute(__name__, name, __all__)
+__getattr__ = module_getattr(__name__, __all__)

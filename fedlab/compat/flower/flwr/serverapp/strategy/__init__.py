@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fedlab.compat.flower.error import missing_attribute
+from fedlab.compat.flower.names import module_getattr
 from fedlab.compat.flower.strategy import (
     Bulyan,
     FedAdagrad,
@@ -52,5 +52,4 @@ _HINTS = {
 }
 
 
-def __getattr__(name: str) -> object:
-    raise missing_attribute(__name__, name, __all__, _HINTS)
+__getattr__ = module_getattr(__name__, __all__, _HINTS)
