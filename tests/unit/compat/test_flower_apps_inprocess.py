@@ -29,8 +29,12 @@ def test_run_simulation_runs_mods_in_order_and_a_grid_query_analytics_app() -> N
         def query(msg, context):  # type: ignore[no-untyped-def]
             pid = context.node_config["partition-id"]
             data = np.arange(4, dtype=np.float64) + pid
-            reply = RecordDict({"stats": MetricRecord({"sum": float(data.sum()), "count": 4}),
-                                "sample": ArrayRecord([data])})
+            reply = RecordDict(
+                {
+                    "stats": MetricRecord({"sum": float(data.sum()), "count": 4}),
+                    "sample": ArrayRecord([data]),
+                }
+            )
             return Message(reply, reply_to=msg)
 
         server = ServerApp()
@@ -40,13 +44,20 @@ def test_run_simulation_runs_mods_in_order_and_a_grid_query_analytics_app() -> N
         def main(grid, context):  # type: ignore[no-untyped-def]
             nodes = list(grid.get_node_ids())
             messages = [
-                Message(content=RecordDict(), message_type=MessageType.QUERY, dst_node_id=n, group_id="1")
+                Message(
+                    content=RecordDict(),
+                    message_type=MessageType.QUERY,
+                    dst_node_id=n,
+                    group_id="1",
+                )
                 for n in nodes
             ]
             replies = grid.send_and_receive(messages)
             seen["sum"] = sum(r.content["stats"]["sum"] for r in replies)
             seen["count"] = sum(r.content["stats"]["count"] for r in replies)
-            seen["first"] = float(sum(r.content["sample"].to_numpy_ndarrays()[0][0] for r in replies))
+            seen["first"] = float(
+                sum(r.content["sample"].to_numpy_ndarrays()[0][0] for r in replies)
+            )
 
         run_simulation(server_app=server, client_app=client, num_supernodes=5)
 

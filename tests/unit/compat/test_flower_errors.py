@@ -16,7 +16,10 @@ def _hook() -> object:
 
 
 def test_an_unknown_name_names_the_nearest_supported_one() -> None:
-    with pytest.raises(FlowerCompatError, match=r"flwr\.app\.ArrayRecrd .*nearest supported name is flwr\.app\.ArrayRecord"):
+    with pytest.raises(
+        FlowerCompatError,
+        match=r"flwr\.app\.ArrayRecrd .*nearest supported name is flwr\.app\.ArrayRecord",
+    ):
         from flwr.app import ArrayRecrd  # type: ignore[attr-defined]  # noqa: F401
 
 
@@ -32,7 +35,9 @@ def test_a_legacy_strategy_argument_names_its_message_api_counterpart() -> None:
 
     with pytest.raises(FlowerCompatError, match=r"FedAvg\(fraction_fit=\.\.\.\).*fraction_train"):
         FedAvg(fraction_fit=0.5)
-    with pytest.raises(FlowerCompatError, match=r"FedAdam\(bet_1=\.\.\.\).*nearest supported argument is beta_1"):
+    with pytest.raises(
+        FlowerCompatError, match=r"FedAdam\(bet_1=\.\.\.\).*nearest supported argument is beta_1"
+    ):
         FedAdam(bet_1=0.5)
 
 

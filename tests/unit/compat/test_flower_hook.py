@@ -71,7 +71,9 @@ def test_the_layer_wins_over_a_real_flwr_installed_and_already_imported(tmp_path
 
 def test_a_flower_module_the_layer_lacks_names_the_nearest_supported_one() -> None:
     with flower.enabled():
-        with pytest.raises(flower.FlowerCompatError, match=r"flwr\.serverapp\.strategi .*flwr\.serverapp\.strategy"):
+        with pytest.raises(
+            flower.FlowerCompatError, match=r"flwr\.serverapp\.strategi .*flwr\.serverapp\.strategy"
+        ):
             importlib.import_module("flwr.serverapp.strategi")
         with pytest.raises(flower.FlowerCompatError, match="legacy client API"):
             importlib.import_module("flwr.client")
@@ -85,5 +87,7 @@ def test_import_flwr_alone_reaches_nested_modules_by_attribute() -> None:
 
         assert flwr.serverapp.strategy.FedAdam is FedAdam
         assert flwr.clientapp.typing.ClientAppCallable is not None
-        with pytest.raises(flower.FlowerCompatError, match=r"nearest supported name is flwr\.serverapp\.strategy"):
+        with pytest.raises(
+            flower.FlowerCompatError, match=r"nearest supported name is flwr\.serverapp\.strategy"
+        ):
             _ = flwr.serverapp.strategi

@@ -25,15 +25,25 @@ def test_arrayrecord_forms_round_trip_bit_exactly() -> None:
     from flwr.app import Array, ArrayRecord
 
     arrays = [np.arange(6, dtype=np.float32).reshape(2, 3), np.array([1, -2], dtype=np.int64)]
-    for record in (ArrayRecord(arrays), ArrayRecord(numpy_ndarrays=arrays), ArrayRecord.from_numpy_ndarrays(arrays)):
+    for record in (
+        ArrayRecord(arrays),
+        ArrayRecord(numpy_ndarrays=arrays),
+        ArrayRecord.from_numpy_ndarrays(arrays),
+    ):
         assert list(record) == ["0", "1"]
         back = record.to_numpy_ndarrays()
-        assert all(b.dtype == a.dtype and b.tobytes() == a.tobytes() for a, b in zip(arrays, back, strict=True))
+        assert all(
+            b.dtype == a.dtype and b.tobytes() == a.tobytes()
+            for a, b in zip(arrays, back, strict=True)
+        )
         back[0][0, 0] = 99  # the caller's own copy
         assert record.to_numpy_ndarrays()[0][0, 0] == 0
     buffer = io.BytesIO()
     np.save(buffer, arrays[0])
-    assert Array("float32", [2, 3], "numpy.ndarray", buffer.getvalue()).numpy().tolist() == arrays[0].tolist()
+    assert (
+        Array("float32", [2, 3], "numpy.ndarray", buffer.getvalue()).numpy().tolist()
+        == arrays[0].tolist()
+    )
     assert ArrayRecord(array_dict={"w": Array(arrays[1])})["w"].numpy().tolist() == [1, -2]
 
 
@@ -42,7 +52,11 @@ def test_message_instruction_and_reply_forms() -> None:
 
     ins = Message(content=RecordDict(), message_type=MessageType.QUERY, dst_node_id=4, group_id="2")
     same = Message(RecordDict(), 4, "query", group_id="2")
-    assert (ins.metadata.dst_node_id, ins.metadata.message_type, ins.metadata.group_id) == (4, "query", "2")
+    assert (ins.metadata.dst_node_id, ins.metadata.message_type, ins.metadata.group_id) == (
+        4,
+        "query",
+        "2",
+    )
     assert same.metadata.message_type == "query"
     reply = Message(RecordDict({"m": MetricRecord({"n": 1})}), reply_to=ins)
     assert reply.metadata.reply_to_message_id == ins.metadata.message_id
@@ -54,7 +68,11 @@ def test_message_instruction_and_reply_forms() -> None:
 def test_a_message_decoded_from_the_wire_gets_flower_methods_back() -> None:
     from flwr.app import ArrayRecord, Message, RecordDict
 
-    sent = Message(RecordDict({"arrays": ArrayRecord([np.ones(3, np.float32)])}), dst_node_id=1, message_type="train")
+    sent = Message(
+        RecordDict({"arrays": ArrayRecord([np.ones(3, np.float32)])}),
+        dst_node_id=1,
+        message_type="train",
+    )
     decoded = codec.decode_message(codec.encode_message(sent))
     assert type(decoded.content["arrays"]) is FedlabArrayRecord
     again = as_flower_message(decoded)
