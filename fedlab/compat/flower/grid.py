@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 
+from fedlab.compat.flower.error import FlowerCompatError
 from fedlab.compat.flower.message import Message, as_flower_message
 from fedlab.context import UserConfig
 from fedlab.message import DEFAULT_TTL
@@ -35,6 +36,13 @@ class Grid(_Grid):
     def get_node_ids(self) -> list[int]:
         """Return the ids of the connected nodes."""
         return list(self._inner.get_node_ids())
+
+    def get_nodes(self) -> list[object]:
+        """Not supported: Flower's NodeInfo records have no fedlab counterpart."""
+        raise FlowerCompatError(
+            "grid.get_nodes() is not supported by fedlab's Flower compatibility layer; use "
+            "grid.get_node_ids(), and grid.get_node_config(node_id) for what a node declared."
+        )
 
     def get_node_config(self, node_id: int) -> UserConfig:
         """Return the settings ``node_id`` declared."""

@@ -8,6 +8,7 @@ them as they are.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, cast
 
 from fedlab.compat.flower.error import FlowerCompatError, unknown_arguments
@@ -35,7 +36,8 @@ class Message(_Message):
     (True, 3)
     """
 
-    __slots__ = ()
+    # Content set by the app after the message was made (Flower's ``msg.content = ...``).
+    __slots__ = ("_set_content",)
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Message:  # noqa: PYI034 (built by _build)
         if not args and not kwargs:  # from_parts making an empty one to fill
@@ -120,15 +122,33 @@ class Message(_Message):
 
     @property
     def content(self) -> RecordDict:
-        """The RecordDict this message carries (raises if it carries an error)."""
+        """The RecordDict this message carries (raises if it carries an error).
+
+        It may be replaced, as in Flower: ``msg.content = RecordDict({...})``.
+        """
+        replaced: RecordDict | None = getattr(self, "_set_content", None)
+        if replaced is not None:
+            return replaced
         return super().content  # type: ignore[return-value]  # made one of ours when built
 
     @content.setter
     def content(self, value: RecordDict) -> None:
-        raise FlowerCompatError(
-            "Setting msg.content is not supported by fedlab's Flower compatibility layer; "
-            "build a new message instead: Message(new_content, reply_to=instruction)."
-        )
+        if self.has_error():
+            raise FlowerCompatError(
+                "This message carries an error; it cannot be given content. Build a reply "
+                "instead: Message(content, reply_to=instruction)."
+            )
+        self._set_content = _checked_content(value)
+
+    def with_metadata(self, **changes: object) -> Message:
+        """Return this message with some metadata fields replaced (content is shared)."""
+        metadata = dataclasses.replace(self.metadata, **changes)  # type: ignore[arg-type]
+        content = self.content if self.has_content() else None
+        return cast(Message, Message.from_parts(metadata, content, self.error))
+
+    def with_content(self, content: _RecordDict) -> Message:
+        """Return this message carrying ``content`` instead, same metadata."""
+        return cast(Message, Message.from_parts(self.metadata, content=_checked_content(content)))
 
     def create_reply(self, content: _RecordDict, ttl: float | None = None) -> Message:
         """Flower's older form of ``Message(content, reply_to=self)``."""

@@ -203,7 +203,7 @@ class ArrayRecord(_ArrayRecord):
 
     def to_numpy_ndarrays(self, *, keep_input: bool = True) -> list[npt.NDArray[Any]]:
         """Return the arrays as a list of new numpy arrays (the caller may change them)."""
-        return [array.numpy().copy() for array in self.values()]
+        return [array.numpy() for array in self.values()]  # Array.numpy() copies
 
     def copy(self) -> ArrayRecord:
         """Return a shallow copy sharing the (immutable) Arrays."""

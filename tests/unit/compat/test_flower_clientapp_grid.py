@@ -114,3 +114,44 @@ def test_run_simulation_refuses_unknown_backends_and_backend_config_keys() -> No
         run_simulation(ServerApp(), ClientApp(), 2, backend_name="dask")
     with pytest.raises(flower.FlowerCompatError, match=r"'gpus'.*client_resources"):
         run_simulation(ServerApp(), ClientApp(), 2, backend_config={"gpus": 1})
+
+
+def test_a_mod_may_replace_the_reply_content_as_in_flower() -> None:
+    from flwr.app import Context, Message, MetricRecord, RecordDict
+    from flwr.clientapp import ClientApp
+
+    def relabel(msg: Message, context: Context, call_next: object) -> Message:
+        reply = call_next(msg, context)  # type: ignore[operator]
+        reply.content = RecordDict({"metrics": MetricRecord({"wrapped": 1})})
+        return reply  # type: ignore[no-any-return]
+
+    app = ClientApp(mods=[relabel])
+
+    @app.query()
+    def query(msg: Message, context: Context) -> Message:
+        return Message(RecordDict({"metrics": MetricRecord({"raw": 1})}), reply_to=msg)
+
+    instruction = Message(RecordDict(), dst_node_id=2, message_type="query")
+    reply = app(instruction, fedlab.Context(run_id=0, node_id=2))
+    assert dict(reply.content["metrics"]) == {"wrapped": 1}
+    assert dict(reply.with_metadata(ttl=5.0).content["metrics"]) == {"wrapped": 1}
+
+
+def test_grid_get_nodes_names_the_supported_alternative() -> None:
+    from flwr.serverapp import Grid
+
+    class Empty(fedlab.Grid):
+        def get_node_ids(self) -> list[int]:
+            return []
+
+        def get_node_config(self, node_id: int) -> dict[str, bool | int | float | str]:
+            return {}
+
+        def push_messages(self, messages: object) -> list[str]:
+            return []
+
+        def pull_messages(self, message_ids: object) -> list[fedlab.Message]:
+            return []
+
+    with pytest.raises(flower.FlowerCompatError, match=r"get_node_ids\(\)"):
+        Grid(Empty(run_id=1)).get_nodes()

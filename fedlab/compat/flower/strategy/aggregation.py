@@ -17,6 +17,7 @@ import numpy.typing as npt
 from fedlab.compat.flower.records import Array, ArrayRecord, MetricRecord
 from fedlab.errors import AggregationError
 from fedlab.message import Message
+from fedlab.records import Array as _Array
 from fedlab.records import RecordDict
 
 __all__ = [
@@ -88,7 +89,7 @@ def aggregate_arrayrecords(contents: Sequence[RecordDict], weighted_by_key: str)
     for content, weight in zip(contents, reply_weights(contents, weighted_by_key), strict=True):
         for record in content.array_records.values():
             for key, array in record.items():
-                term = array.numpy() * weight
+                term = _Array.numpy(array) * weight  # a read-only view: no copy
                 if key in sums:
                     sums[key] += term
                 else:

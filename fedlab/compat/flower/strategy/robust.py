@@ -31,6 +31,7 @@ from fedlab.compat.flower.strategy.aggregation import (
 from fedlab.compat.flower.strategy.fedavg import FEDAVG_ARGUMENTS, FedAvg
 from fedlab.errors import AggregationError, StrategyError
 from fedlab.message import Message
+from fedlab.records import Array as _Array
 from fedlab.records import RecordDict
 
 __all__ = [
@@ -52,7 +53,8 @@ def _stacked(contents: Sequence[RecordDict]) -> tuple[list[str], list[npt.NDArra
     """The array names, and for each name the replies' arrays stacked along a new axis 0."""
     records = [reply_arrays(c) for c in contents]
     names = list(records[0])
-    return names, [np.stack([r[name].numpy() for r in records]) for name in names]
+    # np.stack copies, so read-only views of the replies' arrays are enough.
+    return names, [np.stack([_Array.numpy(r[name]) for r in records]) for name in names]
 
 
 class FedMedian(FedAvg):
