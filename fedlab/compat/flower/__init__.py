@@ -8,6 +8,22 @@ Flower's constructors and method names, and the Flower-named strategies compute 
 Flower computes. A Flower name the layer lacks fails with a :class:`FlowerCompatError`
 naming the nearest one it has.
 
+Where the layer differs from Flower 1.42, on purpose or for lack of a counterpart:
+
+- Node sampling uses the strategy's seeded RNG over sorted node ids, and replies are
+  aggregated in the order the instructions were sent, so a run is reproducible; Flower
+  samples with the unseeded global ``random`` and aggregates in arrival order.
+- ``Array.data`` holds the raw little-endian bytes, not ``np.save`` bytes;
+  ``Array(dtype, shape, "numpy.ndarray", data)`` still reads Flower's ``np.save`` bytes.
+- Flower's legacy API (``NumPyClient``, ``client_fn``, ``server_fn``, ``start_simulation``,
+  ``Parameters``), ``grid.get_nodes()``, the XGBoost strategies and the DP strategy
+  wrappers are refused, each naming what to use instead (fedlab's own DP wrappers in
+  :mod:`fedlab.privacy` wrap :class:`fedlab.strategy.FedAvg`).
+- ``run_simulation`` runs on fedlab's simulation whatever ``backend_name="ray"`` says,
+  and shows the live dashboard in a notebook; like Flower's, it returns None.
+- ``flwr_datasets.FederatedDataset`` builds a :class:`fedlab.datasets.FederatedDataset`;
+  ``shuffle`` is accepted, and the partitioners draw with ``seed``.
+
 Examples
 --------
 >>> from fedlab.compat import flower
