@@ -86,14 +86,25 @@ def aggregate_arrayrecords(contents: Sequence[RecordDict], weighted_by_key: str)
     [array([3.25], dtype=float32)]
     """
     sums: dict[str, npt.NDArray[Any]] = {}
+    scratch: dict[str, npt.NDArray[Any]] = {}
     for content, weight in zip(contents, reply_weights(contents, weighted_by_key), strict=True):
         for record in content.array_records.values():
             for key, array in record.items():
-                term = _Array.numpy(array) * weight  # a read-only view: no copy
-                if key in sums:
-                    sums[key] += term
-                else:
-                    sums[key] = term
+                view = _Array.numpy(array)  # read-only, no copy
+                if key not in sums:
+                    sums[key] = view * weight
+                    continue
+                # The same operations as ``sums += view * weight``, without a new array
+                # per reply: the product is formed in its own dtype, then added.
+                term = scratch.get(key)
+                if (
+                    term is None
+                    or term.dtype != np.result_type(view.dtype, weight)
+                    or term.shape != view.shape
+                ):
+                    term = scratch[key] = np.empty(view.shape, np.result_type(view.dtype, weight))
+                np.multiply(view, weight, out=term)
+                sums[key] += term
     return ArrayRecord({k: Array(np.asarray(v)) for k, v in sums.items()})
 
 
