@@ -54,3 +54,19 @@ def test_legacy_app_constructors_are_refused_with_the_message_api_form() -> None
 def test_flower_compat_error_is_a_configuration_and_an_import_error() -> None:
     assert issubclass(FlowerCompatError, ConfigurationError)
     assert issubclass(FlowerCompatError, ImportError)
+
+
+def test_a_custom_strategy_can_reuse_flowers_aggregation_helpers() -> None:
+    import numpy as np
+    from flwr.app import ArrayRecord, MetricRecord, RecordDict
+    from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords
+
+    contents = [
+        RecordDict(
+            {"a": ArrayRecord([np.array([x], np.float32)]), "m": MetricRecord({"num-examples": n})}
+        )
+        for x, n in ((2.0, 1), (6.0, 1))
+    ]
+    assert aggregate_arrayrecords(contents, "num-examples").to_numpy_ndarrays()[0].tolist() == [4.0]
+    with pytest.raises(FlowerCompatError, match=r"self\.sample_nodes"):
+        from flwr.serverapp.strategy.strategy_utils import sample_nodes  # type: ignore[attr-defined]  # noqa: F401
