@@ -221,3 +221,32 @@ def test_qfedavg_weighs_by_loss_not_examples_and_turns_float64() -> None:
     out = arrays.to_numpy_ndarrays()[0]
     assert out.dtype == np.float64
     assert out[0] == pytest.approx(0.0 - sum(deltas) / sum(hs), rel=1e-6)
+
+
+def test_server_side_fixed_clipping_clips_each_update_to_the_norm_before_averaging() -> None:
+    from flwr.app import ArrayRecord
+    from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping, FedAvg
+
+    dp = DifferentialPrivacyServerSideFixedClipping(
+        FedAvg(), noise_multiplier=0.0, clipping_norm=1.0, num_sampled_clients=2
+    )
+    arrays, _ = _round(dp, 1, ArrayRecord([np.full(1, 1.0, np.float32)]), [1.5, 5.0], [1, 1])
+    # updates 0.5 (kept) and 4.0 (scaled to 1.0): mean of 1.5 and 2.0
+    assert arrays.to_numpy_ndarrays()[0][0] == pytest.approx(1.75)
+
+
+def test_client_side_fixed_clipping_sends_the_norm_and_a_failed_reply_skips_the_round() -> None:
+    from flwr.app import ArrayRecord, ConfigRecord, Message
+    from flwr.serverapp import Grid
+    from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping, FedAvg
+
+    from fedlab.message import Error
+    from fedlab.mods import CLIPPING_NORM_KEY
+
+    dp = DifferentialPrivacyClientSideFixedClipping(
+        FedAvg(), noise_multiplier=1.0, clipping_norm=0.5, num_sampled_clients=2
+    )
+    sent = list(dp.configure_train(1, ArrayRecord([np.zeros(1)]), ConfigRecord(), Grid(_Nodes(2))))
+    assert [m.content["config"][CLIPPING_NORM_KEY] for m in sent] == [0.5, 0.5]
+    failed = [Message(Error(2, "boom"), reply_to=m) for m in sent]
+    assert dp.aggregate_train(1, failed) == (None, None)

@@ -13,6 +13,10 @@ from fedlab.compat.flower.strategy.aggregation import (
     reply_arrays,
     reply_weights,
 )
+from fedlab.compat.flower.strategy.dp import (
+    DifferentialPrivacyClientSideFixedClipping,
+    DifferentialPrivacyServerSideFixedClipping,
+)
 from fedlab.compat.flower.strategy.fedavg import FedAvg, MetricsAggrFn
 from fedlab.compat.flower.strategy.fedavgm import FedAvgM, FedProx
 from fedlab.compat.flower.strategy.fedopt import FedAdagrad, FedAdam, FedOpt, FedYogi
@@ -31,6 +35,8 @@ from fedlab.compat.flower.strategy.strategy import Strategy
 
 __all__ = [
     "Bulyan",
+    "DifferentialPrivacyClientSideFixedClipping",
+    "DifferentialPrivacyServerSideFixedClipping",
     "FedAdagrad",
     "FedAdam",
     "FedAvg",

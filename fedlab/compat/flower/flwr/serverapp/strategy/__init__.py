@@ -5,6 +5,8 @@ from __future__ import annotations
 from fedlab.compat.flower.names import module_getattr
 from fedlab.compat.flower.strategy import (
     Bulyan,
+    DifferentialPrivacyClientSideFixedClipping,
+    DifferentialPrivacyServerSideFixedClipping,
     FedAdagrad,
     FedAdam,
     FedAvg,
@@ -22,6 +24,8 @@ from fedlab.server import Result
 
 __all__ = [
     "Bulyan",
+    "DifferentialPrivacyClientSideFixedClipping",
+    "DifferentialPrivacyServerSideFixedClipping",
     "FedAdagrad",
     "FedAdam",
     "FedAvg",
@@ -43,11 +47,10 @@ _HINTS = {
     **dict.fromkeys(
         [
             "DifferentialPrivacyClientSideAdaptiveClipping",
-            "DifferentialPrivacyClientSideFixedClipping",
             "DifferentialPrivacyServerSideAdaptiveClipping",
-            "DifferentialPrivacyServerSideFixedClipping",
         ],
-        "use fedlab's central DP wrappers in fedlab.privacy with fedlab.strategy.",
+        "adaptive clipping is not in the layer; use the fixed-clipping wrappers here, or "
+        "fedlab.privacy.DifferentialPrivacyServerSideAdaptiveClipping around fedlab.strategy.FedAvg.",
     ),
 }
 
