@@ -5,7 +5,9 @@ it was sent plus a fixed offset that halves every round) go through each strateg
 ``flwr.serverapp.strategy``, once under real Flower and once under
 ``fedlab.compat.flower``; the script prints, per strategy, the final dtype on both sides
 and the largest difference of the final arrays (0 means bit-identical). Replies are
-handed over in node order on both sides, so arrival order plays no part.
+handed over in node order on both sides, so arrival order plays no part, and numpy's
+global generator is seeded before each strategy on both sides, so the DP wrappers' noise
+is the same too.
 
 Flower runs in its scratch venv (``../shared/bench/flower/setup.sh`` makes
 /tmp/flwr-venv; ``FLWR_PY`` names another interpreter)::
@@ -39,9 +41,24 @@ SPECS: dict[str, dict[str, Any]] = {
     "Bulyan": {"num_malicious_nodes": 1},
     "QFedAvg": {"client_learning_rate": 0.1, "q": 0.2},
 }
-WRAPPERS = {
-    "DP server-side fixed (FedAvg)": ("DifferentialPrivacyServerSideFixedClipping", "FedAvg"),
-    "DP client-side fixed (FedAdam)": ("DifferentialPrivacyClientSideFixedClipping", "FedAdam"),
+# name -> (wrapper, wrapped strategy, arguments after it). Both sides seed numpy's global
+# generator before each strategy, so the DP noise (drawn from it, in the same order) agrees.
+WRAPPERS: dict[str, tuple[str, str, tuple[Any, ...]]] = {
+    "DP server-side fixed (FedAvg)": (
+        "DifferentialPrivacyServerSideFixedClipping",
+        "FedAvg",
+        (0.5, 1.0, 10),
+    ),
+    "DP client-side fixed (FedAdam)": (
+        "DifferentialPrivacyClientSideFixedClipping",
+        "FedAdam",
+        (0.5, 1.0, 10),
+    ),
+    "DP server-side adaptive (FedAvg)": (
+        "DifferentialPrivacyServerSideAdaptiveClipping",
+        "FedAvg",
+        (0.5, 10, 1.0),
+    ),
 }
 
 
@@ -96,12 +113,13 @@ def run_side(side: str, out: str) -> None:
     made = {
         name: (lambda n=name, kw=kw: getattr(strategies, n)(**kw)) for name, kw in SPECS.items()
     }
-    for label, (wrapper, inner) in WRAPPERS.items():
-        made[label] = lambda w=wrapper, i=inner: getattr(strategies, w)(
-            getattr(strategies, i)(), 0.0, 1.0, 10
+    for label, (wrapper, inner, args) in WRAPPERS.items():
+        made[label] = lambda w=wrapper, i=inner, a=args: getattr(strategies, w)(
+            getattr(strategies, i)(), *a
         )
     results = {}
     for name, make in made.items():
+        np.random.seed(0)
         strategy = make()
         arrays = ArrayRecord([np.zeros((3, 2), np.float32), np.ones(4, np.float32)])
         for rnd in (1, 2, 3):

@@ -16,10 +16,9 @@ Where the layer differs from Flower 1.42, on purpose or for lack of a counterpar
 - ``Array.data`` holds the raw little-endian bytes, not ``np.save`` bytes;
   ``Array(dtype, shape, "numpy.ndarray", data)`` still reads Flower's ``np.save`` bytes.
 - Flower's legacy API (``NumPyClient``, ``client_fn``, ``server_fn``, ``start_simulation``,
-  ``Parameters``), ``grid.get_nodes()``, the XGBoost strategies, the adaptive-clipping DP
-  wrappers and the fixed-clipping ones' ``accountant=`` are refused, each naming what to
-  use instead (fedlab's own DP wrappers in :mod:`fedlab.privacy` wrap
-  :class:`fedlab.strategy.FedAvg` and account ε).
+  ``Parameters``), ``grid.get_nodes()``, the XGBoost strategies and the DP wrappers'
+  ``accountant=`` are refused, each naming what to use instead (fedlab's own DP wrappers
+  in :mod:`fedlab.privacy` wrap :class:`fedlab.strategy.FedAvg` and account ε).
 - ``run_simulation`` runs on fedlab's simulation whatever ``backend_name="ray"`` says,
   and shows the live dashboard in a notebook; like Flower's, it returns None.
 - ``flwr_datasets.FederatedDataset`` builds a :class:`fedlab.datasets.FederatedDataset`;

@@ -250,3 +250,28 @@ def test_client_side_fixed_clipping_sends_the_norm_and_a_failed_reply_skips_the_
     assert [m.content["config"][CLIPPING_NORM_KEY] for m in sent] == [0.5, 0.5]
     failed = [Message(Error(2, "boom"), reply_to=m) for m in sent]
     assert dp.aggregate_train(1, failed) == (None, None)
+
+
+def test_server_side_adaptive_clipping_moves_the_norm_by_flowers_clipped_fraction() -> None:
+    import math
+
+    from flwr.app import ArrayRecord
+    from flwr.serverapp.strategy import DifferentialPrivacyServerSideAdaptiveClipping, FedAvg
+
+    dp = DifferentialPrivacyServerSideAdaptiveClipping(
+        FedAvg(),
+        noise_multiplier=0.0,
+        num_sampled_clients=4,
+        initial_clipping_norm=1.0,
+        clip_norm_lr=0.2,
+    )
+    arrays, _ = _round(
+        dp, 1, ArrayRecord([np.zeros(1, np.float32)]), [0.5, 3.0, 4.0, 0.25], [1, 1, 1, 1]
+    )
+    # two of four updates were longer than 1.0 and were clipped to it (1/2 clipped, target 1/2)
+    assert arrays.to_numpy_ndarrays()[0][0] == pytest.approx((0.5 + 1.0 + 1.0 + 0.25) / 4)
+    assert dp.clipping_norm == pytest.approx(1.0 * math.exp(-0.2 * (0.5 - 0.5)))
+    _round(dp, 2, arrays, [float(arrays.to_numpy_ndarrays()[0][0]) + 5.0] * 4, [1, 1, 1, 1])
+    assert dp.clipping_norm == pytest.approx(
+        math.exp(-0.2 * (1.0 - 0.5))
+    )  # all clipped: it shrinks

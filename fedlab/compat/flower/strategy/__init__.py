@@ -14,7 +14,9 @@ from fedlab.compat.flower.strategy.aggregation import (
     reply_weights,
 )
 from fedlab.compat.flower.strategy.dp import (
+    DifferentialPrivacyClientSideAdaptiveClipping,
     DifferentialPrivacyClientSideFixedClipping,
+    DifferentialPrivacyServerSideAdaptiveClipping,
     DifferentialPrivacyServerSideFixedClipping,
 )
 from fedlab.compat.flower.strategy.fedavg import FedAvg, MetricsAggrFn
@@ -35,7 +37,9 @@ from fedlab.compat.flower.strategy.strategy import Strategy
 
 __all__ = [
     "Bulyan",
+    "DifferentialPrivacyClientSideAdaptiveClipping",
     "DifferentialPrivacyClientSideFixedClipping",
+    "DifferentialPrivacyServerSideAdaptiveClipping",
     "DifferentialPrivacyServerSideFixedClipping",
     "FedAdagrad",
     "FedAdam",

@@ -5,7 +5,9 @@ from __future__ import annotations
 from fedlab.compat.flower.names import module_getattr
 from fedlab.compat.flower.strategy import (
     Bulyan,
+    DifferentialPrivacyClientSideAdaptiveClipping,
     DifferentialPrivacyClientSideFixedClipping,
+    DifferentialPrivacyServerSideAdaptiveClipping,
     DifferentialPrivacyServerSideFixedClipping,
     FedAdagrad,
     FedAdam,
@@ -24,7 +26,9 @@ from fedlab.server import Result
 
 __all__ = [
     "Bulyan",
+    "DifferentialPrivacyClientSideAdaptiveClipping",
     "DifferentialPrivacyClientSideFixedClipping",
+    "DifferentialPrivacyServerSideAdaptiveClipping",
     "DifferentialPrivacyServerSideFixedClipping",
     "FedAdagrad",
     "FedAdam",
@@ -44,14 +48,6 @@ __all__ = [
 _HINTS = {
     "FedXgbBagging": "use the fedlab-xgboost extension (fedlab_xgboost) for XGBoost bagging.",
     "FedXgbCyclic": "use the fedlab-xgboost extension (fedlab_xgboost) for cyclic XGBoost.",
-    **dict.fromkeys(
-        [
-            "DifferentialPrivacyClientSideAdaptiveClipping",
-            "DifferentialPrivacyServerSideAdaptiveClipping",
-        ],
-        "adaptive clipping is not in the layer; use the fixed-clipping wrappers here, or "
-        "fedlab.privacy.DifferentialPrivacyServerSideAdaptiveClipping around fedlab.strategy.FedAvg.",
-    ),
 }
 
 
