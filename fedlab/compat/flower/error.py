@@ -72,9 +72,11 @@ def unknown_arguments(
     hint = (hints or {}).get(name)
     if hint is not None:
         raise FlowerCompatError(f"{head}; {hint}")
-    nearest = _nearest(name, known)
+    names = sorted(known)
+    nearest = _nearest(name, names)
     if nearest is None:
-        raise FlowerCompatError(f"{head}; {where} takes: {', '.join(sorted(known))}.")
+        takes = ", ".join(names) if names else "no keyword arguments"
+        raise FlowerCompatError(f"{head}; {where} takes {takes}.")
     raise FlowerCompatError(f"{head}; the nearest supported argument is {nearest}=....")
 
 

@@ -12,6 +12,7 @@ A module Flower has but the layer does not fails to import with a
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -96,8 +97,6 @@ def _missing_module(fullname: str) -> FlowerCompatError:
     while parent and parent not in known:
         parent = parent.rpartition(".")[0]
     candidates = [m for m in known if m.startswith(parent + ".")] if parent else known
-    import difflib
-
     close = difflib.get_close_matches(fullname, candidates or known, n=1, cutoff=0.0)
     return FlowerCompatError(
         f"{head}; the nearest supported module is {close[0] if close else 'flwr.app'}. "
