@@ -89,16 +89,10 @@ def keras_client_app(
         model = set_weights(local.fresh(), msg.content.array_record("arrays"))
         local_epochs, batch = setting(msg, "local-epochs", epochs), setting(msg, "batch-size", batch_size)
         if isinstance(data, tuple):
-            x, y = (np.asarray(part) for part in data)
-            rng = np.random.default_rng([seed, pid, msg.metadata.round])
-            history: dict[str, Any] = {}
-            for _ in range(local_epochs):
-                order = rng.permutation(len(x))
-                history = model.fit(x[order], y[order], batch_size=batch, epochs=1, shuffle=False, verbose=0).history
-            count = len(x)
+            data, count = _shuffled_batches(data, batch, [seed, pid, msg.metadata.round])
         else:
-            history = model.fit(data, epochs=local_epochs, shuffle=False, verbose=0).history
             count = _count_examples(data)
+        history = model.fit(data, epochs=local_epochs, shuffle=False, verbose=0).history
         metrics: dict[str, float | int] = {name: float(values[-1]) for name, values in history.items()}
         metrics["num-examples"] = count
         return msg.reply(RecordDict({"arrays": get_weights(model), "metrics": MetricRecord(metrics)}))
@@ -120,6 +114,20 @@ def keras_client_app(
         return msg.reply(RecordDict({"metrics": MetricRecord(metrics)}))
 
     return client
+
+
+def _shuffled_batches(rows: tuple[Any, Any], batch_size: int, seed: list[int]) -> tuple[Any, int]:
+    """``(x, y)`` as a dataset reshuffled every epoch in an order fixed by ``seed``.
+
+    One ``fit`` call for all local epochs (each call has a fixed cost); the shuffle's own
+    seed makes the order independent of any other client and of TensorFlow's global seed.
+    """
+    import tensorflow as tf
+
+    x, y = (np.asarray(part) for part in rows)
+    op_seed = int(np.random.default_rng(seed).integers(2**31 - 1))
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=op_seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size), len(x)
 
 
 def _count_examples(dataset: Any) -> int:
