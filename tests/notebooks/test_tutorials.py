@@ -65,6 +65,7 @@ def test_every_tutorial_is_tested_here() -> None:
         "06-scikit-learn.ipynb",
         "07-xgboost.ipynb",
         "08-pandas-analytics.ipynb",
+        "09-keras.ipynb",
     ]
 
 
@@ -232,3 +233,18 @@ def test_tutorial_7_federates_xgboost_by_bagging_and_cyclic_boosting_to_093(tmp_
     assert bagged and cycled, printed
     assert min(float(bagged.group(1)), float(bagged.group(2)), float(cycled.group(1))) >= 0.93
     assert len(dashboards(notebook)) == 2
+
+
+def test_tutorial_9_federates_a_keras_network_on_digits_to_090_bit_exact_and_equal_on_threads(tmp_path: Path) -> None:
+    name = "09-keras.ipynb"
+    notebook = execute(name, tmp_path)
+    opens_with_a_colab_badge_and_a_guarded_install(notebook, name)
+    printed = text(notebook)
+    assert float(re.search(r"federated Keras accuracy: ([0-9.]+)", printed).group(1)) >= 0.90  # type: ignore[union-attr]
+    assert "round trip bit-exact: True" in printed
+    assert "threads backend equals inline bit for bit: True" in printed
+    assert "['sequential/dense/kernel', 'sequential/dense/bias', 'sequential/dense_1/kernel', 'sequential/dense_1/bias']\n" * 2 in printed
+    assert not [out for out in outputs(notebook) if out.output_type == "stream" and out.name == "stderr"]
+    shown = dashboards(notebook)
+    assert [out.data["text/plain"].split(" · ")[1] for out in shown] == ["5 clients", "5 clients"]
+    assert all("image/png" in out.data for out in shown)
