@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+
 from fedlab_keras._numpy import variable_numpy
 from fedlab_keras.errors import KerasWeightsError
 

@@ -7,7 +7,6 @@ from typing import Any
 
 import keras
 import numpy as np
-import numpy.typing as npt
 
 from fedlab import ClientApp, Context, Message, MetricRecord, RecordDict, worker_cache
 from fedlab_keras._local_model import LocalModel
@@ -132,5 +131,7 @@ def _shuffled_batches(rows: tuple[Any, Any], batch_size: int, seed: list[int]) -
 
 def _count_examples(dataset: Any) -> int:
     """The number of rows in a batched ``tf.data.Dataset`` of ``(x, y)``, by one pass."""
-    first: Callable[[Any], npt.NDArray[Any]] = lambda batch: np.asarray(batch[0] if isinstance(batch, tuple) else batch)
-    return sum(len(first(batch)) for batch in dataset.as_numpy_iterator())
+    total = 0
+    for batch in dataset.as_numpy_iterator():
+        total += len(batch[0] if isinstance(batch, tuple) else batch)
+    return total
