@@ -65,6 +65,7 @@ def test_every_tutorial_is_tested_here() -> None:
         "06-scikit-learn.ipynb",
         "07-xgboost.ipynb",
         "08-pandas-analytics.ipynb",
+        "09-keras.ipynb",
         "16-comparing-strategies.ipynb",
     ]
 
@@ -188,6 +189,8 @@ def test_tutorial_1_runs_and_its_html_export_shows_the_dashboard_png_offline(tmp
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in TUTORIALS.glob("*.ipynb")))
+
+
 def test_tutorials_are_stored_without_outputs(name: str) -> None:
     notebook = nbformat.read(TUTORIALS / name, as_version=4)
     assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
@@ -254,3 +257,18 @@ def test_tutorial_16_compares_four_strategies_in_one_dashboard_and_forks_fedavg_
     ]
     assert all("image/png" in out.data for out in shown)
     assert (tmp_path / "checkpoints" / "fedavg" / "rounds" / "round-000010").is_dir()
+
+
+def test_tutorial_9_federates_a_keras_network_on_digits_to_090_bit_exact_and_equal_on_threads(tmp_path: Path) -> None:
+    name = "09-keras.ipynb"
+    notebook = execute(name, tmp_path)
+    opens_with_a_colab_badge_and_a_guarded_install(notebook, name)
+    printed = text(notebook)
+    assert float(re.search(r"federated Keras accuracy: ([0-9.]+)", printed).group(1)) >= 0.90  # type: ignore[union-attr]
+    assert "round trip bit-exact: True" in printed
+    assert "threads backend equals inline bit for bit: True" in printed
+    assert "['sequential/dense/kernel', 'sequential/dense/bias', 'sequential/dense_1/kernel', 'sequential/dense_1/bias']\n" * 2 in printed
+    assert not [out for out in outputs(notebook) if out.output_type == "stream" and out.name == "stderr"]
+    shown = dashboards(notebook)
+    assert [out.data["text/plain"].split(" · ")[1] for out in shown] == ["5 clients", "5 clients"]
+    assert all("image/png" in out.data for out in shown)
