@@ -17,7 +17,7 @@ def nnx_apply(model: Any) -> tuple[ApplyFn, Any]:
     ``apply_fn(state, x)`` rebuilds the module from ``state`` (an ``nnx.State`` of every
     variable) and calls it on ``x``, so the module's parameters become a pytree that JAX
     differentiates and fedlab sends. Models whose forward pass updates state (BatchNorm in
-    training mode, Dropout's RNG) need their own step; use ``model.eval()`` ones here.
+    training mode, Dropout's RNG) need their own step; call ``model.eval()`` first.
 
     Examples
     --------

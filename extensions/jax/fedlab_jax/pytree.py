@@ -145,7 +145,7 @@ def _name(tree: Any, path: tuple[Any, ...]) -> str:
             node = _child(node, entry.idx)
         elif isinstance(entry, jax.tree_util.GetAttrKey):
             segments.append(f".{entry.name}")
-            node = getattr(node, entry.name, None) if node is not None else None
+            node = None  # not followed: reading attributes may have effects (deprecations)
         elif isinstance(entry, jax.tree_util.FlattenedIndexKey):
             segments.append(f"{{{entry.key}}}")
             node = None
