@@ -5,12 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import numpy.typing as npt
 import optax
 
 from fedlab import ClientApp, Context, Message, MetricRecord, RecordDict
 from fedlab_jax.pytree import pytree_to_record, record_to_pytree
-from fedlab_jax.train import ApplyFn, LossFn, evaluate_params, fit_params, jax_steps, softmax_cross_entropy
+from fedlab_jax.train import (
+    ApplyFn,
+    LossFn,
+    evaluate_params,
+    fit_params,
+    jax_steps,
+    softmax_cross_entropy,
+)
 
 __all__ = ["LoadPartition", "jax_client_app"]
 
@@ -85,8 +93,8 @@ def jax_client_app(
         start = record_to_pytree(msg.content.array_record("arrays"), like=params)
         shuffle = (seed, msg.metadata.round, pid)
         trained, _ = fit_params(steps, start, x, y, epochs=local_epochs, batch_size=batch_size, seed=shuffle)
-        metrics = evaluate_params(steps, trained, x, y, batch_size=batch_size)
-        metrics["num-examples"] = len(y)  # type: ignore[arg-type]
+        metrics: dict[str, float | int] = dict(evaluate_params(steps, trained, x, y, batch_size=batch_size))
+        metrics["num-examples"] = len(np.asarray(y))
         return msg.reply(RecordDict({"arrays": pytree_to_record(trained), "metrics": MetricRecord(metrics)}))
 
     @client.evaluate()
@@ -95,7 +103,7 @@ def jax_client_app(
         steps = jax_steps(apply_fn, opt, loss_fn)
         received = record_to_pytree(msg.content.array_record("arrays"), like=params)
         metrics: dict[str, float | int] = dict(evaluate_params(steps, received, x, y, batch_size=batch_size))
-        metrics["num-examples"] = len(y)
+        metrics["num-examples"] = len(np.asarray(y))
         return msg.reply(RecordDict({"metrics": MetricRecord(metrics)}))
 
     return client

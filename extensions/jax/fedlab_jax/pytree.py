@@ -179,7 +179,7 @@ def _dict_segment(key: Any, path: tuple[Any, ...]) -> str:
 
 def _is_key(leaf: Any) -> bool:
     dtype = getattr(leaf, "dtype", None)
-    return dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+    return dtype is not None and jax.numpy.issubdtype(dtype, jax.dtypes.prng_key)
 
 
 def _to_array(name: str, leaf: Any) -> Array:

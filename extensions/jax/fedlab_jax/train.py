@@ -38,7 +38,8 @@ LossFn = Callable[[jax.Array, jax.Array], jax.Array]
 
 def softmax_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """Per-example cross-entropy of integer ``labels`` under ``logits`` (the default loss)."""
-    return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    losses: jax.Array = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    return losses
 
 
 @dataclass
@@ -92,7 +93,7 @@ def _hashable(value: object) -> Hashable:
         hash(value)
     except TypeError:
         return ("id", id(value))
-    return value  # type: ignore[return-value]
+    return value
 
 
 def _build(apply_fn: ApplyFn, optimizer: optax.GradientTransformation, loss_fn: LossFn) -> JaxSteps:
