@@ -211,6 +211,8 @@ def _leaf(array: Array, as_numpy: bool) -> Any:
 
 def _rebuild(leaves: dict[str, Any]) -> Any:
     """Nested dicts, lists and tuples from ``name -> leaf``."""
+    if not leaves:
+        return {}
     if list(leaves) == [""]:
         return leaves[""]
     groups: dict[str, dict[str, Any]] = {}

@@ -134,3 +134,9 @@ def test_attribute_names_need_like_to_come_back() -> None:
     _, state = nnx.split(nnx.Linear(2, 2, rngs=nnx.Rngs(0)))
     with pytest.raises(PytreeRecordError, match="pass like="):
         record_to_pytree(pytree_to_record(state))
+
+
+def test_an_empty_tree_and_a_bare_leaf_round_trip() -> None:
+    assert record_to_pytree(pytree_to_record({})) == {}
+    leaf = np.float32(-0.0)
+    assert same_bits(record_to_pytree(pytree_to_record(leaf), as_numpy=True), leaf)
