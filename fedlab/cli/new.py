@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 __all__ = ["TEMPLATES", "create_project", "register", "run_command"]
 
 #: The templates, each a directory under ``fedlab/templates``.
-TEMPLATES = ("keras", "numpy", "pytorch", "sklearn")
+TEMPLATES = ("jax", "keras", "numpy", "pytorch", "sklearn", "xgboost")
 _SUFFIX = ".tmpl"
 _PACKAGE_DIR = "__package__"
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_\-]*")

@@ -66,6 +66,7 @@ def test_every_tutorial_is_tested_here() -> None:
         "07-xgboost.ipynb",
         "08-pandas-analytics.ipynb",
         "09-keras.ipynb",
+        "10-jax.ipynb",
         "16-comparing-strategies.ipynb",
     ]
 
@@ -272,3 +273,18 @@ def test_tutorial_9_federates_a_keras_network_on_digits_to_090_bit_exact_and_equ
     shown = dashboards(notebook)
     assert [out.data["text/plain"].split(" · ")[1] for out in shown] == ["5 clients", "5 clients"]
     assert all("image/png" in out.data for out in shown)
+
+
+def test_tutorial_10_federates_flax_nnx_and_linen_to_090_compiling_each_step_once(tmp_path: Path) -> None:
+    name = "10-jax.ipynb"
+    notebook = execute(name, tmp_path)
+    opens_with_a_colab_badge_and_a_guarded_install(notebook, name)
+    printed = text(notebook)
+    assert "hidden/kernel/.value" in printed and "round trip bit-exact: True" in printed
+    assert "['blocks/[0]', 'blocks/[1]/(0)', 'blocks/[1]/(1)']" in printed
+    accuracy = {kind: float(v) for kind, v in re.findall(r"^federated (\w+) accuracy: ([0-9.]+)", printed, re.MULTILINE)}
+    assert set(accuracy) == {"NNX", "Linen"} and min(accuracy.values()) >= 0.90  # as stated, seed 0
+    traced = re.search(r"loss traced (\d+) times for 30 client calls", printed)
+    assert traced is not None and int(traced.group(1)) == 2  # the train step and the evaluate step
+    shown = dashboards(notebook)
+    assert [out.data["text/plain"].split(" · ")[1] for out in shown] == ["5 clients", "5 clients"]
