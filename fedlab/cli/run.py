@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from fedlab.cli._flower_project import apply_federation_config, check_run_config
+from fedlab.cli._flower_run import enable_flower
 from fedlab.cli._follow import follow_run
 from fedlab.cli._output import Output, add_format_option
 from fedlab.cli._project import FederationSpec, Project, load_project
@@ -41,6 +43,20 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         '"num-server-rounds=5 learning-rate=0.05" --run-config \'optimizer="adam"\'',
     )
     parser.add_argument(
+        "--federation-config",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="CONFIG",
+        help="Flower projects: override the simulation's settings, e.g. --federation-config "
+        '"num-supernodes=10"',
+    )
+    parser.add_argument(
+        "--stream",
+        action="store_true",
+        help="accepted for Flower's `flwr run --stream`; fedlab always shows the run as it goes",
+    )
+    parser.add_argument(
         "--superlink",
         metavar="HOST:PORT",
         help="run on the SuperLink whose Control API is at HOST:PORT instead of FEDERATION's "
@@ -69,7 +85,17 @@ def run_command(args: argparse.Namespace) -> int:
     out = Output(args.format)
     project = load_project(args.app)
     federation = _federation(project, args)
-    config = {**project.config, **parse_run_config(args.run_config)}
+    if project.flower:
+        federation = apply_federation_config(federation, args.federation_config)
+        config = {**project.config, **check_run_config(project, args.run_config)}
+        enable_flower(out)
+    elif args.federation_config:
+        raise FederationError(
+            "--federation-config is for Flower projects ([tool.flwr.app]); this project's "
+            "federations are set in [tool.fedlab.federations] of its pyproject.toml."
+        )
+    else:
+        config = {**project.config, **parse_run_config(args.run_config)}
     if federation.is_simulation:
         return _simulate(project, federation, config, out)
     return _submit(project, federation, config, args, out)
