@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fedlab.cli._flower_project import apply_federation_config, check_run_config
-from fedlab.cli._flower_run import enable_flower
+from fedlab.cli._flower_run import enable_flower, run_flower_script
 from fedlab.cli._follow import follow_run
 from fedlab.cli._output import Output, add_format_option
 from fedlab.cli._project import FederationSpec, Project, load_project
@@ -30,7 +30,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "A simulation runs in this process; a federation with an address is sent to that "
         "SuperLink as a signed-or-unsigned app bundle and followed until it finishes.",
     )
-    parser.add_argument("app", nargs="?", default=".", help="app project directory (default: .)")
+    parser.add_argument(
+        "app",
+        nargs="?",
+        default=".",
+        help="app project directory (default: .), or a Flower script that calls run_simulation",
+    )
     parser.add_argument("federation", nargs="?", help="federation name (default: the project's)")
     parser.add_argument(
         "--run-config",
@@ -83,6 +88,8 @@ def run_command(args: argparse.Namespace) -> int:
     refused) fails: its error names the first failure.
     """
     out = Output(args.format)
+    if args.app.endswith(".py") and Path(args.app).is_file():
+        return run_flower_script(Path(args.app), args, out)
     project = load_project(args.app)
     federation = _federation(project, args)
     if project.flower:

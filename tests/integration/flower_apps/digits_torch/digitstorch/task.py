@@ -49,7 +49,7 @@ def train(net: Net, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: float, ba
             loss = loss_fn(net(x[start : start + batch]), y[start : start + batch])
             loss.backward()
             optimizer.step()
-            total += float(loss) * len(y[start : start + batch])
+            total += float(loss.detach()) * len(y[start : start + batch])
     return total / (epochs * len(y))
 
 
