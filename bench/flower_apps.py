@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -66,6 +67,12 @@ def compare(flower: dict[str, np.ndarray], fedlab: dict[str, np.ndarray]) -> tup
     return equal, gap
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def stop_local_superlinks(home: Path) -> None:
     """Stop the local SuperLink (and its children) that ``flwr run`` started for ``home``."""
     listing = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
@@ -88,6 +95,9 @@ def main() -> None:
     home = work / "flwr-home"
     flower_env = {**os.environ, "FLWR_HOME": str(home), "PATH": f"{flwr_bin}:{os.environ['PATH']}"}
     flower_env.pop("PYTHONPATH", None)
+    # Our own local SuperLink, on free ports, not one that another user's flwr run started.
+    flower_env["FLWR_LOCAL_CONTROL_API_PORT"] = str(free_port())
+    flower_env["FLWR_LOCAL_SUPERLINK_HTTP_API_PORT"] = str(free_port())
     fedlab_env = {**os.environ, "FLWR_HOME": str(work / "fedlab-home"), "FEDLAB_DISPLAY": "plain"}
     fedlab_env["PYTHONPATH"] = f"{ROOT}:{os.environ.get('PYTHONPATH', '')}".rstrip(":")
     rows = []
@@ -120,9 +130,11 @@ def main() -> None:
                                    "local-simulation", "--run-config", override]  # fmt: skip
                         env = fedlab_env
                     times[side] = run_timed(command, env, copy, log)
-                    if side == "flower" and not out.exists():
+                    for _ in range(2):
+                        if side != "flower" or out.exists():
+                            break
                         # flwr run exits 0 when its simulation crashed; on a loaded machine
-                        # Ray's startup may time out, so Flower gets a second try.
+                        # Ray's node startup (30 s at most) may time out: Flower gets retries.
                         times[side] = run_timed(command, env, copy, log)
                 if not out.exists():
                     raise SystemExit(f"{side} wrote no result for {app}; see {log}")
