@@ -65,6 +65,7 @@ def test_every_tutorial_is_tested_here() -> None:
         "06-scikit-learn.ipynb",
         "07-xgboost.ipynb",
         "08-pandas-analytics.ipynb",
+        "15-bring-your-flower-app.ipynb",
     ]
 
 
@@ -232,3 +233,18 @@ def test_tutorial_7_federates_xgboost_by_bagging_and_cyclic_boosting_to_093(tmp_
     assert bagged and cycled, printed
     assert min(float(bagged.group(1)), float(bagged.group(2)), float(cycled.group(1))) >= 0.93
     assert len(dashboards(notebook)) == 2
+
+
+def test_tutorial_15_runs_a_flower_app_unchanged_with_fedlab_run_and_in_the_notebook(tmp_path: Path) -> None:
+    name = "15-bring-your-flower-app.ipynb"
+    notebook = execute(name, tmp_path)
+    opens_with_a_colab_badge_and_a_guarded_install(notebook, name)
+    printed = text(notebook)
+    line = "Running a Flower app: its flwr imports use fedlab's Flower compatibility layer (fedlab.compat.flower)."
+    assert printed.count(line) == 1, printed
+    assert "(5 clients)" in printed and "Finished 5 round(s)." in printed
+    cli = float(re.search(r"^federated accuracy after 5 rounds: ([0-9.]+)", printed, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    here = float(re.search(r"notebook run, accuracy after 5 rounds: ([0-9.]+)", printed).group(1))  # type: ignore[union-attr]
+    assert cli >= 0.9 and here == cli  # the same apps and partitions give the same model
+    shown = dashboards(notebook)
+    assert [out.data["text/plain"].split(" · ")[1] for out in shown] == ["5 clients"]
