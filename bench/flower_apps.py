@@ -61,7 +61,9 @@ def compare(flower: dict[str, np.ndarray], fedlab: dict[str, np.ndarray]) -> tup
         return False, float("inf")
     equal = all(np.array_equal(flower[k], fedlab[k]) for k in flower)
     gap = max(
-        float(np.max(np.abs(flower[k].astype(np.float64) - fedlab[k].astype(np.float64)), initial=0))
+        float(
+            np.max(np.abs(flower[k].astype(np.float64) - fedlab[k].astype(np.float64)), initial=0)
+        )
         for k in flower
     )
     return equal, gap
@@ -75,7 +77,9 @@ def free_port() -> int:
 
 def stop_local_superlinks(home: Path) -> None:
     """Stop the local SuperLink (and its children) that ``flwr run`` started for ``home``."""
-    listing = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    listing = subprocess.run(
+        ["ps", "-eo", "pid=,args="], capture_output=True, text=True, check=False
+    ).stdout
     for line in listing.splitlines():
         pid, _, args = line.strip().partition(" ")
         if str(home) in args and "flower-superlink" in args:
@@ -112,7 +116,10 @@ def main() -> None:
                 log = work / f"{side}-{app}.log"
                 if app == "run_simulation":
                     script = copy / Path(SCRIPT).name
-                    env = {**(flower_env if side == "flower" else fedlab_env), "RESULT_PATH": str(out)}
+                    env = {
+                        **(flower_env if side == "flower" else fedlab_env),
+                        "RESULT_PATH": str(out),
+                    }
                     command = (
                         [str(flwr_bin / "python"), str(script)]
                         if side == "flower"

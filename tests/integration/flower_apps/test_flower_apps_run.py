@@ -35,7 +35,13 @@ def fedlab(args: list[str], cwd: Path, home: Path, **env: str) -> str:
         [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
     )
     done = subprocess.run(
-        [FEDLAB, *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=300
+        [FEDLAB, *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout

@@ -1,7 +1,6 @@
 """FedAvg of the MLP, with a server-side evaluation on all digits after each round."""
 
 import numpy as np
-import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg
