@@ -50,6 +50,26 @@ def run_timed(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> 
     return elapsed
 
 
+def attempts(
+    command: list[str], env: dict[str, str], cwd: Path, log: Path, out: Path, tries: int
+) -> float:
+    """Run ``command`` until it writes ``out``, at most ``tries`` times; its last wall time.
+
+    ``flwr run`` exits 0 when its simulation crashed, and on a loaded machine its local
+    SuperLink (15 s) or Ray's node startup (30 s) may time out: Flower gets retries.
+    """
+    elapsed = 0.0
+    for attempt in range(tries):
+        try:
+            elapsed = run_timed(command, env, cwd, log)
+        except SystemExit:
+            if attempt == tries - 1:
+                raise
+        if out.exists():
+            break
+    return elapsed
+
+
 def load(path: Path) -> dict[str, np.ndarray]:
     with np.load(path) as data:
         return {name: data[name] for name in data.files}
@@ -125,7 +145,9 @@ def main() -> None:
                         if side == "flower"
                         else [FEDLAB, "run", str(script)]
                     )
-                    times[side] = run_timed(command, env, copy, log)
+                    times[side] = attempts(
+                        command, env, copy, log, out, 3 if side == "flower" else 1
+                    )
                 else:
                     override = f'result-path="{out}"'
                     if side == "flower":
@@ -136,13 +158,9 @@ def main() -> None:
                         command = [FEDLAB, "run", str(copy),
                                    "local-simulation", "--run-config", override]  # fmt: skip
                         env = fedlab_env
-                    times[side] = run_timed(command, env, copy, log)
-                    for _ in range(2):
-                        if side != "flower" or out.exists():
-                            break
-                        # flwr run exits 0 when its simulation crashed; on a loaded machine
-                        # Ray's node startup (30 s at most) may time out: Flower gets retries.
-                        times[side] = run_timed(command, env, copy, log)
+                    times[side] = attempts(
+                        command, env, copy, log, out, 3 if side == "flower" else 1
+                    )
                 if not out.exists():
                     raise SystemExit(f"{side} wrote no result for {app}; see {log}")
                 results[side] = load(out)
