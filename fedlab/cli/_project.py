@@ -111,8 +111,8 @@ class Project:
 def load_project(directory: str | Path) -> Project:
     """Read ``directory/pyproject.toml``; raise FederationError naming what is missing.
 
-    A project with ``[tool.flwr.app]`` and no ``[tool.fedlab]`` is a Flower app project
-    (see :mod:`fedlab.cli._flower_project`).
+    Commands read projects through :func:`fedlab.cli._app_project.load_app_project`, which
+    also reads Flower app projects.
     """
     root = Path(directory).resolve()
     path = root / "pyproject.toml"
@@ -126,11 +126,6 @@ def load_project(directory: str | Path) -> Project:
     except tomllib.TOMLDecodeError as exc:
         raise FederationError(f"{path} is not valid TOML: {exc}") from None
     table = data.get("tool", {}).get("fedlab")
-    if table is None:
-        from fedlab.cli._flower_project import is_flower_project, load_flower_project
-
-        if is_flower_project(data):
-            return load_flower_project(root, data)
     if not isinstance(table, dict) or not isinstance(table.get("clientapp"), str):
         raise FederationError(
             f'{path} has no [tool.fedlab] table with clientapp = "package.module:app"; '

@@ -6,11 +6,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from fedlab.cli._app_project import load_app_project
 from fedlab.cli._flower_project import apply_federation_config, check_run_config
 from fedlab.cli._flower_run import enable_flower, run_flower_script
 from fedlab.cli._follow import follow_run
 from fedlab.cli._output import Output, add_format_option
-from fedlab.cli._project import FederationSpec, Project, load_project
+from fedlab.cli._project import FederationSpec, Project
 from fedlab.cli._run_config import parse_run_config
 from fedlab.cli._target import add_credential_arguments, client_security
 from fedlab.context import UserConfig
@@ -90,7 +91,7 @@ def run_command(args: argparse.Namespace) -> int:
     out = Output(args.format)
     if args.app.endswith(".py") and Path(args.app).is_file():
         return run_flower_script(Path(args.app), args, out)
-    project = load_project(args.app)
+    project = load_app_project(args.app)
     federation = _federation(project, args)
     if project.flower:
         federation = apply_federation_config(federation, args.federation_config)

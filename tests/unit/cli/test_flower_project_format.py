@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from fedlab.cli._app_project import load_app_project as load_project
 from fedlab.cli._flower_project import apply_federation_config, check_run_config
-from fedlab.cli._project import load_project
 from fedlab.errors import FederationError
 
 APP = """
