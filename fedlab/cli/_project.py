@@ -89,6 +89,8 @@ class Project:
     config: UserConfig
     federations: Mapping[str, FederationSpec]
     default_federation: str | None
+    #: True for a Flower app project (``[tool.flwr.app]``), run with the compatibility layer.
+    flower: bool = False
 
     def federation(self, name: str | None) -> FederationSpec:
         """Return the federation called ``name`` (default: the project's default)."""
@@ -107,7 +109,11 @@ class Project:
 
 
 def load_project(directory: str | Path) -> Project:
-    """Read ``directory/pyproject.toml``; raise FederationError naming what is missing."""
+    """Read ``directory/pyproject.toml``; raise FederationError naming what is missing.
+
+    Commands read projects through :func:`fedlab.cli._app_project.load_app_project`, which
+    also reads Flower app projects.
+    """
     root = Path(directory).resolve()
     path = root / "pyproject.toml"
     try:
@@ -123,7 +129,7 @@ def load_project(directory: str | Path) -> Project:
     if not isinstance(table, dict) or not isinstance(table.get("clientapp"), str):
         raise FederationError(
             f'{path} has no [tool.fedlab] table with clientapp = "package.module:app"; '
-            "see `fedlab new` for a complete example."
+            "see `fedlab new` for a complete example (a Flower project has [tool.flwr.app] instead)."
         )
     config = table.get("config", {})
     if not isinstance(config, dict) or not all(

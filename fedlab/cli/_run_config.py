@@ -22,7 +22,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["parse_run_config"]
+__all__ = ["flatten_config", "parse_run_config"]
 
 _CLOSING = {"[": "]", "{": "}"}
 
@@ -57,7 +57,7 @@ def _from_file(path: Path, given: str) -> UserConfig:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise FederationError(f"--run-config {given} is not valid TOML: {exc}.") from None
-    return _checked(table, f"--run-config {given}")
+    return flatten_config(table, f"--run-config {given}")
 
 
 def _pairs(text: str) -> Iterator[tuple[str, str]]:
@@ -129,10 +129,17 @@ def _parse_pair(key: str, text: str) -> UserConfig:
             f"--run-config {key}={text}: {text!r} is not a TOML value. Numbers and true/false "
             f"are written bare, {fix}."
         ) from None
-    return _checked(table, f"--run-config {key}={text}")
+    return flatten_config(table, f"--run-config {key}={text}")
 
 
-def _checked(table: Mapping[str, Any], origin: str) -> UserConfig:
+def flatten_config(table: Mapping[str, Any], origin: str) -> UserConfig:
+    """Flatten nested tables to dotted keys; raise FederationError naming ``origin`` on a bad value.
+
+    Examples
+    --------
+    >>> flatten_config({"optimizer": {"lr": 0.1}, "rounds": 2}, "example")
+    {'optimizer.lr': 0.1, 'rounds': 2}
+    """
     config: UserConfig = {}
     for name, value in _flatten(table, ""):
         if not isinstance(value, bool | int | float | str):

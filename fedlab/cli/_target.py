@@ -11,7 +11,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from fedlab.cli._project import DEFAULT_ADDRESS, FederationSpec, load_project
+from fedlab.cli._app_project import load_app_project
+from fedlab.cli._project import DEFAULT_ADDRESS, FederationSpec
 from fedlab.errors import FederationError
 
 __all__ = ["add_credential_arguments", "add_target_arguments", "client_security", "control_client",
@@ -89,7 +90,7 @@ def _target(args: argparse.Namespace) -> tuple[str, FederationSpec | None, Path]
         return str(args.superlink), None, Path.cwd()
     if app is None and not (directory / "pyproject.toml").exists():
         return DEFAULT_ADDRESS, None, Path.cwd()
-    project = load_project(directory)
+    project = load_app_project(directory)
     federation = project.federation(getattr(args, "federation", None))
     if federation.address is None:
         raise FederationError(

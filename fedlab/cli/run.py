@@ -6,9 +6,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from fedlab.cli._app_project import load_app_project
+from fedlab.cli._flower_project import apply_federation_config, check_run_config
+from fedlab.cli._flower_run import enable_flower, run_flower_script
 from fedlab.cli._follow import follow_run
 from fedlab.cli._output import Output, add_format_option
-from fedlab.cli._project import FederationSpec, Project, load_project
+from fedlab.cli._project import FederationSpec, Project
 from fedlab.cli._run_config import parse_run_config
 from fedlab.cli._target import add_credential_arguments, client_security
 from fedlab.context import UserConfig
@@ -28,7 +31,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "A simulation runs in this process; a federation with an address is sent to that "
         "SuperLink as a signed-or-unsigned app bundle and followed until it finishes.",
     )
-    parser.add_argument("app", nargs="?", default=".", help="app project directory (default: .)")
+    parser.add_argument(
+        "app",
+        nargs="?",
+        default=".",
+        help="app project directory (default: .), or a Flower script that calls run_simulation",
+    )
     parser.add_argument("federation", nargs="?", help="federation name (default: the project's)")
     parser.add_argument(
         "--run-config",
@@ -39,6 +47,20 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="override [tool.fedlab.config]: space-separated key=value pairs with TOML values, "
         "or a .toml file; repeatable, later values win. E.g. --run-config "
         '"num-server-rounds=5 learning-rate=0.05" --run-config \'optimizer="adam"\'',
+    )
+    parser.add_argument(
+        "--federation-config",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="CONFIG",
+        help="Flower projects: override the simulation's settings, e.g. --federation-config "
+        '"num-supernodes=10"',
+    )
+    parser.add_argument(
+        "--stream",
+        action="store_true",
+        help="accepted for Flower's `flwr run --stream`; fedlab always shows the run as it goes",
     )
     parser.add_argument(
         "--superlink",
@@ -67,9 +89,21 @@ def run_command(args: argparse.Namespace) -> int:
     refused) fails: its error names the first failure.
     """
     out = Output(args.format)
-    project = load_project(args.app)
+    if args.app.endswith(".py") and Path(args.app).is_file():
+        return run_flower_script(Path(args.app), args, out)
+    project = load_app_project(args.app)
     federation = _federation(project, args)
-    config = {**project.config, **parse_run_config(args.run_config)}
+    if project.flower:
+        federation = apply_federation_config(federation, args.federation_config)
+        config = {**project.config, **check_run_config(project, args.run_config)}
+        enable_flower(out)
+    elif args.federation_config:
+        raise FederationError(
+            "--federation-config is for Flower projects ([tool.flwr.app]); this project's "
+            "federations are set in [tool.fedlab.federations] of its pyproject.toml."
+        )
+    else:
+        config = {**project.config, **parse_run_config(args.run_config)}
     if federation.is_simulation:
         return _simulate(project, federation, config, out)
     return _submit(project, federation, config, args, out)

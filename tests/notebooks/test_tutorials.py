@@ -67,6 +67,7 @@ def test_every_tutorial_is_tested_here() -> None:
         "08-pandas-analytics.ipynb",
         "09-keras.ipynb",
         "10-jax.ipynb",
+        "15-bring-your-flower-app.ipynb",
         "16-comparing-strategies.ipynb",
     ]
 
@@ -288,3 +289,18 @@ def test_tutorial_10_federates_flax_nnx_and_linen_to_090_compiling_each_step_onc
     assert traced is not None and int(traced.group(1)) == 2  # the train step and the evaluate step
     shown = dashboards(notebook)
     assert [out.data["text/plain"].split(" · ")[1] for out in shown] == ["5 clients", "5 clients"]
+
+
+def test_tutorial_15_runs_a_flower_app_unchanged_with_fedlab_run_and_in_the_notebook(tmp_path: Path) -> None:
+    name = "15-bring-your-flower-app.ipynb"
+    notebook = execute(name, tmp_path)
+    opens_with_a_colab_badge_and_a_guarded_install(notebook, name)
+    printed = text(notebook)
+    line = "Running a Flower app: its flwr imports use fedlab's Flower compatibility layer (fedlab.compat.flower)."
+    assert printed.count(line) == 1, printed
+    assert "(5 clients)" in printed and "Finished 5 round(s)." in printed
+    cli = float(re.search(r"^federated accuracy after 5 rounds: ([0-9.]+)", printed, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    here = float(re.search(r"notebook run, accuracy after 5 rounds: ([0-9.]+)", printed).group(1))  # type: ignore[union-attr]
+    assert cli >= 0.9 and here == cli  # the same apps and partitions give the same model
+    shown = dashboards(notebook)
+    assert [out.data["text/plain"].split(" · ")[1] for out in shown] == ["5 clients"]

@@ -75,6 +75,7 @@ Examples
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Mapping, MutableMapping, Sequence
 from pathlib import Path
@@ -164,6 +165,12 @@ class Bundle:
 
     def _load(self, entry: Mapping[str, Any]) -> object:
         module, attr = _apps.check_entry(entry)
+        if self.manifest.get("flower") is True:
+            # A Flower app's `import flwr...` must reach the compatibility layer, also in the
+            # SuperNode's and SuperLink's per-run processes, and also where real flwr is installed.
+            from fedlab.compat.flower import enable
+
+            enable()
         tops = {_files.top_level(path.split("/")[0].removesuffix(".py")) for path in self._files}
         shipped = _files.top_level(module) in tops
         root = self.extract() if shipped else None
@@ -246,12 +253,21 @@ def build_bundle(
         "run_config": config,
         "requires": closure.requires,
         "not_shipped": closure.not_shipped,
+        "flower": _imports_flower(closure.files),
         "fedlab": __version__,
         "python": f"{sys.version_info.major}.{sys.version_info.minor}",
     }
     if signing_key is not None:
         manifest["run"] = _binding.make_binding(config, valid_for=valid_for)
     return _format.write_bundle(manifest, closure.files, signing_key)
+
+
+_FLOWER_IMPORT = re.compile(rb"^[ \t]*(?:from|import)[ \t]+flwr(?:_datasets)?\b", re.MULTILINE)
+
+
+def _imports_flower(files: Mapping[str, bytes]) -> bool:
+    """True when shipped code imports ``flwr`` or ``flwr_datasets`` (a Flower app)."""
+    return any(_FLOWER_IMPORT.search(data) for path, data in files.items() if path.endswith(".py"))
 
 
 def load_bundle(data: bytes, *, trusted_keys: Sequence[Ed25519PublicKey] | None = None) -> Bundle:
