@@ -65,6 +65,7 @@ def test_every_tutorial_is_tested_here() -> None:
         "06-scikit-learn.ipynb",
         "07-xgboost.ipynb",
         "08-pandas-analytics.ipynb",
+        "13-transformers-lora.ipynb",
     ]
 
 
@@ -232,3 +233,19 @@ def test_tutorial_7_federates_xgboost_by_bagging_and_cyclic_boosting_to_093(tmp_
     assert bagged and cycled, printed
     assert min(float(bagged.group(1)), float(bagged.group(2)), float(cycled.group(1))) >= 0.93
     assert len(dashboards(notebook)) == 2
+
+
+def test_tutorial_13_federates_lora_adapters_of_a_local_bert_to_090_sending_only_adapter_bytes(tmp_path: Path) -> None:
+    name = "13-transformers-lora.ipynb"
+    notebook = execute(name, tmp_path)
+    opens_with_a_colab_badge_and_a_guarded_install(notebook, name)
+    printed = text(notebook)
+    sizes = re.search(r"bytes per client per round: adapter (\d+), full model (\d+), saved (\d+)", printed)
+    assert sizes, printed
+    adapter, full, saved = (int(v) for v in sizes.groups())
+    assert saved == full - adapter and adapter < full / 3
+    accuracy = re.search(r"held-out accuracy: ([0-9.]+)", printed)
+    assert accuracy and float(accuracy.group(1)) >= 0.90  # the accuracy the tutorial states, seed 0
+    shown = dashboards(notebook)
+    assert [out.data["text/plain"].split(" · ")[1] for out in shown] == ["5 clients"]
+    assert all("image/png" in out.data for out in shown)
