@@ -18,10 +18,10 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from fedlab_transformers.adapters import adapter_arrays, exchange_bytes, set_adapter_arrays  # noqa: E402
-from fedlab_transformers.client import evaluate_model, lora_client_app, train_model  # noqa: E402
-from fedlab_transformers.models import base_model, lora_model  # noqa: E402
-from fedlab_transformers.text import TOPICS, encode, topic_sentences, train_tokenizer  # noqa: E402
+from fedlab_transformers.adapters import adapter_arrays, exchange_bytes, set_adapter_arrays
+from fedlab_transformers.client import evaluate_model, lora_client_app, train_model
+from fedlab_transformers.models import base_model, lora_model
+from fedlab_transformers.text import TOPICS, encode, topic_sentences, train_tokenizer
 
 __all__ = [
     "TOPICS",
