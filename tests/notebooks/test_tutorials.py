@@ -67,6 +67,7 @@ def test_every_tutorial_is_tested_here() -> None:
         "08-pandas-analytics.ipynb",
         "09-keras.ipynb",
         "10-jax.ipynb",
+        "13-transformers-lora.ipynb",
         "15-bring-your-flower-app.ipynb",
         "16-comparing-strategies.ipynb",
     ]
@@ -304,3 +305,19 @@ def test_tutorial_15_runs_a_flower_app_unchanged_with_fedlab_run_and_in_the_note
     assert cli >= 0.9 and here == cli  # the same apps and partitions give the same model
     shown = dashboards(notebook)
     assert [out.data["text/plain"].split(" · ")[1] for out in shown] == ["5 clients"]
+
+
+def test_tutorial_13_federates_lora_adapters_of_a_local_bert_to_090_sending_only_adapter_bytes(tmp_path: Path) -> None:
+    name = "13-transformers-lora.ipynb"
+    notebook = execute(name, tmp_path)
+    opens_with_a_colab_badge_and_a_guarded_install(notebook, name)
+    printed = text(notebook)
+    sizes = re.search(r"bytes per client per round: adapter (\d+), full model (\d+), saved (\d+)", printed)
+    assert sizes, printed
+    adapter, full, saved = (int(v) for v in sizes.groups())
+    assert saved == full - adapter and adapter < full / 3
+    accuracy = re.search(r"held-out accuracy: ([0-9.]+)", printed)
+    assert accuracy and float(accuracy.group(1)) >= 0.90  # the accuracy the tutorial states, seed 0
+    shown = dashboards(notebook)
+    assert [out.data["text/plain"].split(" · ")[1] for out in shown] == ["5 clients"]
+    assert all("image/png" in out.data for out in shown)
