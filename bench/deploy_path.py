@@ -337,7 +337,7 @@ version = "1.0.0"
 dependencies = []
 
 [tool.hatch.build.targets.wheel]
-packages = ["."]
+packages = ["pathbench"]
 
 [tool.flwr.app]
 publisher = "bench"
@@ -357,31 +357,31 @@ def run_flower(size_mb: float, nodes: int, rounds: int) -> dict[str, Any]:
     """Flower 1.42's deployment runtime on the same workload (plaintext, in-memory-ish state)."""
     work = Path(tempfile.mkdtemp(prefix="flwr-path-"))
     flwr_bin = FLOWER_PY.parent
-    env = dict(os.environ, FLWR_TELEMETRY_ENABLED="0", HOME=str(work), FLWR_HOME=str(work / ".flwr"))
+    env = dict(os.environ, FLWR_TELEMETRY_ENABLED="0", HOME=str(work), FLWR_HOME=str(work / ".flwr"),
+               PATH=f"{flwr_bin}:{os.environ.get('PATH', '')}")
     env.pop("PYTHONPATH", None)
     procs = []
     try:
-        app = work / "pathbench"
-        app.mkdir()
-        (app / "__init__.py").write_text("")
+        app = work / "project"
+        (app / "pathbench").mkdir(parents=True)
+        (app / "pathbench" / "__init__.py").write_text("")
         times_file = work / "times.jsonl"
-        (app / "app.py").write_text(FLOWER_APP.replace("@TIMES@", str(times_file)))
+        (app / "pathbench" / "app.py").write_text(FLOWER_APP.replace("@TIMES@", str(times_file)))
         (app / "pyproject.toml").write_text(FLOWER_TOML.replace("@SIZE@", str(int(size_mb * 1e6) // 4))
                                             .replace("@NODES@", str(nodes)).replace("@ROUNDS@", str(rounds)))  # fmt: skip
-        ports = _free_ports(3 + nodes)
+        ports = _free_ports(1 + nodes)
         link_cmd = [str(flwr_bin / "flower-superlink"), "--insecure", "--disable-runtime-dependency-installation",
-                    "--serverappio-api-address", f"127.0.0.1:{ports[0]}", "--fleet-api-address",
-                    f"127.0.0.1:{ports[1]}", "--control-api-address", f"127.0.0.1:{ports[2]}"]  # fmt: skip
+                    "--host", "127.0.0.1", "--port", str(ports[0])]  # fmt: skip
         procs.append(_spawn_bin(link_cmd, work / "superlink.log", env))
-        time.sleep(3.0)
+        _wait_for(work / "superlink.log", r"Uvicorn running|Starting Flower SuperExec")
         for index in range(nodes):
-            cmd = [str(flwr_bin / "flower-supernode"), "--insecure", "--superlink", f"127.0.0.1:{ports[1]}",
-                   "--clientappio-api-address", f"127.0.0.1:{ports[3 + index]}",
+            cmd = [str(flwr_bin / "flower-supernode"), "--insecure", "--superlink", f"127.0.0.1:{ports[0]}",
+                   "--host", "127.0.0.1", "--port", str(ports[1 + index]),
                    "--node-config", f"partition-id={index}"]  # fmt: skip
             procs.append(_spawn_bin(cmd, work / f"supernode-{index}.log", env))
         config = work / ".flwr" / "config.toml"
         config.parent.mkdir(parents=True, exist_ok=True)
-        config.write_text(f'[superlink.bench]\naddress = "127.0.0.1:{ports[2]}"\ninsecure = true\n')
+        config.write_text(f'[superlink.bench]\naddress = "127.0.0.1:{ports[0]}"\ninsecure = true\n')
         time.sleep(3.0)
         done = subprocess.run([str(flwr_bin / "flwr"), "run", str(app), "bench", "--stream"], cwd=work, env=env,
                               capture_output=True, text=True, timeout=3600)  # fmt: skip
