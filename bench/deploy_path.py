@@ -48,8 +48,8 @@ CHUNK = 4 * 2**20
 # -- the ClientApp every fedlab run ships ------------------------------------------------
 
 
-from fedlab import ClientApp  # noqa: E402  (the bundle ships this module's app)
-from fedlab.records import ArrayRecord, MetricRecord, RecordDict  # noqa: E402
+from fedlab import ClientApp
+from fedlab.records import ArrayRecord, MetricRecord, RecordDict
 
 client_app = ClientApp()
 
@@ -64,10 +64,14 @@ def _train(msg, ctx):  # type: ignore[no-untyped-def]
 # -- helpers ------------------------------------------------------------------------------
 
 
-def _spawn(args: list[str], log: Path, python: str = sys.executable, env: dict[str, str] | None = None) -> Any:
+def _spawn(
+    args: list[str], log: Path, python: str = sys.executable, env: dict[str, str] | None = None
+) -> Any:
     env = dict(env or os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
     with open(log, "wb") as out:
-        return subprocess.Popen([python, *args], stdout=out, stderr=subprocess.STDOUT, cwd=log.parent, env=env)
+        return subprocess.Popen(
+            [python, *args], stdout=out, stderr=subprocess.STDOUT, cwd=log.parent, env=env
+        )
 
 
 def _wait_for(log: Path, pattern: str, timeout: float = 120.0) -> re.Match[str]:
@@ -144,12 +148,18 @@ def run_fedlab(size_mb: float, nodes: int, rounds: int, state: str, secure: bool
         (work / "admin.token").write_text("bench-admin-token\n")
         signing = Ed25519PrivateKey.generate()
         trusted = work / "trusted.pem"
-        trusted.write_bytes(signing.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo))
+        trusted.write_bytes(
+            signing.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+        )
         link += ["--tls-cert", str(certs.server_cert), "--tls-key", str(certs.server_key),
                  "--node-keys", str(work / "allowed.pub"), "--admin-token-file", str(work / "admin.token")]  # fmt: skip
         node_args = [["--root-cert", str(certs.ca_cert), "--node-key", str(work / f"node-{i}.key"),
                       "--trusted-key", str(trusted)] for i in range(nodes)]  # fmt: skip
-        options = {"root_cert": certs.ca_cert, "token_file": work / "admin.token", "signing_key": signing}
+        options = {
+            "root_cert": certs.ca_cert,
+            "token_file": work / "admin.token",
+            "signing_key": signing,
+        }
     else:
         link += ["--insecure", "--insecure-allow-unsigned"]
         node_args = [["--insecure", "--insecure-allow-unsigned"]] * nodes
@@ -166,12 +176,18 @@ def run_fedlab(size_mb: float, nodes: int, rounds: int, state: str, secure: bool
         size = int(size_mb * 1e6) // 4
         model = np.random.default_rng(0).random(size, dtype=np.float32)
         strategy = FedAvg(fraction_evaluate=0.0, min_train_nodes=nodes, min_available_nodes=nodes)
-        fed = fl.Federation(client_app, strategy, initial_arrays={"w": model}, display="none", timeout=3600)
+        fed = fl.Federation(
+            client_app, strategy, initial_arrays={"w": model}, display="none", timeout=3600
+        )
         del model
         result = fed.deploy(control, rounds=rounds, startup_timeout=300, **options)
         hist = result.history
         assert hist is not None and hist.rounds_completed == rounds, hist
-        times = [r["train_duration_s"] + (r["aggregate_duration_s"] or 0.0) for r in hist.rounds if r["round"] >= 1]
+        times = [
+            r["train_duration_s"] + (r["aggregate_duration_s"] or 0.0)
+            for r in hist.rounds
+            if r["round"] >= 1
+        ]
         value = float(result.arrays.to_numpy()[0][0])
         import resource
 
@@ -226,7 +242,10 @@ def floor_server(size_mb: float, nodes: int, rounds: int) -> None:
         "Pull": grpc.unary_stream_rpc_method_handler(pull),
         "Push": grpc.stream_unary_rpc_method_handler(push),
     })  # fmt: skip
-    opts = [("grpc.max_receive_message_length", 2 * CHUNK), ("grpc.max_send_message_length", 2 * CHUNK)]
+    opts = [
+        ("grpc.max_receive_message_length", 2 * CHUNK),
+        ("grpc.max_send_message_length", 2 * CHUNK),
+    ]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2 * nodes + 2), options=opts)
     server.add_generic_rpc_handlers((handler,))
     port = server.add_insecure_port("127.0.0.1:0")
@@ -256,7 +275,10 @@ def floor_client(port: int, rounds: int) -> None:
     import grpc
     import numpy as np
 
-    opts = [("grpc.max_receive_message_length", 2 * CHUNK), ("grpc.max_send_message_length", 2 * CHUNK)]
+    opts = [
+        ("grpc.max_receive_message_length", 2 * CHUNK),
+        ("grpc.max_send_message_length", 2 * CHUNK),
+    ]
     channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=opts)
     pull = channel.unary_stream("/floor/Pull")
     push = channel.stream_unary("/floor/Push")
@@ -281,7 +303,10 @@ def run_floor(size_mb: float, nodes: int, rounds: int) -> dict[str, Any]:
                                 work / f"client-{index}.log"))  # fmt: skip
         found = _wait_for(work / "server.log", r"RESULT (.*)", timeout=3600)
         out = json.loads(found.group(1))
-        out["rss"] = {"server": _hwm_mb(procs[0].pid), "client": max(_hwm_mb(p.pid) for p in procs[1:])}
+        out["rss"] = {
+            "server": _hwm_mb(procs[0].pid),
+            "client": max(_hwm_mb(p.pid) for p in procs[1:]),
+        }
         return out
     finally:
         _stop(procs)
@@ -290,7 +315,7 @@ def run_floor(size_mb: float, nodes: int, rounds: int) -> dict[str, Any]:
 
 # -- Flower 1.42 ---------------------------------------------------------------------------
 
-FLOWER_APP = '''
+FLOWER_APP = """
 import time, json, numpy as np
 from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
@@ -324,7 +349,7 @@ def main(grid: Grid, context: Context) -> None:
     nodes = int(context.run_config["nodes"])
     Timed(fraction_evaluate=0.0, min_train_nodes=nodes, min_available_nodes=nodes).start(
         grid=grid, initial_arrays=ArrayRecord([model]), num_rounds=int(context.run_config["rounds"]))
-'''
+"""
 
 FLOWER_TOML = """
 [build-system]
@@ -357,8 +382,13 @@ def run_flower(size_mb: float, nodes: int, rounds: int) -> dict[str, Any]:
     """Flower 1.42's deployment runtime on the same workload (plaintext, in-memory-ish state)."""
     work = Path(tempfile.mkdtemp(prefix="flwr-path-"))
     flwr_bin = FLOWER_PY.parent
-    env = dict(os.environ, FLWR_TELEMETRY_ENABLED="0", HOME=str(work), FLWR_HOME=str(work / ".flwr"),
-               PATH=f"{flwr_bin}:{os.environ.get('PATH', '')}")
+    env = dict(
+        os.environ,
+        FLWR_TELEMETRY_ENABLED="0",
+        HOME=str(work),
+        FLWR_HOME=str(work / ".flwr"),
+        PATH=f"{flwr_bin}:{os.environ.get('PATH', '')}",
+    )
     env.pop("PYTHONPATH", None)
     procs = []
     try:
@@ -387,7 +417,9 @@ def run_flower(size_mb: float, nodes: int, rounds: int) -> dict[str, Any]:
                               capture_output=True, text=True, timeout=3600)  # fmt: skip
         lines = times_file.read_text().split() if times_file.exists() else []
         if len(lines) < rounds:
-            tail = (done.stdout + done.stderr)[-2000:] + (work / "superlink.log").read_text(errors="replace")[-2000:]
+            tail = (done.stdout + done.stderr)[-2000:] + (work / "superlink.log").read_text(
+                errors="replace"
+            )[-2000:]
             return {"error": tail}
         rss = {"SuperLink+": max(_hwm_mb(c) for c in [procs[0].pid, *_children(procs[0].pid)]),
                "SuperNode+": max(_hwm_mb(c) for p in procs[1:] for c in [p.pid, *_children(p.pid)])}  # fmt: skip
@@ -466,11 +498,11 @@ def profile(size_mb: float, nodes: int) -> dict[str, dict[str, float]]:
     stage["store (memory)"] = timed(store_memory)
     tmp = Path(tempfile.mkdtemp(prefix="fedlab-prof-"))
     try:
+
         def store_file(sync: bool) -> None:
             path = tmp / "obj"
             with open(path, "wb") as f:
-                for raw in wire_chunks:
-                    f.write(decode_chunk(raw).data)
+                f.writelines(decode_chunk(raw).data for raw in wire_chunks)
                 if sync:
                     f.flush()
                     os.fsync(f.fileno())
@@ -554,7 +586,9 @@ def _grpc_transfer(blob: bytes) -> float:
         for start in range(0, len(view), CHUNK):
             yield bytes(view[start : start + CHUNK])
 
-    handler = grpc.method_handlers_generic_handler("p", {"Pull": grpc.unary_stream_rpc_method_handler(pull)})
+    handler = grpc.method_handlers_generic_handler(
+        "p", {"Pull": grpc.unary_stream_rpc_method_handler(pull)}
+    )
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     server.add_generic_rpc_handlers((handler,))
     port = server.add_insecure_port("127.0.0.1:0")
@@ -579,8 +613,8 @@ def _child(kind: str, args: argparse.Namespace, *extra: str) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--role", kind, "--size-mb", str(args.size_mb),
            "--nodes", str(args.nodes), "--rounds", str(args.rounds), *extra]  # fmt: skip
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=3600)
-    found = re.search(r"^RESULT (.*)$", done.stdout, re.M)
+    done = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, cwd=REPO, timeout=3600)
+    found = re.search(r"^RESULT (.*)$", done.stdout, re.MULTILINE)
     if not found:
         return {"error": (done.stdout + done.stderr)[-3000:]}
     return dict(json.loads(found.group(1)))
@@ -593,7 +627,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-flower", action="store_true")
     parser.add_argument("--skip-profile", action="store_true")
-    parser.add_argument("--only", default="", help="comma-separated subset: floor,memory,sqlite,flower")
+    parser.add_argument(
+        "--only", default="", help="comma-separated subset: floor,memory,sqlite,flower"
+    )
     parser.add_argument("--role", default="", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--state", default="memory", help=argparse.SUPPRESS)
@@ -639,7 +675,7 @@ def _table(results: dict[str, dict[str, Any]], payload_mb: float) -> None:
     rounds = {k: _median_23(v["times"]) for k, v in results.items() if "times" in v}
     floor = rounds.get("bare grpcio floor")
     flower = next((v for k, v in rounds.items() if k.startswith("Flower")), None)
-    print(f"\n| path | round s | payload MB/s | vs floor rate | vs Flower | peak RSS MB |")
+    print("\n| path | round s | payload MB/s | vs floor rate | vs Flower | peak RSS MB |")
     print("|---|---|---|---|---|---|")
     for label, res in results.items():
         if "times" not in res:
@@ -649,7 +685,9 @@ def _table(results: dict[str, dict[str, Any]], payload_mb: float) -> None:
         to_floor = f"{floor / sec:.2f}x" if floor else "-"
         to_flower = f"{flower / sec:.1f}x" if flower else "-"
         rss = ", ".join(f"{k} {v:.0f}" for k, v in res.get("rss", {}).items())
-        print(f"| {label} | {sec:.2f} | {payload_mb / sec:,.0f} | {to_floor} | {to_flower} | {rss} |")
+        print(
+            f"| {label} | {sec:.2f} | {payload_mb / sec:,.0f} | {to_floor} | {to_flower} | {rss} |"
+        )
 
 
 def _print_profile(prof: dict[str, dict[str, float]]) -> None:
