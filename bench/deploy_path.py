@@ -548,7 +548,7 @@ def profile(size_mb: float, nodes: int) -> dict[str, dict[str, float]]:
         "fsync": 1 + n,
         "read (file)": n + n,
         "assemble": n + n,
-        "pipe to ClientApp": n,
+        "pipe to ClientApp": 2 * n,  # the instruction in, the reply out
         "decode": n + n,
         "transfer (gRPC)": 1 + 3 * n,
         "client +1.0": n,
@@ -558,7 +558,7 @@ def profile(size_mb: float, nodes: int) -> dict[str, dict[str, float]]:
 
 
 def _pipe_roundtrip(blob: bytes) -> None:
-    """The node → ClientApp process pipe, both ways, with the runner's own frame code."""
+    """One frame of ``blob`` through a pipe (node → ClientApp process), with the runner's frame code."""
     import threading
 
     from fedlab.deploy.supernode.runner import read_frame, write_frame
