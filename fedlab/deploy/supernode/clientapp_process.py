@@ -19,7 +19,13 @@ from fedlab.context import Context
 from fedlab.deploy.supernode.runner import read_frame, write_frame
 from fedlab.message import Error, ErrorCode, Message
 from fedlab.records import ConfigRecord
-from fedlab.wire.codec import decode_message, decode_record_dict, encode_message, encode_record_dict
+from fedlab.wire.codec import (
+    decode_message,
+    decode_record_dict,
+    encode_message,
+    encode_record_dict,
+    message_parts,
+)
 
 __all__ = ["main"]
 
@@ -100,12 +106,12 @@ def _ended(exc: BaseException) -> str:
     return f"The ClientApp process stopped with {type(exc).__name__}: {exc}\n{text}"
 
 
-def _encoded(message: Message, reply: Message) -> bytes:
-    try:
-        return encode_message(reply)
+def _encoded(message: Message, reply: Message) -> list[bytes | memoryview]:
+    try:  # the parts, written to the pipe as they are (the reply's arrays not copied first)
+        return message_parts(reply)
     except Exception as exc:  # a reply that cannot travel is that instruction's error
         why = f"The ClientApp's reply cannot be encoded ({type(exc).__name__}: {exc})."
-        return encode_message(message.reply(Error(ErrorCode.CLIENT_APP_RAISED_EXCEPTION, why)))
+        return [encode_message(message.reply(Error(ErrorCode.CLIENT_APP_RAISED_EXCEPTION, why)))]
 
 
 def main() -> int:

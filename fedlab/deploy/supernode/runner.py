@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
@@ -38,7 +39,7 @@ from fedlab.context import Context
 from fedlab.errors import CodecError
 from fedlab.message import Error, ErrorCode, Message
 from fedlab.records import ConfigRecord, RecordDict
-from fedlab.wire.codec import decode_message, decode_record_dict, encode_message, encode_record_dict
+from fedlab.wire.codec import decode_message, decode_record_dict, encode_record_dict, message_parts
 
 __all__ = ["RunProcess", "read_frame", "write_frame"]
 
@@ -49,10 +50,19 @@ MAX_FRAME = 64 * 1024**3
 _PIECE = 1 << 20
 
 
-def write_frame(stream: IO[bytes], tag: bytes, payload: bytes) -> None:
-    """Write one frame (``tag`` is one byte) and flush it."""
-    stream.write(_HEAD.pack(tag, len(payload)))
-    stream.write(payload)
+def write_frame(
+    stream: IO[bytes], tag: bytes, payload: bytes | Sequence[bytes | memoryview]
+) -> None:
+    """Write one frame (``tag`` is one byte) and flush it.
+
+    ``payload`` may be the frame's buffers in order (``message_parts``): each goes to the
+    pipe as it is, so a model is not first joined into one more copy of itself.
+    """
+    parts = [payload] if isinstance(payload, (bytes, bytearray, memoryview)) else payload
+    views = [memoryview(part).cast("B") for part in parts]
+    stream.write(_HEAD.pack(tag, sum(view.nbytes for view in views)))
+    for view in views:
+        stream.write(view)
     stream.flush()
 
 
@@ -60,7 +70,7 @@ def read_frame(stream: IO[bytes]) -> tuple[bytes, bytes]:
     """Read one frame; raise EOFError if the other side closed the pipe.
 
     The payload is read in pieces, so a length the other side lies about costs no more
-    memory than the bytes it really sends.
+    memory than the bytes it really sends; the pieces are joined once at the end.
     """
     head = stream.read(_HEAD.size)
     if len(head) < _HEAD.size:
@@ -68,13 +78,15 @@ def read_frame(stream: IO[bytes]) -> tuple[bytes, bytes]:
     tag, size = _HEAD.unpack(head)
     if size > MAX_FRAME:
         raise EOFError(f"a frame of {size} bytes is above the limit")
-    payload = bytearray()
-    while len(payload) < size:
-        piece = stream.read(min(size - len(payload), _PIECE))
+    pieces: list[bytes] = []
+    received = 0
+    while received < size:
+        piece = stream.read(min(size - received, _PIECE))
         if not piece:
             raise EOFError("the pipe closed mid-frame")
-        payload += piece
-    return tag, bytes(payload)
+        pieces.append(piece)
+        received += len(piece)
+    return tag, pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
 class RunProcess:
@@ -143,7 +155,7 @@ class RunProcess:
             "run_config": json.dumps(dict(context.run_config)),
         })  # fmt: skip
         write_frame(process.stdin, b"C", encode_record_dict(RecordDict({"context": setting})))
-        write_frame(process.stdin, b"M", encode_message(message))
+        write_frame(process.stdin, b"M", message_parts(message))
         write_frame(process.stdin, b"S", encode_record_dict(context.state))
         tag, payload = read_frame(process.stdout)
         if tag == b"E":  # the app could not be loaded; the process exits
