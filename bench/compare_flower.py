@@ -22,7 +22,8 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-FLOWER_DIR = HERE.parent.parent / "shared" / "bench" / "flower"
+# FLOWER_DIR overrides it, e.g. from a checkout that does not sit beside ../shared.
+FLOWER_DIR = Path(os.environ.get("FLOWER_DIR", HERE.parent.parent / "shared" / "bench" / "flower"))
 FLOWER_PY = Path(os.environ.get("FLWR_PY", "/tmp/flwr-venv/bin/python"))
 
 # name -> (fedlab args for bench/simulation.py --one, Flower script and args, floor args or None)

@@ -75,8 +75,9 @@ def run_one(workload: str, clients: int, rounds: int, params: int, backend: str)
 
         @app.train()
         def train(msg: fl.Message, ctx: fl.Context) -> fl.Message:
-            arr = msg.content.array_record("arrays").to_numpy()[0] + np.float32(0.001)
-            return msg.reply(fl.RecordDict({"arrays": fl.ArrayRecord([arr]),
+            # The reply array is built inside the call, so ArrayRecord keeps it without a copy.
+            arr = msg.content.array_record("arrays").to_numpy()[0]
+            return msg.reply(fl.RecordDict({"arrays": fl.ArrayRecord([arr + np.float32(0.001)]),
                                             "metrics": fl.MetricRecord({"num-examples": 1})}))
 
         initial = fl.ArrayRecord([np.zeros(params, dtype=np.float32)])

@@ -158,9 +158,15 @@ class Fleet:
     """The worker processes of one start of the backend (see the module documentation)."""
 
     def __init__(
-        self, context: BaseContext, app: ClientApp | bytes, size: int, stop_timeout: float
+        self,
+        context: BaseContext,
+        app: ClientApp | bytes,
+        size: int,
+        stop_timeout: float,
+        threads: int | None = None,
     ) -> None:
         self._context = context
+        self._threads = threads
         self._app = app
         self._stop_timeout = stop_timeout
         self._changed = threading.Condition()
@@ -315,7 +321,7 @@ class Fleet:
                 inherited = [end.fileno() for end in (*_grid_ends, ours)]
             process = self._context.Process(  # type: ignore[attr-defined]
                 target=serve,
-                args=(theirs, self._app, inherited),
+                args=(theirs, self._app, inherited, self._threads),
                 name="fedlab-client-worker",
             )
             try:

@@ -44,7 +44,9 @@ READY, CALL, REPLY, FAILED = b"R", b"C", b"A", b"F"
 _HOLD_SENT = sys.platform == "darwin"
 
 
-def serve(sock: socket.socket, app: ClientApp | bytes, inherited: Sequence[int]) -> None:
+def serve(
+    sock: socket.socket, app: ClientApp | bytes, inherited: Sequence[int], threads: int | None = None
+) -> None:
     """Answer calls on ``sock`` until the grid closes it (the worker process's entry point).
 
     Parameters
@@ -56,7 +58,12 @@ def serve(sock: socket.socket, app: ClientApp | bytes, inherited: Sequence[int])
     inherited
         Descriptors a forked worker inherited and must close: the grid's ends of the
         other workers' sockets, so that each worker sees its grid go away.
+    threads
+        The number of threads torch and OpenMP/BLAS may use in this worker; None leaves
+        them as the worker found them.
     """
+    if threads is not None:
+        limit_threads(threads)
     # Ctrl-C is meant for the grid's process, which then stops its workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if inherited:  # forked: drop what this worker must not hold on to
@@ -83,6 +90,19 @@ def serve(sock: socket.socket, app: ClientApp | bytes, inherited: Sequence[int])
     thread = threading.Thread(target=_serve_calls, args=(sock, client_app), name="fedlab-worker")
     thread.start()
     thread.join()
+
+
+def limit_threads(threads: int) -> None:
+    """Limit this process's compute threads: torch now, OpenMP/BLAS when first loaded.
+
+    The environment variables reach libraries that a spawned worker, or a client,
+    imports later; a forked worker that inherited an imported torch is told directly.
+    """
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[name] = str(threads)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
 
 
 def _serve_calls(sock: socket.socket, app: ClientApp) -> None:

@@ -68,6 +68,13 @@ class ProcessBackend:
         ``"spawn"`` (the default elsewhere) or ``"forkserver"``.
     stop_timeout
         Seconds :meth:`close` lets a busy worker finish its call before killing it.
+    threads_per_worker
+        How many threads torch (``torch.set_num_threads``) and OpenMP/BLAS
+        (``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``) may use in
+        each worker; 1 by default, so that ``max_workers`` workers on as many cores do
+        not oversubscribe them (torch would otherwise start one thread per core in every
+        worker). None leaves the workers' settings as they inherit them; a client may
+        still call ``torch.set_num_threads`` itself.
 
     Notes
     -----
@@ -113,6 +120,7 @@ class ProcessBackend:
         *,
         start_method: str | None = None,
         stop_timeout: float = 5.0,
+        threads_per_worker: int | None = 1,
     ) -> None:
         if os.name != "posix":
             raise SimulationError(
@@ -130,6 +138,13 @@ class ProcessBackend:
             )
         if not stop_timeout >= 0:
             raise SimulationError(f"stop_timeout must be >= 0 seconds, got {stop_timeout!r}.")
+        if threads_per_worker is not None and (
+            not isinstance(threads_per_worker, int) or isinstance(threads_per_worker, bool) or threads_per_worker < 1
+        ):
+            raise SimulationError(
+                f"threads_per_worker must be None or an int of at least 1, got {threads_per_worker!r}."
+            )
+        self._threads = threads_per_worker
         self._workers = workers
         self._stop_timeout = float(stop_timeout)
         self._context = multiprocessing.get_context(method)
@@ -155,7 +170,7 @@ class ProcessBackend:
         """Start the worker processes for ``app`` (stopping those of an earlier start)."""
         self.close()
         payload: ClientApp | bytes = app if self.start_method == "fork" else _pickle_app(app)
-        self._fleet = Fleet(self._context, payload, self._workers, self._stop_timeout)
+        self._fleet = Fleet(self._context, payload, self._workers, self._stop_timeout, self._threads)
 
     def submit(self, fn: Callable[[], T]) -> Future[T]:
         """Queue ``fn`` on a pool of one daemon thread per worker (started on first use)."""
