@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from fedlab.version import __version__ as __version__
 
 if TYPE_CHECKING:
-    from fedlab import errors, strategy
+    from fedlab import errors, strategy, tracking
     from fedlab.cache import worker_cache
     from fedlab.client import ClientApp
     from fedlab.comparison import Comparison, compare, plot_compare
@@ -40,7 +40,7 @@ _HOMES = {
     ),
     **dict.fromkeys(["Grid", "Result", "ServerApp"], "fedlab.server"),
 }
-_SUBMODULES = {"errors", "strategy"}
+_SUBMODULES = {"errors", "strategy", "tracking"}
 
 
 def __getattr__(name: str) -> Any:
@@ -82,5 +82,6 @@ __all__ = [
     "errors",
     "plot_compare",
     "strategy",
+    "tracking",
     "worker_cache",
 ]

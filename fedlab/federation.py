@@ -25,6 +25,7 @@ from fedlab.run.spec import CheckpointKeep
 from fedlab.server import Result, ServerApp
 from fedlab.simulation import Backend
 from fedlab.strategy import ConfigSource, EvaluateFn, Strategy
+from fedlab.tracking import LoggerSpec
 
 if TYPE_CHECKING:
     from fedlab.dashboard.widget import Dashboard
@@ -95,6 +96,11 @@ class Federation(Branching):
         ``checkpoint_dir/rounds/``) for :meth:`fork`: one full checkpoint per round on disk,
         i.e. rounds × (model + strategy arrays, up to 3× the model for FedAdam + clients'
         ``context.state`` + History).
+    loggers
+        Where every run logs its config, round and client metrics and final model:
+        ``"tensorboard"`` (``./runs``), ``"mlflow"`` (``./mlruns``) or logger objects with
+        options, e.g. ``fedlab.tracking.MLflowLogger(tracking_uri)``; see
+        :mod:`fedlab.tracking`.
 
     Each argument stays an attribute of that name, settled (``num_clients`` from the
     dataset, ``initial_arrays`` an ArrayRecord), beside ``note`` and the whole ``spec``.
@@ -138,6 +144,7 @@ class Federation(Branching):
         display: Display = "auto",
         checkpoint_dir: str | os.PathLike[str] | None = None,
         checkpoint_keep: CheckpointKeep = "latest",
+        loggers: Sequence[LoggerSpec] | None = None,
     ) -> None:
         spec = RunSpec.build(
             client_app,
@@ -158,6 +165,7 @@ class Federation(Branching):
             display=display,
             checkpoint_dir=checkpoint_dir,
             checkpoint_keep=checkpoint_keep,
+            loggers=loggers,
         )
         super().__init__(spec)
         self._runner = Runner()

@@ -22,6 +22,7 @@ from fedlab.run.engine import Engine, GridFactory
 from fedlab.dashboard.display import Display
 from fedlab.run.spec import RunSpec
 from fedlab.server import Result
+from fedlab.tracking import RunLog
 
 __all__ = ["Runner"]
 
@@ -110,7 +111,8 @@ class Runner:
             spec, rounds, number=self._started, saved=saved, grid_factory=grid_factory
         )
         display = _make_display(spec.display, on_stop=self.stop)
-        observers = [d for d in (display,) if d is not None] + list(self._subscribers)
+        logs = [RunLog(logger) for logger in spec.loggers]
+        observers = [d for d in (display,) if d is not None] + list(self._subscribers) + logs
         run.bus.subscribe(inbox.put)
         run.thread.start()
         interrupted = False
@@ -132,9 +134,16 @@ class Runner:
                     break
         except asyncio.CancelledError:
             run.grid.request_stop()
+            _finish(logs, None, run.bus)
             raise
         run.thread.join()
-        return run.outcome()
+        try:
+            result = run.outcome()
+        except BaseException:
+            _finish(logs, None, run.bus)
+            raise
+        _finish(logs, result, run.bus)
+        return result
 
 
 def _make_display(kind: Display, *, on_stop: Callable[[], None]) -> Subscriber | None:
@@ -153,6 +162,15 @@ def _idle(observers: Sequence[Subscriber], bus: EventBus) -> None:
                 idle()
             except Exception as exc:  # a broken display must not break the run
                 bus.record_subscriber_error(observer, exc)
+
+
+def _finish(logs: Sequence[RunLog], result: Result | None, bus: EventBus) -> None:
+    # The final model reaches the loggers with the Result, after RunFinished.
+    for log in logs:
+        try:
+            log.finish(None if result is None else result.arrays)
+        except Exception as exc:  # a broken logger must not break the run
+            bus.record_subscriber_error(log, exc)
 
 
 def _deliver(observers: Sequence[Subscriber], event: Event, bus: EventBus) -> None:

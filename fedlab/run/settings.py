@@ -21,6 +21,7 @@ from fedlab.run.spec import CheckpointKeep, NodeConfigs, RunSpec
 from fedlab.server import ServerApp
 from fedlab.simulation import Backend
 from fedlab.strategy import ConfigSource, EvaluateFn, Strategy
+from fedlab.tracking import Logger
 
 if TYPE_CHECKING:
     from fedlab.datasets import FederatedDataset
@@ -88,6 +89,7 @@ class Settings:
     display: Setting[Display] = Setting()
     checkpoint_dir: Setting[str | os.PathLike[str] | None] = Setting()
     checkpoint_keep: Setting[CheckpointKeep] = Setting()
+    loggers: Setting[tuple[Logger, ...]] = Setting()
     #: What the run's first line adds, e.g. that federated evaluation is skipped.
     note: Setting[str] = Setting()
 

@@ -31,6 +31,7 @@ from fedlab.run._checks import (
 from fedlab.server import ServerApp
 from fedlab.simulation import Backend
 from fedlab.strategy import ConfigSource, EvaluateFn, Strategy
+from fedlab.tracking import Logger, LoggerSpec, settle_loggers
 
 if TYPE_CHECKING:
     from fedlab.datasets import FederatedDataset
@@ -74,6 +75,8 @@ class RunSpec:
         Where a checkpoint is written after every round, or None.
     checkpoint_keep
         ``"latest"`` (only the newest checkpoint) or ``"all"`` (every round's, for forking).
+    loggers
+        The tracking tools every run logs to (:mod:`fedlab.tracking`).
     note
         What the run's first line adds, e.g. that federated evaluation is skipped ("" for none).
 
@@ -110,6 +113,7 @@ class RunSpec:
     checkpoint_dir: str | os.PathLike[str] | None
     note: str
     checkpoint_keep: CheckpointKeep = "latest"
+    loggers: tuple[Logger, ...] = ()
 
     @classmethod
     def build(
@@ -133,6 +137,7 @@ class RunSpec:
         display: Display,
         checkpoint_dir: str | os.PathLike[str] | None,
         checkpoint_keep: CheckpointKeep = "latest",
+        loggers: Sequence[LoggerSpec] | None = None,
     ) -> RunSpec:
         """Check the arguments of ``Federation(...)`` and settle them into a spec.
 
@@ -188,6 +193,7 @@ class RunSpec:
             checkpoint_dir=checkpoint_dir,
             note=note,
             checkpoint_keep=checkpoint_keep,
+            loggers=settle_loggers(loggers),
         )
 
     def varied(
