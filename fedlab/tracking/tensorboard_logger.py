@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 import time
+import types
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,7 @@ class TensorBoardLogger(Logger):
 
     def open(self, started: RunStarted) -> LoggedRun:
         """Make the run's folder and event file, and write its config."""
+        _without_tensorflow()
         try:
             from tensorboard.summary.writer.event_file_writer import EventFileWriter
         except ImportError:
@@ -87,6 +90,18 @@ class _TensorBoardRun(LoggedRun):
 
     def close(self, failed: bool) -> None:
         self._writer.close()
+
+
+def _without_tensorflow() -> None:
+    """Make TensorBoard's writer use its own file layer instead of importing TensorFlow.
+
+    TensorBoard imports TensorFlow, when installed, for its file I/O unless the module
+    ``tensorboard.compat.notf`` exists. Writing local event files needs none of it, and
+    loading TensorFlow costs seconds and memory and, next to TenSEAL (the CKKS Mods),
+    crashes the interpreter. A process that has already imported TensorFlow keeps it.
+    """
+    if "tensorflow" not in sys.modules:
+        sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
 
 
 def _new_folder(parent: Path, name: str) -> Path:

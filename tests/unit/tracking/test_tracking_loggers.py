@@ -163,3 +163,32 @@ def test_import_fedlab_imports_neither_tensorboard_nor_mlflow() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_the_tensorboard_logger_writes_and_reads_back_without_loading_tensorflow(
+    tmp_path: Path,
+) -> None:
+    # TensorFlow is installed here (the Keras extension): loading it would cost seconds and
+    # crash a process that also runs the CKKS Mods.
+    code = (
+        "import sys, numpy as np, fedlab as fl\n"
+        "from fedlab.tracking import TensorBoardLogger\n"
+        "app = fl.ClientApp()\n"
+        "@app.train()\n"
+        "def train(msg, ctx):\n"
+        "    w = msg.content['arrays'].to_numpy()[0] + 1.0\n"
+        "    return msg.reply(fl.RecordDict({'arrays': fl.ArrayRecord([w]),"
+        " 'metrics': fl.MetricRecord({'num-examples': 1, 'loss': float(w[0])})}))\n"
+        "fed = fl.Federation(app, strategy=fl.strategy.FedAvg(), num_clients=2,"
+        f" initial_arrays=[np.zeros(2)], display='none', loggers=[TensorBoardLogger({str(tmp_path)!r})])\n"
+        "fed.run(rounds=2)\n"
+        "from tensorboard.backend.event_processing.event_accumulator import EventAccumulator\n"
+        f"(run,) = __import__('pathlib').Path({str(tmp_path)!r}).iterdir()\n"
+        "acc = EventAccumulator(str(run)); acc.Reload()\n"
+        "print(len(acc.Scalars(sorted(acc.Tags()['scalars'])[0])), 'tensorflow' in sys.modules)"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path.cwd()), *sys.path])}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert out.stdout.split()[-2:] == ["2", "False"], out.stdout + out.stderr
