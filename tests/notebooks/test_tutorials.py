@@ -65,6 +65,8 @@ def test_every_tutorial_is_tested_here() -> None:
         "06-scikit-learn.ipynb",
         "07-xgboost.ipynb",
         "08-pandas-analytics.ipynb",
+        "11-lightning.ipynb",
+        "12-fastai.ipynb",
     ]
 
 
@@ -232,3 +234,26 @@ def test_tutorial_7_federates_xgboost_by_bagging_and_cyclic_boosting_to_093(tmp_
     assert bagged and cycled, printed
     assert min(float(bagged.group(1)), float(bagged.group(2)), float(cycled.group(1))) >= 0.93
     assert len(dashboards(notebook)) == 2
+
+
+def test_tutorial_11_federates_a_lightning_module_to_090_on_digits_writing_no_file(tmp_path: Path) -> None:
+    name = "11-lightning.ipynb"
+    notebook = execute(name, tmp_path)
+    opens_with_a_colab_badge_and_a_guarded_install(notebook, name)
+    printed = text(notebook)
+    assert float(re.search(r"federated Lightning accuracy: ([0-9.]+)", printed).group(1)) >= 0.90  # type: ignore[union-attr]
+    assert "files written: []" in printed and "round trip exact: True" in printed and "names kept: True" in printed
+    assert not (tmp_path / "lightning_logs").exists()
+    shown = dashboards(notebook)
+    assert [out.data["text/plain"].split(" · ")[1] for out in shown] == ["5 clients"]
+
+
+def test_tutorial_12_federates_a_fastai_learner_to_090_on_digits(tmp_path: Path) -> None:
+    name = "12-fastai.ipynb"
+    notebook = execute(name, tmp_path)
+    opens_with_a_colab_badge_and_a_guarded_install(notebook, name)
+    printed = text(notebook)
+    assert float(re.search(r"federated fastai accuracy: ([0-9.]+)", printed).group(1)) >= 0.90  # type: ignore[union-attr]
+    assert "round trip exact: True" in printed
+    shown = dashboards(notebook)
+    assert [out.data["text/plain"].split(" · ")[1] for out in shown] == ["5 clients"]
