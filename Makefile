@@ -9,6 +9,14 @@ TORCH := torch==2.13.0
 STAMP := $(VENV)/.installed
 # Framework integrations (extensions/<name>/, each its own distribution), installed for the tests.
 EXTENSIONS := $(sort $(dir $(wildcard extensions/*/pyproject.toml)))
+# fastai requires torchvision, but PyPI's torchvision wheels are CUDA builds that fail to
+# import beside the CPU torch ("operator torchvision::nms does not exist"), and a broken
+# torchvision also breaks `import lightning` (torchmetrics imports it when installed).
+# fedlab-fastai uses no torchvision, so it and fastai come without their requirements,
+# followed by those fastai's core, data and learner modules need.
+NO_DEPS := extensions/fastai/
+FASTAI := fastai==2.8.12
+FASTAI_NEEDS := fastcore fasttransform fastprogress fastdownload plum-dispatch cloudpickle matplotlib pandas pillow pyyaml requests scipy scikit-learn
 
 .PHONY: demo test typecheck venv proto clean
 
@@ -18,7 +26,9 @@ $(STAMP): pyproject.toml Makefile $(addsuffix pyproject.toml,$(EXTENSIONS))
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -qq --upgrade pip
 	$(PY) -m pip install -qq "$(TORCH)"
-	$(PY) -m pip install -qq -e ".[dev,examples]" $(foreach e,$(EXTENSIONS),-e "$(e)[test]") "$(TORCH)"
+	$(PY) -m pip install -qq -e ".[dev,examples]" $(foreach e,$(filter-out $(NO_DEPS),$(EXTENSIONS)),-e "$(e)[test]") "$(TORCH)"
+	$(PY) -m pip install -qq --no-deps -e extensions/fastai "$(FASTAI)"
+	$(PY) -m pip install -qq $(FASTAI_NEEDS) "$(TORCH)"
 	touch $(STAMP)
 
 demo: $(STAMP)

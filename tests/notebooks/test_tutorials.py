@@ -67,6 +67,8 @@ def test_every_tutorial_is_tested_here() -> None:
         "08-pandas-analytics.ipynb",
         "09-keras.ipynb",
         "10-jax.ipynb",
+        "11-lightning.ipynb",
+        "12-fastai.ipynb",
         "13-transformers-lora.ipynb",
         "15-bring-your-flower-app.ipynb",
         "16-comparing-strategies.ipynb",
@@ -303,6 +305,16 @@ def test_tutorial_15_runs_a_flower_app_unchanged_with_fedlab_run_and_in_the_note
     cli = float(re.search(r"^federated accuracy after 5 rounds: ([0-9.]+)", printed, re.MULTILINE).group(1))  # type: ignore[union-attr]
     here = float(re.search(r"notebook run, accuracy after 5 rounds: ([0-9.]+)", printed).group(1))  # type: ignore[union-attr]
     assert cli >= 0.9 and here == cli  # the same apps and partitions give the same model
+
+
+def test_tutorial_11_federates_a_lightning_module_to_090_on_digits_writing_no_file(tmp_path: Path) -> None:
+    name = "11-lightning.ipynb"
+    notebook = execute(name, tmp_path)
+    opens_with_a_colab_badge_and_a_guarded_install(notebook, name)
+    printed = text(notebook)
+    assert float(re.search(r"federated Lightning accuracy: ([0-9.]+)", printed).group(1)) >= 0.90  # type: ignore[union-attr]
+    assert "files written: []" in printed and "round trip exact: True" in printed and "names kept: True" in printed
+    assert not (tmp_path / "lightning_logs").exists()
     shown = dashboards(notebook)
     assert [out.data["text/plain"].split(" · ")[1] for out in shown] == ["5 clients"]
 
@@ -321,3 +333,14 @@ def test_tutorial_13_federates_lora_adapters_of_a_local_bert_to_090_sending_only
     shown = dashboards(notebook)
     assert [out.data["text/plain"].split(" · ")[1] for out in shown] == ["5 clients"]
     assert all("image/png" in out.data for out in shown)
+
+
+def test_tutorial_12_federates_a_fastai_learner_to_090_on_digits(tmp_path: Path) -> None:
+    name = "12-fastai.ipynb"
+    notebook = execute(name, tmp_path)
+    opens_with_a_colab_badge_and_a_guarded_install(notebook, name)
+    printed = text(notebook)
+    assert float(re.search(r"federated fastai accuracy: ([0-9.]+)", printed).group(1)) >= 0.90  # type: ignore[union-attr]
+    assert "round trip exact: True" in printed
+    shown = dashboards(notebook)
+    assert [out.data["text/plain"].split(" · ")[1] for out in shown] == ["5 clients"]
