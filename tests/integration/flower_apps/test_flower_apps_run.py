@@ -161,9 +161,8 @@ def test_a_flower_project_runs_unchanged_on_real_supernodes(
 ) -> None:
     project = copy(app, tmp_path)
     out = tmp_path / "result.npz"
-    printed = fedlab(
-        ["run", str(project), "lab", "--run-config", f'result-path="{out}"'], tmp_path, home
-    )
+    config = f'result-path="{out}"' + (f" min-nodes={NODES}" if app == "analytics" else "")
+    printed = fedlab(["run", str(project), "lab", "--run-config", config], tmp_path, home)
     assert printed.splitlines().count(FLOWER_LINE) == 1
     check(app, saved(out), NODES)
     assert cluster.addresses is not None

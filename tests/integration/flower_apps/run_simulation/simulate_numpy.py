@@ -31,7 +31,11 @@ server = ServerApp()
 
 @server.main()
 def main(grid: Grid, context: Context) -> None:
-    strategy = FedAvg(fraction_train=1.0, fraction_evaluate=0.0)
+    # Every round waits for all four nodes, so the result does not depend on how fast
+    # the nodes come up (Flower samples from whichever are connected, two by default).
+    strategy = FedAvg(
+        fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=4, min_available_nodes=4
+    )
     result = strategy.start(
         grid=grid, initial_arrays=ArrayRecord([np.full(5, 8.0)]), num_rounds=3
     )

@@ -1,5 +1,7 @@
 """Federated analytics: one QUERY round to every node, histograms summed on the server."""
 
+import time
+
 import numpy as np
 from flwr.app import ConfigRecord, Context, Message, MessageType, RecordDict
 from flwr.common.logger import log
@@ -11,7 +13,13 @@ app = ServerApp()
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     bins = int(context.run_config["num-bins"])
+    # The nodes may still be connecting (Flower's simulation starts with none): wait for all.
+    expected = int(context.run_config["min-nodes"])
+    deadline = time.monotonic() + 60.0
     nodes = list(grid.get_node_ids())
+    while len(nodes) < expected and time.monotonic() < deadline:
+        time.sleep(0.1)
+        nodes = list(grid.get_node_ids())
     content = RecordDict({"config": ConfigRecord({"num-bins": bins})})
     messages = [
         Message(content=content, message_type=MessageType.QUERY, dst_node_id=node, group_id="1")
