@@ -101,7 +101,9 @@ def _without_tensorflow() -> None:
     crashes the interpreter. A process that has already imported TensorFlow keeps it.
     """
     if "tensorflow" not in sys.modules:
-        sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
+        sys.modules.setdefault(
+            "tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf")
+        )
 
 
 def _new_folder(parent: Path, name: str) -> Path:

@@ -170,3 +170,38 @@ def test_a_flower_project_runs_unchanged_on_real_supernodes(
     runs: list[dict[str, Any]] = json.loads(fedlab(["ls", *target], tmp_path, home))["runs"]
     mine = [run for run in runs if run["run_config"].get("result-path") == str(out)]
     assert len(mine) == 1 and mine[0]["status"] == "completed", mine
+
+
+def test_a_flower_run_on_supernodes_is_listed_logged_and_stopped_like_a_native_one(
+    cluster: LocalCluster, home: Path, tmp_path: Path
+) -> None:
+    from fedlab.deploy.client.control_client import ControlClient
+    from fedlab.deploy.security import INSECURE
+    from fedlab.events import RoundAggregated
+
+    assert cluster.addresses is not None
+    target = ["--superlink", cluster.addresses.control, "--insecure", "--format", "json"]
+    project = copy("numpy_quickstart", tmp_path)
+    command = ["run", str(project), "lab", "--detach", "--format", "json"]
+    command += ["--run-config", "num-server-rounds=100000"]
+    run_id = int(json.loads(fedlab(command, tmp_path, home))["run-id"])
+    with ControlClient(cluster.addresses.control, security=INSECURE) as control:
+        for event in control.stream_events(run_id):
+            if isinstance(event, RoundAggregated):
+                break  # under way
+        stopped = json.loads(fedlab(["stop", str(run_id), *target], tmp_path, home))
+        assert stopped == {"success": True, "run-id": run_id}
+        assert control.wait_for_run(run_id, timeout=240).status == "stopped"
+    events = [
+        json.loads(line)
+        for line in fedlab(["log", str(run_id), *target], tmp_path, home).splitlines()
+        if line.strip()
+    ]
+    assert events[0]["type"] == "RunStarted" and events[-1]["type"] == "RunFinished"
+    rounds = [e for e in events if e["type"] == "RoundAggregated"]
+    # Four nodes with step 0.5: shifts 0.5, 1.0, 1.5 and 2.0, mean 1.25 in every round.
+    assert rounds
+    assert all(e["metrics"]["shift"] == 1.25 and e["num_replies"] == NODES for e in rounds)
+    assert 1 <= events[-1]["rounds_completed"] < 100000
+    listed = json.loads(fedlab(["ls", *target], tmp_path, home))["runs"]
+    assert [run["status"] for run in listed if run["run_id"] == run_id] == ["stopped"]
