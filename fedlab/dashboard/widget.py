@@ -259,7 +259,7 @@ class Dashboard(anywidget.AnyWidget):
                 self.timing = model.timing().tobytes()
                 self.central_names = names
                 self.central = np.asarray(central, np.float32).reshape(-1, 3).tobytes()
-                self.failures = [vars(f).copy() for f in model.failures]
+                self.failures = [f.row() for f in model.failures]
         finally:
             self._updating = False
 
