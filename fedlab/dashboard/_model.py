@@ -85,7 +85,9 @@ class Failure:
     def row(self) -> dict[str, Any]:
         """The failure as the browser's failures list gets it: fields plus the derived text."""
         out = {k: v for k, v in vars(self).items() if k != "error_code"}
-        out.update(name=self.name, error_type=self.error_type, first_line=self.first_line)
+        # The node id as text: node ids exceed JavaScript's exact integers (2**53).
+        out.update(node_id=str(self.node_id), name=self.name, error_type=self.error_type,
+                   first_line=self.first_line)
         return out
 
 

@@ -486,7 +486,8 @@ function showDetail(parts, d, opened) {
     box.open = k === wanted;
     box.dataset.failure = String(k);
     box.append(el("summary", "fedlab-error-head",
-      `round ${f.round} · ${f.phase} · ${f.error_type || f.code}: ${f.first_line || f.code}`));
+      `round ${f.round} · ${f.phase} · ` + (f.first_line.startsWith(f.error_type)
+        ? f.first_line : `${f.error_type}: ${f.first_line}`)));
     box.append(el("pre", "fedlab-traceback", f.reason || f.code));
     parts.errors.append(box);
   });

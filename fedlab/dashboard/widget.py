@@ -249,7 +249,8 @@ class Dashboard(anywidget.AnyWidget):
                 self.start_round = model.start_round
                 self.finished = model.finished
                 self.n_clients, self.n_rounds = model.num_clients, model.width
-                self.clients = [[n, p] for n, p in zip(model.node_ids, model.partitions)]
+                # Node ids as text: they exceed JavaScript's exact integers (2**53).
+                self.clients = [[str(n), p] for n, p in zip(model.node_ids, model.partitions)]
                 self.metrics = model.metrics()
                 self.metric = metric
                 self.grid_metric = metric
