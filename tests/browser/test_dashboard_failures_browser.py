@@ -41,9 +41,14 @@ def check_page(page: Any, url: str) -> None:
     ), cells
     assert re.fullmatch(r"node \d+", rows.first.locator("td").first.get_attribute("title") or "")
 
-    rows.filter(has_text="client 3").click()
+    # The node id on hover is exact, though it exceeds JavaScript's exact integers.
+    printed = page.locator(".jp-OutputArea-output", has_text="client 3 is node").inner_text()
+    node = re.search(r"client 3 is node (\d+)", printed).group(1)  # type: ignore[union-attr]
+    client_3 = rows.filter(has_text="client 3")
+    expect(client_3.locator("td").first).to_have_attribute("title", f"node {node}")
+    client_3.click()
     head = page.locator(".fedlab-detail-head")
-    expect(head).to_have_text(re.compile(r"^client 3 \(node \d+\): finished 2, failed 1, timed out 0 of 3"))
+    expect(head).to_have_text(re.compile(rf"^client 3 \(node {node}\): finished 2, failed 1, timed out 0 of 3"))
     opened = page.locator(".fedlab-errors details[open] .fedlab-traceback")
     expect(opened).to_have_count(1)
     text = opened.inner_text()
