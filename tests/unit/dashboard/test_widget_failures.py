@@ -87,3 +87,13 @@ def test_error_type_is_the_exception_class_only_for_a_raised_exception() -> None
         "json.decoder.JSONDecodeError")
     assert error_type(2, "the worker could not read the message: EOF") == "CLIENT_APP_RAISED_EXCEPTION"
     assert error_type(7, "ValueError: looks like one") == "TIMEOUT"
+
+
+def test_the_png_snapshot_names_the_failed_client_by_partition_even_partition_0() -> None:
+    from fedlab.dashboard._static import _summary
+
+    model = DashboardModel()
+    model.feed(RunStarted(run_id=1, num_rounds=1, node_ids=(40, 41), strategy="FedAvg"))
+    model.feed(ClientReplied(run_id=1, round=1, phase="train", node_id=41, metrics={}, duration_s=0.1,
+                             error=raised("x"), partition_id=0))
+    assert _summary(model).splitlines()[-2:] == ["1 failed replies", "  client 0 r1: KeyError: 'x'"]
