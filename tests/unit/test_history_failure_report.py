@@ -7,6 +7,7 @@ from fedlab.history import History
 from fedlab.message import Error, ErrorCode
 from tests.unit.dashboard.test_widget_failures import NODES, run_events
 
+
 def test_the_report_lists_raised_refused_and_timed_out_replies_with_partition_first() -> None:
     history = History()
     for event in run_events():
