@@ -30,14 +30,14 @@ from fedlab.format import describe_error, error_type, metric_rank
 from fedlab.message import ErrorCode
 
 __all__ = [
+    "DashboardModel",
     "FAILED",
     "FINISHED",
+    "Failure",
     "NOT_SAMPLED",
     "SAMPLED",
     "TIMED_OUT",
     "TIMING_COLUMNS",
-    "DashboardModel",
-    "Failure",
 ]
 
 # Participation codes, ordered so that a cell keeps the most telling state of its phases.
