@@ -23,6 +23,7 @@ from fedlab.message import ErrorCode
 
 __all__ = [
     "describe_error",
+    "error_type",
     "format_metrics",
     "format_number",
     "format_privacy",
@@ -176,6 +177,30 @@ def describe_error(code: int | None, reason: str | None) -> str:
             return line.strip()
     try:
         return ErrorCode(code).name if code is not None else "unknown error"
+    except ValueError:
+        return f"error code {code}"
+
+
+def error_type(code: int | None, reason: str | None) -> str:
+    """What kind of failure a reply carries: the exception's class, else its code's name.
+
+    A client that raised gets the class of its exception (the text before the first line's
+    colon, when that is a dotted name); a timeout, a crash or a refused reply gets the name
+    of its :class:`~fedlab.message.ErrorCode`.
+
+    Examples
+    --------
+    >>> error_type(2, "ValueError: bad shape\\nTraceback (most recent call last): ...")
+    'ValueError'
+    >>> error_type(7, "no reply within 5 s"), error_type(99, None)
+    ('TIMEOUT', 'error code 99')
+    """
+    if code == ErrorCode.CLIENT_APP_RAISED_EXCEPTION:
+        head = describe_error(code, reason).split(":", 1)[0].strip()
+        if head and all(part.isidentifier() for part in head.split(".")):
+            return head
+    try:
+        return ErrorCode(code).name if code is not None else "UNKNOWN"
     except ValueError:
         return f"error code {code}"
 

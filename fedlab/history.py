@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from fedlab._history_events import record, replay
+from fedlab._history_failures import failure_text
 from fedlab._history_rows import SOURCES, copy_rows, flatten_rows, new_run, restored, stored
 from fedlab.errors import HistoryError, MissingDependencyError
 from fedlab.events import Event, EventBus
@@ -215,6 +216,14 @@ class History:
         """Return the client rows (see :attr:`clients`) of replies that failed."""
         with self._lock:
             return [copy_rows(row) for row in self._clients if row["error_code"] is not None]
+
+    def failure_report(self) -> str:
+        """Return the failed replies as text, one line each: who, round, phase, error.
+
+        ``client 3 (node 8211…) · round 2 · train · RuntimeError: boom`` (a timeout reads
+        ``TIMEOUT: …``); :meth:`failures` holds the full tracebacks.
+        """
+        return failure_text(self.failures())
 
     # -- export --------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from fedlab.events import (
     RunFinished,
     RunStarted,
 )
-from fedlab.format import metric_rank
+from fedlab.format import describe_error, error_type, metric_rank
 from fedlab.message import ErrorCode
 
 __all__ = [
@@ -52,7 +52,11 @@ _PHASES = ("train", "evaluate", "query")
 
 @dataclass(frozen=True)
 class Failure:
-    """One failed reply, as the dashboard shows it."""
+    """One failed reply, as the dashboard shows it.
+
+    ``client`` is the dashboard's row; ``partition`` the simulated client's partition id
+    (None for a deployment's node), which is how a person names it: ``client 7``.
+    """
 
     client: int
     node_id: int
@@ -60,6 +64,31 @@ class Failure:
     phase: str
     code: str
     reason: str
+    partition: int | None = None
+    error_code: int | None = None
+
+    @property
+    def name(self) -> str:
+        """``client 7`` in a simulation, else ``node 8211050864078048428``."""
+        return f"node {self.node_id}" if self.partition is None else f"client {self.partition}"
+
+    @property
+    def error_type(self) -> str:
+        """The exception's class (``ValueError``), else the code's name (``TIMEOUT``)."""
+        return error_type(self.error_code, self.reason) if self.reason else self.code
+
+    @property
+    def first_line(self) -> str:
+        """The first line of the reason (``ValueError: boom``), else the code's name."""
+        return describe_error(self.error_code, self.reason) if self.reason else self.code
+
+    def row(self) -> dict[str, Any]:
+        """The failure as the browser's failures list gets it: fields plus the derived text."""
+        out = {k: v for k, v in vars(self).items() if k != "error_code"}
+        # The node id as text: node ids exceed JavaScript's exact integers (2**53).
+        out.update(node_id=str(self.node_id), name=self.name, error_type=self.error_type,
+                   first_line=self.first_line)
+        return out
 
 
 @dataclass
@@ -168,6 +197,11 @@ class DashboardModel:
         left = self.start_round + self.num_rounds - 1 - (self.start_round - 1 + self.rounds_done)
         return max(left, 0) * elapsed / self.rounds_done
 
+    def client_name(self, client: int) -> str:
+        """How the client in row ``client`` is named: ``client 7``, else ``node 1234``."""
+        partition = self.partitions[client]
+        return f"node {self.node_ids[client]}" if partition is None else f"client {partition}"
+
     def client_failures(self, client: int) -> list[Failure]:
         """The failures of the client in row ``client``, oldest first."""
         return [f for f in self.failures if f.client == client]
@@ -224,7 +258,10 @@ class DashboardModel:
         col = self._column(event.round)
         if col is None:
             return
-        rows = [self._row(node_id, None) for node_id in event.node_ids]
+        partitions: list[int | None] = list(event.partition_ids)
+        if len(partitions) != len(event.node_ids):
+            partitions = [None] * len(event.node_ids)
+        rows = [self._row(n, p) for n, p in zip(event.node_ids, partitions)]
         cells = self._status[rows, col]
         self._status[rows, col] = np.maximum(cells, SAMPLED)
 
@@ -238,10 +275,7 @@ class DashboardModel:
             progress.failed += event.error is not None
         col = self._column(event.round)
         if event.error is not None:
-            code = _code_name(event.error.code)
-            reason = event.error.reason[:MAX_REASON]
-            self.failures.append(Failure(row, event.node_id, event.round, event.phase, code, reason))
-            del self.failures[:-MAX_FAILURES]
+            self._failed(row, event)
         if col is None:
             return
         if event.error is None:
@@ -260,12 +294,28 @@ class DashboardModel:
         row = self._row(event.node_id, event.partition_id)
         if (event.round, event.phase) == (self.progress.round, self.progress.phase):
             self.progress.failed += 1
-        code, reason = _code_name(event.error.code), event.error.reason[:MAX_REASON]
-        self.failures.append(Failure(row, event.node_id, event.round, event.phase, code, reason))
-        del self.failures[:-MAX_FAILURES]
+        self._failed(row, event)
         col = self._column(event.round)
         if col is not None:
             self._status[row, col] = max(int(self._status[row, col]), FAILED)
+
+    def _failed(self, row: int, event: ClientReplied | ReplyRejected) -> None:
+        error = event.error
+        if error is None:
+            return
+        self.failures.append(
+            Failure(
+                row,
+                event.node_id,
+                event.round,
+                event.phase,
+                _code_name(error.code),
+                error.reason[:MAX_REASON],
+                self.partitions[row],
+                int(error.code),
+            )
+        )
+        del self.failures[:-MAX_FAILURES]
 
     # -- storage ---------------------------------------------------------------------
 

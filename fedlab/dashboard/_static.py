@@ -165,8 +165,7 @@ def _summary(model: DashboardModel) -> str:
         lines.append(f"round {model.progress.round} of {model.last_round}")
     lines.append(f"{len(model.failures)} failed replies")
     for failure in model.failures[-5:]:
-        first = (failure.reason.splitlines() or [failure.code])[0][:40]
-        lines.append(f"  client {model.partitions[failure.client] or failure.client} r{failure.round}: {first}")
+        lines.append(f"  {failure.name} r{failure.round}: {failure.first_line[:40]}")
     return "\n".join(lines)
 
 

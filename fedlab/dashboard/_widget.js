@@ -7,6 +7,8 @@
 // own name and a note says that the switch is pending.
 
 const W = 880;
+// Rows of the heatmap and raster: tall enough to hit with a pointer up to 30 clients.
+const ROW_H = 16, MAX_HEAT_H = 480;
 const STATUS = ["not sampled", "sampled", "finished", "failed", "timed out"];
 const STATUS_RGB = [[243, 244, 246], [191, 219, 254], [22, 163, 74], [220, 38, 38], [245, 158, 11]];
 const MISSING_RGB = [243, 244, 246];
@@ -75,7 +77,7 @@ function read(model) {
 }
 
 function layout(d) {
-  const heatH = Math.max(100, Math.min(400, d.n * 6));
+  const heatH = Math.max(100, Math.min(MAX_HEAT_H, d.n * ROW_H));
   const top = 214;
   return {
     global: { x: 54, y: 30, w: 360, h: 130 },
@@ -241,9 +243,26 @@ function blit(ctx, r, image) {
 function markRow(ctx, r, d, row) {
   if (row < 0 || row >= d.n) return;
   const y0 = r.y + (row / d.n) * r.h, h = Math.max(r.h / d.n, 2);
+  ctx.fillStyle = "rgba(37, 99, 235, 0.16)";  // the selected client's row stays marked
+  ctx.fillRect(r.x - 3, y0, r.w + 6, h);
   ctx.strokeStyle = "#111827";
-  ctx.lineWidth = 1.5;
+  ctx.lineWidth = 2;
   ctx.strokeRect(r.x - 3, y0, r.w + 6, h);
+}
+
+// Each row named by its partition id ("7"), or node id, where the rows are tall enough.
+function rowLabels(ctx, r, d) {
+  const h = r.h / d.n;
+  if (h < 10) return false;
+  ctx.font = "10px system-ui, sans-serif";
+  ctx.textAlign = "right";
+  for (let row = 0; row < d.n; row++) {
+    const [node, partition] = d.clients[row] || [row, null];
+    ctx.fillStyle = row === d.selected ? INK : MUTED;
+    const name = partition === null || partition === undefined ? `node ${node}` : String(partition);
+    ctx.fillText(name.length > 9 ? name.slice(0, 8) + "…" : name, r.x - 5, r.y + (row + 0.5) * h + 3);
+  }
+  return true;
 }
 
 function drawHeat(ctx, r, d, scale) {
@@ -260,10 +279,12 @@ function drawHeat(ctx, r, d, scale) {
     return count ? colour((sum / count - lo) / (hi - lo)) : MISSING_RGB;
   }));
   markRow(ctx, r, d, d.selected);
+  const labelled = rowLabels(ctx, r, d);
   ctx.fillStyle = MUTED;
   ctx.textAlign = "right";
   ctx.font = "10px system-ui, sans-serif";
-  ctx.fillText(d.n === 1 ? "1 client" : `${d.n} clients`, r.x - 4, r.y + 10);
+  const count = d.n === 1 ? "1 client" : `${d.n} clients`;
+  ctx.fillText(count, r.x - 4, labelled ? r.y + r.h + 12 : r.y + 10);
 }
 
 function drawRaster(ctx, r, d) {
@@ -349,6 +370,38 @@ function clientName(d, row) {
     ? `client node ${node}` : `client ${partition} (node ${node})`;
 }
 
+function plural(n, noun) {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}
+
+// The list behind the header's failure count: one row per failure, newest last.
+function showFailures(parts, d, choose) {
+  const n = d.failures.length;
+  parts.count.style.display = n ? "" : "none";
+  const timedOut = d.failures.filter((f) => f.code === "TIMEOUT").length;
+  parts.count.textContent = plural(n, "client failure") + (timedOut ? ` (${timedOut} timed out)` : "");
+  parts.count.setAttribute("aria-expanded", String(parts.list.dataset.open === "1"));
+  parts.list.style.display = n && parts.list.dataset.open === "1" ? "block" : "none";
+  const key = d.failures.map((f) => `${f.client}/${f.round}/${f.phase}/${f.code}`).join("|") + `#${d.selected}`;
+  if (parts.list.dataset.key === key) return;
+  parts.list.dataset.key = key;
+  const table = el("table", "fedlab-table fedlab-failure-table");
+  const head = el("tr");
+  for (const name of ["client", "round", "phase", "error", "first line"]) head.append(el("th", "", name));
+  table.append(head);
+  d.failures.forEach((f, k) => {
+    const tr = el("tr", "fedlab-failure-row" + (f.client === d.selected ? " fedlab-failure-selected" : ""));
+    const who = el("td", "", f.name);
+    who.title = `node ${f.node_id}`;
+    tr.append(who, el("td", "", String(f.round)), el("td", "", f.phase),
+      el("td", "", f.error_type), el("td", "fedlab-failure-line", f.first_line));
+    tr.title = `show ${f.name}'s traceback`;
+    tr.addEventListener("click", () => choose(f.client, k));
+    table.append(tr);
+  });
+  parts.list.replaceChildren(table);
+}
+
 function describe(L, d, x, y) {
   for (const key of ["heat", "raster"]) {
     const r = L[key];
@@ -408,7 +461,7 @@ function drawHistory(canvas, d, row) {
   }
 }
 
-function showDetail(parts, d) {
+function showDetail(parts, d, opened) {
   const row = d.selected;
   parts.errors.replaceChildren();
   if (row < 0 || row >= d.n) {
@@ -420,15 +473,21 @@ function showDetail(parts, d) {
   const done = [];
   for (let c = 0; c < d.width; c++) done.push(d.status[row * d.width + c]);
   const count = (s) => done.filter((x) => x === s).length;
+  const [node] = d.clients[row] || [row];
+  parts.head.title = `node ${node}`;
   parts.head.textContent = `${clientName(d, row)}: finished ${count(2)}, failed ${count(3)}, ` +
     `timed out ${count(4)} of ${done.filter((x) => x > 0).length} rounds sampled`;
   drawHistory(parts.history, d, row);
-  const failures = d.failures.filter((f) => f.client === row);
-  failures.forEach((f, k) => {
-    // The first failure is usually the cause; later ones stay folded.
+  const failures = d.failures.map((f, k) => [f, k]).filter(([f]) => f.client === row);
+  const wanted = failures.some(([, k]) => k === opened) ? opened : failures.length ? failures[0][1] : -1;
+  failures.forEach(([f, k]) => {
+    // The failure picked in the list opens, else the first (usually the cause).
     const box = el("details", "fedlab-error");
-    box.open = k === 0;
-    box.append(el("summary", "fedlab-error-head", `round ${f.round} · ${f.phase} · ${f.code}`));
+    box.open = k === wanted;
+    box.dataset.failure = String(k);
+    box.append(el("summary", "fedlab-error-head",
+      `round ${f.round} · ${f.phase} · ` + (f.first_line.startsWith(f.error_type)
+        ? f.first_line : `${f.error_type}: ${f.first_line}`)));
     box.append(el("pre", "fedlab-traceback", f.reason || f.code));
     parts.errors.append(box);
   });
@@ -443,9 +502,13 @@ function render({ model, el: root }) {
   const status = el("span", "fedlab-status");
   const picker = el("select", "fedlab-metric");
   const stop = el("button", "fedlab-stop", "Stop");
+  const count = el("button", "fedlab-failure-count");
+  count.style.display = "none";
+  count.title = "list every failure";
   const pickLabel = el("label", "fedlab-picker", "metric ");
   pickLabel.append(picker);
-  head.append(title, round, status, pickLabel, stop);
+  head.append(title, round, status, count, pickLabel, stop);
+  const list = el("div", "fedlab-failures");
   const note = el("div", "fedlab-note");
   const body = el("div", "fedlab-body");
   const canvas = el("canvas", "fedlab-canvas");
@@ -459,12 +522,23 @@ function render({ model, el: root }) {
     errors: el("div", "fedlab-errors"),
   };
   detail.append(parts.head, parts.history, parts.errors);
-  box.append(head, note, body, detail);
+  parts.count = count;
+  parts.list = list;
+  box.append(head, note, list, body, detail);
   root.append(box);
 
   let d = read(model), L = layout(d), frameRequested = false, localSelection = null;
   // The pointer over the canvas (viewport coordinates), so a redraw can renew the tooltip.
-  let pointer = null, stopAsked = false, draws = 0;
+  let pointer = null, stopAsked = false, draws = 0, opened = -1;
+
+  function choose(row, failure) {
+    // Shown at once; the kernel learns of it whenever it is free to read comm messages.
+    localSelection = row;
+    opened = failure;
+    model.set("selected", row);
+    model.save_changes();
+    redraw();
+  }
 
   function showNote() {
     // Pending until the grid of the asked-for metric has been drawn (d is what is drawn).
@@ -528,7 +602,11 @@ function render({ model, el: root }) {
     const finished = model.get("finished");
     stop.disabled = finished || model.get("stopping");
     stop.textContent = finished ? "Finished" : model.get("stopping") ? "Stopping…" : "Stop";
-    showDetail(parts, d);
+    showFailures(parts, d, choose);
+    showDetail(parts, d, opened);
+    if (opened >= 0) {
+      parts.errors.querySelector(`[data-failure="${opened}"]`)?.scrollIntoView({ block: "nearest" });
+    }
     showNote();
     showTip();
     // What is on the canvas now, for anyone (a test, an accessibility tool) to wait on.
@@ -554,10 +632,10 @@ function render({ model, el: root }) {
     const [x, y] = point(event);
     const hit = describe(L, d, x, y);
     if (!hit || hit.row < 0) return;
-    // Shown at once; the kernel learns of it whenever it is free to read comm messages.
-    localSelection = hit.row;
-    model.set("selected", hit.row);
-    model.save_changes();
+    choose(hit.row, -1);
+  });
+  count.addEventListener("click", () => {
+    list.dataset.open = list.dataset.open === "1" ? "" : "1";
     redraw();
   });
   picker.addEventListener("change", () => {

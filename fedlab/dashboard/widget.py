@@ -249,7 +249,8 @@ class Dashboard(anywidget.AnyWidget):
                 self.start_round = model.start_round
                 self.finished = model.finished
                 self.n_clients, self.n_rounds = model.num_clients, model.width
-                self.clients = [[n, p] for n, p in zip(model.node_ids, model.partitions)]
+                # Node ids as text: they exceed JavaScript's exact integers (2**53).
+                self.clients = [[str(n), p] for n, p in zip(model.node_ids, model.partitions)]
                 self.metrics = model.metrics()
                 self.metric = metric
                 self.grid_metric = metric
@@ -259,7 +260,7 @@ class Dashboard(anywidget.AnyWidget):
                 self.timing = model.timing().tobytes()
                 self.central_names = names
                 self.central = np.asarray(central, np.float32).reshape(-1, 3).tobytes()
-                self.failures = [vars(f).copy() for f in model.failures]
+                self.failures = [f.row() for f in model.failures]
         finally:
             self._updating = False
 

@@ -50,7 +50,7 @@ def heat_row_point(page: Any, row: int) -> dict[str, float]:
     """Where row ``row`` of the heatmap is, in the canvas's own CSS pixels (see _widget.js)."""
     box = page.locator(".fedlab-canvas").bounding_box()
     scale = box["width"] / 880
-    heat_top, heat_height = 214, max(100, min(400, CLIENTS * 6))
+    heat_top, heat_height = 214, max(100, min(480, CLIENTS * 16))
     return {"x": (54 + 200) * scale, "y": (heat_top + (row + 0.5) * heat_height / CLIENTS) * scale}
 
 

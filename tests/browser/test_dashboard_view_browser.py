@@ -45,7 +45,7 @@ def heat_cell(page: Any, row: int, round_: int) -> dict[str, float]:
     """The middle of heatmap cell (``row``, ``round_``) in the page (layout in _widget.js)."""
     box = page.locator(".fedlab-canvas").bounding_box()
     scale = box["width"] / 880
-    heat_height = max(100, min(400, CLIENTS * 6))
+    heat_height = max(100, min(480, CLIENTS * 16))
     x = 54 + (round_ - 0.5) * 480 / ROUNDS
     y = 214 + (row + 0.5) * heat_height / CLIENTS
     return {"x": box["x"] + x * scale, "y": box["y"] + y * scale}

@@ -259,9 +259,19 @@ def test_tutorial_16_compares_four_strategies_in_one_dashboard_and_forks_fedavg_
         "fedlab comparison: FedAvg, FedProx μ=0.1, Scaffold, FedAdam",
         "fedlab dashboard: FedAdam",
         "fedlab comparison: FedAvg, FedAvg → FedAdam at round 5",
+        "fedlab dashboard: FedAvg",
     ]
     assert all("image/png" in out.data for out in shown)
     assert (tmp_path / "checkpoints" / "fedavg" / "rounds" / "round-000010").is_dir()
+    # Reading the failures panel: client 3 raised in round 2, and only there.
+    assert re.search(
+        r"^1 client failure:\n  client 3 \(node \d+\) · round 2 · train · "
+        r"ValueError: client 3 cannot read its data in round 2$",
+        printed,
+        re.MULTILINE,
+    ), printed
+    assert "traceback kept: True" in printed
+    assert "1 client failure" in shown[-1].data["text/plain"]
 
 
 def test_tutorial_9_federates_a_keras_network_on_digits_to_090_bit_exact_and_equal_on_threads(tmp_path: Path) -> None:

@@ -103,7 +103,7 @@ def test_events_become_float32_and_uint8_buffers_and_progress_traits() -> None:
     np.testing.assert_allclose(floats(view.timing, 3, 4)[0], [1.0, 0.25, 0.5, 0.04], rtol=1e-6)
     assert view.central_names == ["accuracy"]
     np.testing.assert_allclose(floats(view.central, 3, 3), [[0, 1, 0.1], [0, 2, 0.2], [0, 3, 0.3]], rtol=1e-6)
-    assert view.clients == [[1000, 0], [1001, 1], [1002, 2], [1003, 3]]
+    assert view.clients == [["1000", 0], ["1001", 1], ["1002", 2], ["1003", 3]]
     assert [(f["client"], f["round"], f["code"]) for f in view.failures] == [(2, r, "CLIENT_APP_RAISED_EXCEPTION") for r in (1, 2, 3)]
     assert view.failures[0]["reason"].startswith("ValueError: no data\nTraceback")
     assert view.finished and view.status == "finished: 3 rounds in 3.00s, 3 client failures"
