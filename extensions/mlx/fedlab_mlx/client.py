@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import mlx.nn as nn
 import mlx.optimizers as optim
 import numpy as np
 import numpy.typing as npt
+from mlx.nn.layers.base import Module
 
 from fedlab import ClientApp, Context, Message, MetricRecord, RecordDict
 from fedlab_mlx.parameters import load_parameters, parameters_to_record
@@ -20,7 +20,7 @@ LoadPartition = Callable[[int, int], tuple[npt.ArrayLike, npt.ArrayLike]]
 
 
 def mlx_client_app(
-    model_fn: Callable[[], nn.Module],
+    model_fn: Callable[[], Module],
     load_partition: LoadPartition,
     *,
     optimizer: optim.Optimizer | None = None,

@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 import mlx.core as mx
-import mlx.nn as nn
 import numpy as np
+from mlx.nn.layers.base import Module
 from mlx.utils import tree_flatten, tree_unflatten
 
 from fedlab import Array, ArrayRecord
@@ -25,7 +25,7 @@ from fedlab_mlx.errors import MlxRecordError
 __all__ = ["load_parameters", "parameters_to_record", "record_to_parameters"]
 
 
-def parameters_to_record(source: nn.Module | dict[str, Any] | list[Any]) -> ArrayRecord:
+def parameters_to_record(source: Module | dict[str, Any] | list[Any]) -> ArrayRecord:
     """An :class:`~fedlab.ArrayRecord` of a module's parameters (or of a parameter tree).
 
     Parameters
@@ -47,9 +47,9 @@ def parameters_to_record(source: nn.Module | dict[str, Any] | list[Any]) -> Arra
     >>> list(rec), rec["layers.0.weight"].shape
     (['layers.0.weight', 'layers.0.bias', 'layers.2.weight', 'layers.2.bias'], (2, 3))
     """
-    tree = source.parameters() if isinstance(source, nn.Module) else source
+    tree = source.parameters() if isinstance(source, Module) else source  # type: ignore[no-untyped-call]
     _check_keys(tree, "")
-    arrays = [(name, leaf) for name, leaf in tree_flatten(tree)]
+    arrays: list[tuple[str, Any]] = list(tree_flatten(tree))  # type: ignore[arg-type]
     mx.eval([leaf for _, leaf in arrays if isinstance(leaf, mx.array)])
     record = ArrayRecord()
     for name, leaf in arrays:
@@ -57,7 +57,7 @@ def parameters_to_record(source: nn.Module | dict[str, Any] | list[Any]) -> Arra
     return record
 
 
-def record_to_parameters(record: ArrayRecord, like: nn.Module | dict[str, Any] | None = None) -> dict[str, Any]:
+def record_to_parameters(record: ArrayRecord, like: Module | dict[str, Any] | None = None) -> dict[str, Any]:
     """The parameter tree ``record`` was made from, of ``mx.array`` leaves.
 
     Parameters
@@ -88,7 +88,7 @@ def record_to_parameters(record: ArrayRecord, like: nn.Module | dict[str, Any] |
     return dict(tree_unflatten([(name, _to_mlx(array)) for name, array in record.items()]))
 
 
-def load_parameters(model: nn.Module, record: ArrayRecord) -> nn.Module:
+def load_parameters(model: Module, record: ArrayRecord) -> Module:
     """Put ``record``'s arrays into ``model`` in place (and return it), after checking them.
 
     Unlike ``model.load_weights(..., strict=False)``, a wrong shape or dtype is refused, not
@@ -108,7 +108,7 @@ def load_parameters(model: nn.Module, record: ArrayRecord) -> nn.Module:
     """
     _check_fits(record, model)
     model.update(record_to_parameters(record))
-    mx.eval(model.parameters())
+    mx.eval(model.parameters())  # type: ignore[no-untyped-call]
     return model
 
 
@@ -149,9 +149,9 @@ def _dtype_name(dtype: mx.Dtype) -> str:
     return str(dtype).removeprefix("mlx.core.")
 
 
-def _check_fits(record: ArrayRecord, like: nn.Module | dict[str, Any]) -> None:
-    tree = like.parameters() if isinstance(like, nn.Module) else like
-    expected = dict(tree_flatten(tree))
+def _check_fits(record: ArrayRecord, like: Module | dict[str, Any]) -> None:
+    tree = like.parameters() if isinstance(like, Module) else like  # type: ignore[no-untyped-call]
+    expected: dict[str, Any] = dict(tree_flatten(tree))
     missing = [name for name in expected if name not in record]
     unexpected = [name for name in record if name not in expected]
     if missing or unexpected:

@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import mlx.core as mx
-import mlx.nn as nn
 import mlx.optimizers as optim
 import numpy as np
 import numpy.typing as npt
+from mlx import nn
+from mlx.nn.layers.base import Module
+from mlx.nn.utils import value_and_grad
 from mlx.utils import tree_map
 
 import fedlab as fl
@@ -64,7 +66,7 @@ class MlxTrainer:
         traced (compiled); without compilation it runs at every batch.
     """
 
-    model: nn.Module
+    model: Module
     optimizer: optim.Optimizer
     train: Callable[[mx.array, mx.array, mx.array], mx.array]
     evaluate: Callable[[mx.array, mx.array, mx.array], tuple[mx.array, mx.array]]
@@ -77,7 +79,7 @@ class MlxTrainer:
 
 
 def mlx_trainer(
-    model_fn: Callable[[], nn.Module],
+    model_fn: Callable[[], Module],
     optimizer: optim.Optimizer,
     loss_fn: LossFn = cross_entropy,
     *,
@@ -102,24 +104,25 @@ def mlx_trainer(
     return fl.worker_cache(key, lambda: _build(model_fn, optimizer, loss_fn, compile))
 
 
-def _build(model_fn: Callable[[], nn.Module], template: optim.Optimizer, loss_fn: LossFn, compile: bool) -> MlxTrainer:
+def _build(model_fn: Callable[[], Module], template: optim.Optimizer, loss_fn: LossFn, compile: bool) -> MlxTrainer:
     model = model_fn()
     optimizer = copy.deepcopy(template)
-    optimizer.init(model.trainable_parameters())
+    optimizer.init(model.trainable_parameters())  # type: ignore[no-untyped-call]
     fresh = tree_map(lambda a: a, optimizer.state)
     traces = {"train": 0, "evaluate": 0}
 
-    def weighted_loss(m: nn.Module, x: mx.array, y: mx.array, w: mx.array) -> mx.array:
+    def weighted_loss(m: Module, x: mx.array, y: mx.array, w: mx.array) -> mx.array:
         total: mx.array = (loss_fn(m(x), y) * w).sum() / mx.maximum(w.sum(), 1.0)
         return total
 
-    loss_and_grad = nn.value_and_grad(model, weighted_loss)
+    loss_and_grad = value_and_grad(model, weighted_loss)
 
     def train(x: mx.array, y: mx.array, w: mx.array) -> mx.array:
         traces["train"] += 1
         loss, grads = loss_and_grad(model, x, y, w)
         optimizer.update(model, grads)
-        return loss
+        value: mx.array = loss
+        return value
 
     def evaluate(x: mx.array, y: mx.array, w: mx.array) -> tuple[mx.array, mx.array]:
         traces["evaluate"] += 1
@@ -130,8 +133,8 @@ def _build(model_fn: Callable[[], nn.Module], template: optim.Optimizer, loss_fn
 
     if compile:
         state = [model.state, optimizer.state]
-        train = mx.compile(train, inputs=state, outputs=state)  # type: ignore[assignment]
-        evaluate = mx.compile(evaluate, inputs=model.state)  # type: ignore[assignment]
+        train = mx.compile(train, inputs=state, outputs=state)
+        evaluate = mx.compile(evaluate, inputs=model.state)
     return MlxTrainer(model, optimizer, train, evaluate, traces, fresh)
 
 
@@ -158,8 +161,8 @@ def fit_model(
     for _ in range(epochs):
         for bx, by, bw in _batches(xs, ys, batch_size, rng.permutation(len(ys))):
             loss = trainer.train(bx, by, bw)
-            mx.eval(loss, trainer.model.parameters(), trainer.optimizer.state)
-    return float(loss.item())
+            mx.eval(loss, trainer.model.parameters(), trainer.optimizer.state)  # type: ignore[no-untyped-call]
+    return _scalar(loss)
 
 
 def evaluate_model(trainer: MlxTrainer, x: npt.ArrayLike, y: npt.ArrayLike, *, batch_size: int = 32) -> dict[str, float]:
@@ -170,8 +173,8 @@ def evaluate_model(trainer: MlxTrainer, x: npt.ArrayLike, y: npt.ArrayLike, *, b
     loss_sum, correct = 0.0, 0.0
     for bx, by, bw in _batches(xs, ys, batch_size, np.arange(len(ys))):
         batch_loss, batch_correct = trainer.evaluate(bx, by, bw)
-        loss_sum += float(batch_loss.item())
-        correct += float(batch_correct.item())
+        loss_sum += _scalar(batch_loss)
+        correct += _scalar(batch_correct)
     return {"loss": loss_sum / len(ys), "accuracy": correct / len(ys)}
 
 
@@ -203,3 +206,7 @@ def _assign(target: Any, source: Any) -> None:
             _assign(target[key], value)
         else:
             target[key] = value
+
+
+def _scalar(value: mx.array) -> float:
+    return float(np.array(value))

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import mlx.core as mx
-import mlx.nn as nn
 import mlx.optimizers as optim
 import numpy as np
 from fedlab_mlx import mlx_client_app
+from mlx import nn
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
