@@ -70,6 +70,7 @@ def test_every_tutorial_is_tested_here() -> None:
         "11-lightning.ipynb",
         "12-fastai.ipynb",
         "13-transformers-lora.ipynb",
+        "14-mlx.ipynb",
         "15-bring-your-flower-app.ipynb",
         "16-comparing-strategies.ipynb",
     ]
@@ -354,3 +355,19 @@ def test_tutorial_12_federates_a_fastai_learner_to_090_on_digits(tmp_path: Path)
     assert "round trip exact: True" in printed
     shown = dashboards(notebook)
     assert [out.data["text/plain"].split(" · ")[1] for out in shown] == ["5 clients"]
+
+
+def test_tutorial_14_federates_an_mlx_network_to_090_bit_exact_tracing_each_step_once(tmp_path: Path) -> None:
+    name = "14-mlx.ipynb"
+    notebook = execute(name, tmp_path)
+    opens_with_a_colab_badge_and_a_guarded_install(notebook, name)
+    printed = text(notebook)
+    assert "hidden.weight  float32 (32, 64)" in printed and "round trip bit-exact: True" in printed
+    assert "MlxRecordError - Record entry 'hidden.weight' is float32[32, 64] but the model expects float32[16, 64]" in printed
+    accuracy = re.search(r"federated MLX accuracy: ([0-9.]+)", printed)
+    assert accuracy is not None and float(accuracy.group(1)) >= 0.90  # as stated, seed 0
+    traced = re.search(r"loss traced (\d+) times for 30 client calls", printed)
+    assert traced is not None and int(traced.group(1)) == 2  # the train step and the evaluate step
+    assert "threads backend equals inline bit for bit: True" in printed
+    shown = dashboards(notebook)
+    assert [out.data["text/plain"].split(" · ")[1] for out in shown] == ["5 clients", "5 clients"]
