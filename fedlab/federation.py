@@ -16,6 +16,7 @@ from fedlab._branching import Branching
 from fedlab.client import ClientApp
 from fedlab.context import UserConfig
 from fedlab.dashboard import Display
+from fedlab.devices import Devices
 from fedlab.errors import FederationError
 from fedlab.events import Subscriber
 from fedlab.history import History
@@ -95,6 +96,13 @@ class Federation(Branching):
         ``checkpoint_dir/rounds/``) for :meth:`fork`: one full checkpoint per round on disk,
         i.e. rounds × (model + strategy arrays, up to 3× the model for FedAdam + clients'
         ``context.state`` + History).
+    devices
+        Where clients compute: ``"auto"`` (every visible GPU as ``cuda:0``, ``cuda:1``, ...,
+        else ``"cpu"``; detected when a run starts, without importing torch at
+        ``import fedlab``), ``"cpu"``, one device (``"cuda:1"``) or a list of them. Client *i*
+        (``partition-id`` *i*) gets ``devices[i % len(devices)]`` as
+        ``context.node_config["device"]``, on every backend and with ``deploy(local=N)``;
+        read it with :func:`fedlab.client_device` (a ``device`` in ``node_configs`` wins).
 
     Each argument stays an attribute of that name, settled (``num_clients`` from the
     dataset, ``initial_arrays`` an ArrayRecord), beside ``note`` and the whole ``spec``.
@@ -138,6 +146,7 @@ class Federation(Branching):
         display: Display = "auto",
         checkpoint_dir: str | os.PathLike[str] | None = None,
         checkpoint_keep: CheckpointKeep = "latest",
+        devices: Devices = "auto",
     ) -> None:
         spec = RunSpec.build(
             client_app,
@@ -158,6 +167,7 @@ class Federation(Branching):
             display=display,
             checkpoint_dir=checkpoint_dir,
             checkpoint_keep=checkpoint_keep,
+            devices=devices,
         )
         super().__init__(spec)
         self._runner = Runner()

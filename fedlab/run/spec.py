@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from fedlab.client import ClientApp
 from fedlab.context import UserConfig
 from fedlab.dashboard.display import Display
+from fedlab.devices import Devices, check_devices
 from fedlab.errors import FederationError
 from fedlab.records import ArrayRecord
 from fedlab.run._checks import (
@@ -74,6 +75,9 @@ class RunSpec:
         Where a checkpoint is written after every round, or None.
     checkpoint_keep
         ``"latest"`` (only the newest checkpoint) or ``"all"`` (every round's, for forking).
+    devices
+        ``"auto"`` or the checked device strings clients are spread over (see
+        :mod:`fedlab.devices`); ``"auto"`` is settled when a run starts.
     note
         What the run's first line adds, e.g. that federated evaluation is skipped ("" for none).
 
@@ -110,6 +114,7 @@ class RunSpec:
     checkpoint_dir: str | os.PathLike[str] | None
     note: str
     checkpoint_keep: CheckpointKeep = "latest"
+    devices: str | tuple[str, ...] = "auto"
 
     @classmethod
     def build(
@@ -133,6 +138,7 @@ class RunSpec:
         display: Display,
         checkpoint_dir: str | os.PathLike[str] | None,
         checkpoint_keep: CheckpointKeep = "latest",
+        devices: Devices = "auto",
     ) -> RunSpec:
         """Check the arguments of ``Federation(...)`` and settle them into a spec.
 
@@ -159,6 +165,7 @@ class RunSpec:
         num_clients = 10 if num_clients is None else num_clients
         check_settings(num_clients, backend, checkpoint_dir, strategy, display)
         check_keep(checkpoint_keep, checkpoint_dir)
+        given_devices = check_devices(devices)
         arrays = (
             initial_arrays
             if isinstance(initial_arrays, ArrayRecord) or initial_arrays is None
@@ -188,6 +195,7 @@ class RunSpec:
             checkpoint_dir=checkpoint_dir,
             note=note,
             checkpoint_keep=checkpoint_keep,
+            devices="auto" if given_devices is None else given_devices,
         )
 
     def varied(
