@@ -97,12 +97,10 @@ class Federation(Branching):
         i.e. rounds × (model + strategy arrays, up to 3× the model for FedAdam + clients'
         ``context.state`` + History).
     devices
-        Where clients compute: ``"auto"`` (every visible GPU as ``cuda:0``, ``cuda:1``, ...,
-        else ``"cpu"``; detected when a run starts, without importing torch at
-        ``import fedlab``), ``"cpu"``, one device (``"cuda:1"``) or a list of them. Client *i*
-        (``partition-id`` *i*) gets ``devices[i % len(devices)]`` as
-        ``context.node_config["device"]``, on every backend and with ``deploy(local=N)``;
-        read it with :func:`fedlab.client_device` (a ``device`` in ``node_configs`` wins).
+        ``"auto"`` (every visible GPU, else ``"cpu"``; see :mod:`fedlab.devices`), ``"cpu"``,
+        ``"cuda:1"`` or a list: client *i* gets ``devices[i % len(devices)]`` as
+        ``node_config["device"]`` on every backend and with ``deploy(local=N)``; read it
+        with :func:`fedlab.client_device` (a ``device`` in ``node_configs`` wins).
 
     Each argument stays an attribute of that name, settled (``num_clients`` from the
     dataset, ``initial_arrays`` an ArrayRecord), beside ``note`` and the whole ``spec``.
