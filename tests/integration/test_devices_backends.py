@@ -17,7 +17,7 @@ def devices_seen(backend: Backend, devices: object, **options: object) -> dict[i
     fed = fl.Federation(
         reporting_app(),
         strategy=FedAvg(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=5,
-                        min_available_nodes=5),  # fmt: skip
+                        min_available_nodes=5),
         num_clients=5,
         initial_arrays=[np.zeros(2)],
         seed=1,
