@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from fedlab.client import ClientApp
     from fedlab.comparison import Comparison, compare, plot_compare
     from fedlab.context import Context
+    from fedlab.devices import client_device
     from fedlab.events import EventBus
     from fedlab.federation import Federation
     from fedlab.history import History
@@ -31,6 +32,7 @@ _HOMES = {
     "worker_cache": "fedlab.cache",
     **dict.fromkeys(["Comparison", "compare", "plot_compare"], "fedlab.comparison"),
     "Context": "fedlab.context",
+    "client_device": "fedlab.devices",
     "EventBus": "fedlab.events",
     "Federation": "fedlab.federation",
     "History": "fedlab.history",
@@ -78,6 +80,7 @@ __all__ = [
     "RecordDict",
     "Result",
     "ServerApp",
+    "client_device",
     "compare",
     "errors",
     "plot_compare",

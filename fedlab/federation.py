@@ -16,6 +16,7 @@ from fedlab._branching import Branching
 from fedlab.client import ClientApp
 from fedlab.context import UserConfig
 from fedlab.dashboard import Display
+from fedlab.devices import Devices
 from fedlab.errors import FederationError
 from fedlab.events import Subscriber
 from fedlab.history import History
@@ -101,6 +102,11 @@ class Federation(Branching):
         ``"tensorboard"`` (``./runs``), ``"mlflow"`` (``./mlruns``) or logger objects with
         options, e.g. ``fedlab.tracking.MLflowLogger(tracking_uri)``; see
         :mod:`fedlab.tracking`.
+    devices
+        ``"auto"`` (every visible GPU, else ``"cpu"``; see :mod:`fedlab.devices`), ``"cpu"``,
+        ``"cuda:1"`` or a list: client *i* gets ``devices[i % len(devices)]`` as
+        ``node_config["device"]`` on every backend and with ``deploy(local=N)``; read it
+        with :func:`fedlab.client_device` (a ``device`` in ``node_configs`` wins).
 
     Each argument stays an attribute of that name, settled (``num_clients`` from the
     dataset, ``initial_arrays`` an ArrayRecord), beside ``note`` and the whole ``spec``.
@@ -145,6 +151,7 @@ class Federation(Branching):
         checkpoint_dir: str | os.PathLike[str] | None = None,
         checkpoint_keep: CheckpointKeep = "latest",
         loggers: Sequence[LoggerSpec] | None = None,
+        devices: Devices = "auto",
     ) -> None:
         spec = RunSpec.build(
             client_app,
@@ -166,6 +173,7 @@ class Federation(Branching):
             checkpoint_dir=checkpoint_dir,
             checkpoint_keep=checkpoint_keep,
             loggers=loggers,
+            devices=devices,
         )
         super().__init__(spec)
         self._runner = Runner()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from fedlab.cli._project import FederationSpec, Project
 from fedlab.cli._run_config import parse_run_config
 from fedlab.cli._target import add_credential_arguments, client_security
 from fedlab.context import UserConfig
+from fedlab.devices import Devices, check_devices
 from fedlab.errors import FederationError
 from fedlab.server import Result
 
@@ -68,6 +70,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="run on the SuperLink whose Control API is at HOST:PORT instead of FEDERATION's "
         "address (FEDERATION's other settings still apply)",
     )
+    parser.add_argument(
+        "--devices",
+        metavar="DEVICES",
+        help='a simulation\'s client devices: "auto" (default; every visible GPU, else cpu), '
+        '"cpu", or devices separated by commas, e.g. cuda:0,cuda:1 (client i gets the '
+        "i-th modulo their number); overrides the federation's devices = ...",
+    )
     add_credential_arguments(parser)
     parser.add_argument(
         "--detach", action="store_true", help="on a SuperLink: print the run id and return at once"
@@ -105,6 +114,8 @@ def run_command(args: argparse.Namespace) -> int:
     else:
         config = {**project.config, **parse_run_config(args.run_config)}
     if federation.is_simulation:
+        if args.devices is not None:
+            federation = replace(federation, options={**federation.options, "devices": args.devices})
         return _simulate(project, federation, config, out)
     return _submit(project, federation, config, args, out)
 
@@ -151,6 +162,7 @@ def _simulate(project: Project, federation: FederationSpec, config: UserConfig, 
         seed=federation.options.get("seed"),
         backend=federation.backend(),
         display="none" if out.json else "auto",
+        devices=_devices(federation.options.get("devices", "auto")),
     )
     out.say(
         f"Simulating [bold]{project.directory.name}[/] on [bold]{federation.name}[/] "
@@ -293,3 +305,13 @@ def _not_aggregated(result: Result) -> list[int]:
     """The rounds whose aggregation kept the global arrays unchanged."""
     rows = result.history.rounds if result.history is not None else []
     return [row["round"] for row in rows if row["aggregated"] is False]
+
+
+def _devices(option: object) -> Devices:
+    """A ``devices`` option (or ``--devices``) as ``Federation`` takes it: a string or a list.
+
+    A string is split at commas (``"cuda:0,cuda:1"``); a TOML list is checked as it is.
+    """
+    if isinstance(option, str):
+        return option if "," not in option else [d.strip() for d in option.split(",") if d.strip()]
+    return check_devices(option) or "auto"

@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 from fedlab.checkpoint import Checkpoint
 from fedlab.context import Context, UserConfigValue
+from fedlab.devices import DeviceConfigs, resolve_devices
 from fedlab.errors import FederationError
 from fedlab.events import (
     LISTED_NODES,
@@ -116,7 +117,9 @@ class Engine:
             run_id=self.run_id,
             backend=spec.backend,
             max_workers=spec.max_workers,
-            node_configs=spec.node_configs,
+            node_configs=DeviceConfigs(
+                resolve_devices(spec.devices), spec.num_clients, spec.node_configs
+            ),
             run_config=self.run_config,
             events=bus,
             seed=spec.seed,

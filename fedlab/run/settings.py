@@ -90,6 +90,7 @@ class Settings:
     checkpoint_dir: Setting[str | os.PathLike[str] | None] = Setting()
     checkpoint_keep: Setting[CheckpointKeep] = Setting()
     loggers: Setting[tuple[Logger, ...]] = Setting()
+    devices: Setting[str | tuple[str, ...]] = Setting()
     #: What the run's first line adds, e.g. that federated evaluation is skipped.
     note: Setting[str] = Setting()
 

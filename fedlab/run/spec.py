@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from fedlab.client import ClientApp
 from fedlab.context import UserConfig
 from fedlab.dashboard.display import Display
+from fedlab.devices import Devices, check_devices
 from fedlab.errors import FederationError
 from fedlab.records import ArrayRecord
 from fedlab.run._checks import (
@@ -77,6 +78,9 @@ class RunSpec:
         ``"latest"`` (only the newest checkpoint) or ``"all"`` (every round's, for forking).
     loggers
         The tracking tools every run logs to (:mod:`fedlab.tracking`).
+    devices
+        ``"auto"`` or the checked device strings clients are spread over (see
+        :mod:`fedlab.devices`); ``"auto"`` is settled when a run starts.
     note
         What the run's first line adds, e.g. that federated evaluation is skipped ("" for none).
 
@@ -114,6 +118,7 @@ class RunSpec:
     note: str
     checkpoint_keep: CheckpointKeep = "latest"
     loggers: tuple[Logger, ...] = ()
+    devices: str | tuple[str, ...] = "auto"
 
     @classmethod
     def build(
@@ -138,6 +143,7 @@ class RunSpec:
         checkpoint_dir: str | os.PathLike[str] | None,
         checkpoint_keep: CheckpointKeep = "latest",
         loggers: Sequence[LoggerSpec] | None = None,
+        devices: Devices = "auto",
     ) -> RunSpec:
         """Check the arguments of ``Federation(...)`` and settle them into a spec.
 
@@ -164,6 +170,7 @@ class RunSpec:
         num_clients = 10 if num_clients is None else num_clients
         check_settings(num_clients, backend, checkpoint_dir, strategy, display)
         check_keep(checkpoint_keep, checkpoint_dir)
+        given_devices = check_devices(devices)
         arrays = (
             initial_arrays
             if isinstance(initial_arrays, ArrayRecord) or initial_arrays is None
@@ -194,6 +201,7 @@ class RunSpec:
             note=note,
             checkpoint_keep=checkpoint_keep,
             loggers=settle_loggers(loggers),
+            devices="auto" if given_devices is None else given_devices,
         )
 
     def varied(

@@ -31,6 +31,7 @@ from fedlab.datasets import PARTITION_PATH, write_partition
 from fedlab.deploy.bundle import build_bundle
 from fedlab.deploy.local._cluster import LocalCluster
 from fedlab.deploy.security.settings import ClientSecurity
+from fedlab.devices import DEVICE_KEY, device_for, resolve_devices
 from fedlab.errors import FederationError, FedlabError
 from fedlab.events import EventBus
 from fedlab.run import Runner, RunSpec
@@ -156,8 +157,10 @@ def _node_configs(spec: RunSpec, local: int, partitions: Path) -> list[str]:
     if spec.dataset is not None:
         _check_partitions(spec, local)
     configs = []
+    devices = resolve_devices(spec.devices)
     for index in range(local):
         config: dict[str, Any] = {"partition-id": index, "num-partitions": local}
+        config[DEVICE_KEY] = device_for(devices, index)
         if spec.node_configs is not None and len(spec.node_configs) == local:
             config.update(spec.node_configs[index])
         path = config.get(PARTITION_PATH)

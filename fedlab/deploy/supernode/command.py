@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -14,6 +15,7 @@ from fedlab.deploy.supernode.apps import load_app, parse_node_config
 from fedlab.deploy.supernode.node import SuperNode
 from fedlab.deploy.security.keys import load_public_keys
 from fedlab.deploy.security.settings import ClientSecurity
+from fedlab.devices import DEVICE_KEY, node_device
 from fedlab.errors import DeployError, FedlabError
 
 __all__ = ["build_parser", "load_trusted_keys", "main"]
@@ -38,6 +40,10 @@ def build_parser(prog: str = "python -m fedlab.deploy.supernode") -> argparse.Ar
                         help="the SuperLink's Fleet API, HOST:PORT (default 127.0.0.1:9092)")  # fmt: skip
     parser.add_argument("--node-config", default="",
                         help='this node\'s settings, e.g. "partition-id=0 num-partitions=3"')  # fmt: skip
+    parser.add_argument("--device", default=os.environ.get("FEDLAB_DEVICE", "auto"),
+                        help='the device this node\'s ClientApp gets as node_config["device"], '
+                        'e.g. cuda:1 or cpu (default: $FEDLAB_DEVICE, else "auto": the first '
+                        "GPU found, else cpu)")  # fmt: skip
     parser.add_argument("--app", metavar="PACKAGE.MODULE:ATTR",
                         help="run this ClientApp for every run (importable from the current "
                         "directory) instead of the code runs ship")  # fmt: skip
@@ -113,7 +119,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m fedlab.deploy
     try:
         node = SuperNode(
             args.superlink,
-            node_config=parse_node_config(args.node_config),
+            node_config={DEVICE_KEY: node_device(args.device), **parse_node_config(args.node_config)},
             app=load_app(args.app) if args.app else None,
             heartbeat_interval=args.heartbeat_interval,
             max_retries=args.max_retries,

@@ -1,0 +1,198 @@
+"""Small-message rounds through the real deployment Fleet API: rounds/s and RPCs per message.
+
+A SuperLink process (``LocalCluster``: loopback, SQLite state in its directory,
+``--insecure``) and an in-process pool of real :class:`~fedlab.deploy.supernode.SuperNode`
+objects, one thread each, every one with its own gRPC channel to the Fleet API and a pinned
+ClientApp (``app=``, so no ClientApp process per node: 1,000 node processes do not fit a
+small machine). The ServerApp is this process: ``Federation(...).deploy(control_address)``
+with FedAvg over every node, a 1k-parameter float32 model, one train message per node per
+round, no federated evaluation.
+
+Every RPC is counted by a client interceptor on each channel: the nodes' Fleet calls
+(Heartbeat and Register apart, they do not depend on messages) and the ServerApp's
+ServerAppIo calls. "RPCs per message" = (Fleet + ServerAppIo RPCs of the measured rounds)
+/ messages (one instruction out and its reply back count as one message).
+
+    python bench/small_messages.py                    # 100 and 1,000 nodes, 3 rounds each
+    python bench/small_messages.py --nodes 100 --rounds 5
+
+Measured (2-core machine shared with other work, so inflated), before any change:
+20 nodes 3.7 rounds/s; 100 nodes 0.16 rounds/s; 1,000 nodes do not all register (the
+SuperLink answers RESOURCE_EXHAUSTED: every node's 10 s PullInstructions long poll holds
+one of the Fleet server's 64 threads, and the server admits 4 x 64 concurrent RPCs). About
+6 RPCs per message: PullInstructions, PullObject, FindMissingObjects, PushObject and
+PushReplies on the node, ~1.2 ServerAppIo calls (mostly the per-reply PullObject).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import io
+import logging
+import threading
+import time
+from typing import Any
+
+import grpc
+import numpy as np
+
+import fedlab as fl
+from fedlab.deploy.client import grpcgrid
+from fedlab.deploy.local._cluster import LocalCluster
+from fedlab.deploy.security import INSECURE
+from fedlab.deploy.supernode import node as node_module
+from fedlab.deploy.supernode.node import SuperNode
+from fedlab.strategy import FedAvg
+
+PARAMS = 1000
+
+
+class Counter(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,  # type: ignore[misc]
+              grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):  # fmt: skip
+    """Counts every RPC by method name (thread-safe)."""
+
+    def __init__(self) -> None:
+        self.counts: collections.Counter[str] = collections.Counter()
+        self._lock = threading.Lock()
+
+    def _count(self, details: Any) -> None:
+        with self._lock:
+            self.counts[details.method.rsplit("/", 1)[-1]] += 1
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        self._count(details)
+        return continuation(details, request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        self._count(details)
+        return continuation(details, request)
+
+    def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        self._count(details)
+        return continuation(details, requests)
+
+    def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        self._count(details)
+        return continuation(details, requests)
+
+    def snapshot(self) -> collections.Counter[str]:
+        with self._lock:
+            return collections.Counter(self.counts)
+
+
+def client_app() -> fl.ClientApp:
+    app = fl.ClientApp()
+
+    @app.train()
+    def train(msg: fl.Message, ctx: fl.Context) -> fl.Message:
+        w = msg.content.array_record("arrays").to_numpy()[0] + 1.0
+        return msg.reply(fl.RecordDict({"arrays": fl.ArrayRecord([w]),
+                                        "metrics": fl.MetricRecord({"num-examples": 1})}))  # fmt: skip
+
+    return app
+
+
+def counted(factory: Any, counter: Counter) -> Any:
+    def open_counted(address: str, security: Any) -> Any:
+        return grpc.intercept_channel(factory(address, security), counter)
+
+    return open_counted
+
+
+def bench(nodes: int, rounds: int, limit_s: float = 120.0) -> dict[str, Any]:
+    fleet_counter, server_counter = Counter(), Counter()
+    original_node, original_grid = node_module.open_channel, grpcgrid.open_channel
+    node_module.open_channel = counted(original_node, fleet_counter)  # type: ignore[assignment]
+    grpcgrid.open_channel = counted(original_grid, server_counter)  # type: ignore[assignment]
+    app = client_app()
+    pool: list[SuperNode] = []
+    threads: list[threading.Thread] = []
+    try:
+        with LocalCluster(0, [], insecure=True) as cluster:
+            assert cluster.addresses is not None
+            started = time.perf_counter()
+            for index in range(nodes):
+                node = SuperNode(cluster.addresses.fleet, node_config={"partition-id": index,
+                                 "num-partitions": nodes}, app=app, security=INSECURE,
+                                 heartbeat_interval=30.0)  # fmt: skip
+                pool.append(node)
+                thread = threading.Thread(target=node.run, name=f"node-{index}", daemon=True)
+                thread.start()
+                threads.append(thread)
+            while sum(n.node_id is not None for n in pool) < nodes:
+                if time.perf_counter() - started > limit_s:
+                    done = sum(n.node_id is not None for n in pool)
+                    return {"nodes": nodes, "failed": f"only {done} of {nodes} nodes registered in {limit_s:.0f} s"}
+                time.sleep(0.05)
+            registered = time.perf_counter() - started
+            strategy = FedAvg(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=nodes,
+                              min_available_nodes=nodes)  # fmt: skip
+            fed = fl.Federation(app, strategy=strategy, num_clients=nodes,
+                                initial_arrays=[np.zeros(PARAMS, np.float32)], display="none")  # fmt: skip
+            times: list[float] = []
+            marks: list[tuple[collections.Counter[str], collections.Counter[str]]] = []
+
+            def on(event: Any) -> None:
+                if isinstance(event, fl.events.RoundStarted):
+                    marks.append((fleet_counter.snapshot(), server_counter.snapshot()))
+                    times.append(time.perf_counter())
+
+            fed.subscribe(on)
+            result = fed.deploy(cluster.addresses.control, rounds=rounds, insecure=True)
+            end = time.perf_counter()
+            end_counts = (fleet_counter.snapshot(), server_counter.snapshot())
+    finally:
+        node_module.open_channel, grpcgrid.open_channel = original_node, original_grid  # type: ignore[assignment]
+        for node in pool:
+            node.stop()
+        for thread in threads:
+            thread.join(15)
+    assert result.rounds_completed == rounds, result.rounds_completed
+    # Measure from round 2 (round 1 pays the run's one-off calls: GetRun, ...).
+    first = 1 if rounds > 1 else 0
+    fleet = end_counts[0] - marks[first][0]
+    server = end_counts[1] - marks[first][1]
+    for calls in (fleet, server):
+        for name in ("Heartbeat", "Register", "SendHeartbeat"):
+            calls.pop(name, None)
+    messages = nodes * (rounds - first)
+    seconds = end - times[first]
+    return {
+        "nodes": nodes,
+        "register_s": registered,
+        "rounds_per_s": (rounds - first) / seconds,
+        "fleet_rpcs_per_message": sum(fleet.values()) / messages,
+        "serverappio_rpcs_per_message": sum(server.values()) / messages,
+        "fleet": dict(fleet),
+        "serverappio": dict(server),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--limit-s", type=float, default=120.0, help="give up registering after this")
+    args = parser.parse_args()
+    logging.disable(logging.WARNING)
+    for nodes in args.nodes:
+        with contextlib.redirect_stdout(io.StringIO()):  # each node's 'registered' line
+            row = bench(nodes, args.rounds, args.limit_s)
+        if "failed" in row:
+            print(f"{row['nodes']:>5} nodes: did not run: {row['failed']}", flush=True)
+            continue
+        total = row["fleet_rpcs_per_message"] + row["serverappio_rpcs_per_message"]
+        print(
+            f"{row['nodes']:>5} nodes: {row['rounds_per_s']:.3f} rounds/s, "
+            f"{total:.2f} RPCs per message ({row['fleet_rpcs_per_message']:.2f} Fleet + "
+            f"{row['serverappio_rpcs_per_message']:.2f} ServerAppIo), registration {row['register_s']:.1f} s",
+            flush=True,
+        )
+        print(f"       Fleet: {row['fleet']}", flush=True)
+        print(f"       ServerAppIo: {row['serverappio']}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
