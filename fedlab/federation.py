@@ -76,15 +76,11 @@ class Federation(Branching):
         options, e.g. ``RayBackend(address="head:6379", num_cpus=1, num_gpus=0.5)``. A
         seeded run gives the same result on every backend.
     timeout
-        Seconds to wait for each phase of a round (training, evaluation) to reply; the
-        default is 600 (ten minutes). At the deadline the round goes on without the
-        clients still running, which count as timed out (``ErrorCode.TIMEOUT``); in a
-        simulation their calls are abandoned (a worker process or actor running one is
-        killed and replaced), so a client that hangs cannot hang the run. With ``"inline"``,
-        where clients run one after another, each client's call gets ``timeout`` seconds of
-        its own, so a hung client costs only its own reply. None
-        waits forever. While a round waits on a client for more than a few seconds, the
-        progress line says which one.
+        Seconds each phase of a round (training, evaluation) waits for replies; default 600,
+        None waits forever. At the deadline the round goes on without the clients still
+        running (``ErrorCode.TIMEOUT``); their calls are abandoned (a worker process or actor
+        running one is replaced), so a hung client cannot hang the run. With ``"inline"``
+        each call gets ``timeout`` seconds of its own. A long wait is named on the progress line.
     display
         ``"auto"`` picks a live view from ``FEDLAB_DISPLAY``, the notebook and the terminal;
         or force one: ``"widget"`` (the live notebook dashboard), ``"static"`` (a PNG in the
@@ -94,9 +90,8 @@ class Federation(Branching):
         replacing the previous one; :meth:`resume` continues from it.
     checkpoint_keep
         ``"latest"``, or ``"all"`` to also keep every round's checkpoint (in
-        ``checkpoint_dir/rounds/``) for :meth:`fork`: one full checkpoint per round on disk,
-        i.e. rounds × (model + strategy arrays, up to 3× the model for FedAdam + clients'
-        ``context.state`` + History).
+        ``checkpoint_dir/rounds/``) for :meth:`fork`: per round, the model, strategy arrays
+        (up to 3× the model for FedAdam), clients' ``context.state`` and History.
     loggers
         Where every run logs its config, round and client metrics and final model:
         ``"tensorboard"`` (``./runs``), ``"mlflow"`` (``./mlruns``) or logger objects with
@@ -198,12 +193,10 @@ class Federation(Branching):
         already running; there a kernel interrupt stops the run cleanly after the current
         round (interrupt twice to abort at once).
 
-        With a ServerApp, the ServerApp decides how many rounds it runs: ``rounds``
-        reaches it (and the clients) as ``context.run_config["num-server-rounds"]``,
-        unless ``run_config`` already sets that key, which then wins. The run's first line
-        and progress count towards that number, and a run is reported as stopped early
-        only when the ServerApp's Result says so (or the run was stopped), never because
-        it ran fewer rounds than ``rounds``.
+        With a ServerApp, the ServerApp decides how many rounds it runs: ``rounds`` reaches
+        it (and the clients) as ``context.run_config["num-server-rounds"]`` unless
+        ``run_config`` sets that key. Progress counts towards that number; a run is reported
+        as stopped early only when its Result says so or it was stopped.
 
         Raises
         ------

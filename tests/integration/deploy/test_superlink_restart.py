@@ -75,7 +75,7 @@ def test_a_supernode_registers_again_when_a_restarted_superlink_has_forgotten_it
         cluster.start_superlink()
         wait_for_line(node.output, rf"supernode registered node_id=(?!{old_id}\b)\d+")
         (info,) = cluster.control.wait_for_nodes(1, timeout=60)
-        assert info.node_id != old_id and info.node_config == {"partition-id": 0, "num-partitions": 1}
+        assert info.node_id != old_id and info.node_config == {"device": "cpu", "partition-id": 0, "num-partitions": 1}
         assert node.popen.poll() is None
     finally:
         cluster.stop()
