@@ -27,26 +27,45 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test suite's
 
 
 class CountingComm(BaseComm):
+    """Counts the comm messages a widget publishes: state updates and custom messages."""
+
     def __init__(self, **kwargs: Any) -> None:
         self.updates = 0
+        self.customs = 0
         self.bytes = 0
         self.json_bytes = 0
         super().__init__(**kwargs)
 
     def publish_msg(self, msg_type: str, data: Any = None, metadata: Any = None, buffers: Any = None, **keys: Any) -> None:
-        if msg_type == "comm_msg" and data.get("method") == "update":
+        if msg_type != "comm_msg" or data.get("method") not in ("update", "custom"):
+            return
+        if data["method"] == "update":
             self.updates += 1
-            self.bytes += sum(len(memoryview(b).cast("B")) for b in buffers or [])
             self.json_bytes += len(json.dumps(data.get("state", {})))
+        else:
+            self.customs += 1
+            self.json_bytes += len(json.dumps(data.get("content", {})))
+        self.bytes += sum(len(memoryview(b).cast("B")) for b in buffers or [])
 
 
 def measure(clients: int, rounds: int, step: float) -> None:
     from fedlab.dashboard import Dashboard
+    from fedlab.dashboard._model import DashboardModel
     from tests.unit.dashboard.test_widget import FakeClock, events_of_a_run
 
     comm.create_comm = lambda **kwargs: CountingComm(**kwargs)  # type: ignore[assignment]
     clock = FakeClock()
     view = Dashboard(clock=clock)
+    # Every send to the browser goes through _push: time it, and count it as one update.
+    push = view._push
+    spent: list[float] = []
+
+    def timed(*args: Any, **kwargs: Any) -> None:
+        began = time.perf_counter()
+        push(*args, **kwargs)
+        spent.append(time.perf_counter() - began)
+
+    view._push = timed  # type: ignore[method-assign]
     events = list(events_of_a_run(clients, rounds, failing=3, clock=clock, step=step))
     clock.now = 0.0
     started = time.perf_counter()
@@ -54,19 +73,33 @@ def measure(clients: int, rounds: int, step: float) -> None:
         clock.now += step
         view(event)
     total = time.perf_counter() - started
+    bare = DashboardModel()
+    started = time.perf_counter()
+    for event in events:
+        bare.feed(event)
+    folding = time.perf_counter() - started
     channel: CountingComm = view.comm
+    sends = len(spent)
     started = time.perf_counter()
     view.flush()
     flush = time.perf_counter() - started
     started = time.perf_counter()
     png = view.to_png() or b""
     picture = time.perf_counter() - started
+    sent = channel.bytes + channel.json_bytes
     print(
         f"{clients:>5} clients x {rounds} rounds: {len(events):>6} events in {total:6.2f}s "
-        f"({1e6 * total / len(events):5.1f} us/event incl. updates); {channel.updates} updates over "
-        f"{clock.now:.1f} simulated s ({channel.updates / clock.now:.1f}/s), "
-        f"{channel.bytes / 1e6:.1f} MB of buffers; one full update {1e3 * flush:.1f} ms; "
-        f"PNG {len(png) / 1e3:.0f} kB in {picture:.2f}s"
+        f"({1e6 * total / len(events):5.1f} us/event incl. updates; folding alone {folding:.2f}s); "
+        f"{sends} updates over {clock.now:.1f} simulated s ({sends / clock.now:.1f}/s) in "
+        f"{channel.updates} state messages + {channel.customs} delta messages"
+    )
+    print(
+        f"      per update: {sent / sends / 1e3:8.1f} kB sent ({channel.bytes / sends / 1e3:.1f} kB buffers + "
+        f"{channel.json_bytes / sends / 1e3:.1f} kB JSON), kernel time {1e3 * sum(spent) / sends:6.2f} ms "
+        f"(median {1e3 * sorted(spent)[sends // 2]:.2f} ms); run total {sent / 1e6:.1f} MB"
+    )
+    print(
+        f"      one full update {1e3 * flush:.1f} ms; PNG {len(png) / 1e3:.0f} kB in {picture:.2f}s"
     )
 
 
