@@ -21,6 +21,7 @@ from fedlab.events import ClientReplied, Event, RoundStarted
 from fedlab.message import Error, ErrorCode
 from tests.unit.dashboard.test_widget import FakeClock, RecordingComm, events_of_a_run
 
+
 @pytest.fixture(autouse=True)
 def recording_comms(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(comm, "create_comm", lambda **kwargs: RecordingComm(**kwargs))
