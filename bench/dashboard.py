@@ -3,6 +3,9 @@
 Feeds a synthetic run (every client replies every round) into a Dashboard whose comm only
 counts what it would send, with a simulated clock advancing ``--step`` seconds per event,
 so the throttle behaves as in a real run while the bench measures only our own work.
+Per update it prints the bytes sent (binary buffers plus the JSON of the state updates and
+delta messages) and the kernel time of building and sending it (``Dashboard._push``, which
+every send goes through, timed around each call).
 
     python bench/dashboard.py                        # 100 and 1,000 clients, 50 rounds
     python bench/dashboard.py --clients 1000 --rounds 50 --step 0.001

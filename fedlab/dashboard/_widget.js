@@ -1,8 +1,9 @@
 // The fedlab dashboard view: one anywidget ES module, no build step.
 // The kernel sends compact binary grids (float32 metric values, uint8 participation):
 // the whole grids as traits now and then, and in between custom "delta" messages with
-// only the cells that changed (format in _delta.py), applied in place to one store per
-// model that every view of it draws from. This module draws them on a canvas and keeps hover, selection and metric choice local,
+// only the cells that changed (format in _delta.py), applied in place to the view's store
+// (anywidget hands each view a model handle of its own, so a second view builds its store
+// from the traits and asks for the whole state at its first gap). This module draws them on a canvas and keeps hover, selection and metric choice local,
 // so the view stays usable while a blocking cell keeps the kernel busy.
 // Every label names the metric the kernel sent with the grid (`grid_metric`), never the one
 // merely asked for (`metric`): until the asked-for grid arrives, the old numbers keep their
@@ -61,8 +62,8 @@ function el(tag, cls, text) {
 const TYPED = { values: Float32Array, participation: Uint8Array, band: Float32Array,
   timing: Float32Array, central: Float32Array };
 
-// The grids of one model, shared by all its views: rebuilt from the traits whenever a
-// full state arrives (its `seq` changes), patched in place by each delta that follows.
+// The grids behind one model handle: rebuilt from the traits whenever a full state
+// arrives (its `seq` changes), patched in place by each delta that follows.
 const stores = new WeakMap();
 
 function copyOf(model, name) {
