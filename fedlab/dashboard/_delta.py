@@ -13,9 +13,14 @@ Content ``{"type": "delta", "seq": 7, "parts": [part, ...]}``, and for each part
   change, not only new ones: a late reply or a failure rewrites a past round's cell.
 - ``{"name": "central", "whole": true}``: one buffer, the array's new contents (its
   length changed, or most of it did).
+- ``{"name": "failures", "drop": d, "append": [row, ...]}``: no buffer; a list (of JSON
+  rows) loses its ``d`` oldest items and gains these at its end. Lists only grow at the
+  end and lose their oldest items, so a new failure costs one row, not the whole list;
+  ``{"name": "failures", "items": [...]}`` replaces a list that changed otherwise.
 
 Cells are compared bit by bit, so NaN (no value) equals NaN and a delta applied to the
-state before it reproduces the state after it exactly.
+state before it reproduces the state after it exactly. List items are compared by
+identity: the caller hands the same object for an item that did not change.
 """
 
 from __future__ import annotations
@@ -57,17 +62,21 @@ class DeltaEncoder:
         self.seq = 0
         self._full_seq = -1
         self._sent: dict[str, npt.NDArray[Any]] = {}
+        self._lists: dict[str, list[Any]] = {}
 
-    def reset(self, arrays: dict[str, npt.NDArray[Any]]) -> int:
-        """Note that ``arrays`` went out in full; return the state's sequence number.
+    def reset(self, arrays: dict[str, npt.NDArray[Any]], lists: dict[str, list[Any]] | None = None) -> int:
+        """Note that ``arrays`` and ``lists`` went out in full; return the state's number.
 
         The number stays the same when nothing changed since the last full state and no
         delta followed it: the browser then has nothing to rebuild.
         """
         fresh = {name: np.array(a, copy=True).ravel() for name, a in arrays.items()}
-        if self.seq == self._full_seq and self._same(fresh):
+        kept = {name: list(items) for name, items in (lists or {}).items()}
+        if self.seq == self._full_seq and self._same(fresh) and kept.keys() == self._lists.keys() and all(
+            _identical(self._lists[name], items) for name, items in kept.items()
+        ):
             return self.seq
-        self._sent = fresh
+        self._sent, self._lists = fresh, kept
         self.seq += 1
         self._full_seq = self.seq
         return self.seq
@@ -81,10 +90,17 @@ class DeltaEncoder:
                 return False
         return True
 
-    def delta(self, arrays: dict[str, npt.NDArray[Any]]) -> tuple[dict[str, Any], list[bytes]] | None:
-        """The message that brings the last sent ``arrays`` up to these; None if none changed."""
+    def delta(
+        self, arrays: dict[str, npt.NDArray[Any]], lists: dict[str, list[Any]] | None = None
+    ) -> tuple[dict[str, Any], list[bytes]] | None:
+        """The message that brings the last sent state up to this; None if nothing changed."""
         parts: list[dict[str, Any]] = []
         buffers: list[bytes] = []
+        for name, items in (lists or {}).items():
+            part = _list_part(name, self._lists.get(name, []), items)
+            if part is not None:
+                parts.append(part)
+                self._lists[name] = list(items)
         for name in [p for p in PARTS if p in arrays] + sorted(set(arrays) - set(PARTS)):
             new = np.ascontiguousarray(arrays[name]).ravel()
             old = self._sent.get(name)
@@ -104,3 +120,18 @@ class DeltaEncoder:
             return None
         self.seq += 1
         return {"type": "delta", "seq": self.seq, "parts": parts}, buffers
+
+
+def _identical(old: list[Any], new: list[Any]) -> bool:
+    return len(old) == len(new) and all(a is b for a, b in zip(old, new))
+
+
+def _list_part(name: str, old: list[Any], new: list[Any]) -> dict[str, Any] | None:
+    if _identical(old, new):
+        return None
+    # The oldest ``drop`` items are gone, the rest are still there, new ones follow.
+    first = next((k for k, item in enumerate(old) if new and item is new[0]), len(old))
+    kept = len(old) - first
+    if kept <= len(new) and _identical(old[first:], new[:kept]):
+        return {"name": name, "drop": first, "append": new[kept:]}
+    return {"name": name, "items": list(new)}

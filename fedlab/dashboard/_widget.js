@@ -76,6 +76,7 @@ function rebuild(store, model) {
   store.width = model.get("n_rounds");
   store.metric = model.get("grid_metric");
   for (const name of Object.keys(TYPED)) store[name] = copyOf(model, name);
+  store.failures = (model.get("failures") || []).slice();
   store.asked = false;
 }
 
@@ -84,6 +85,10 @@ function applyDelta(store, content, buffers) {
   if (content.seq !== store.seq + 1) return false;
   let k = 0;
   for (const part of content.parts) {
+    if (part.name === "failures") {  // a JSON list: its oldest items dropped, new ones added
+      store.failures = part.items ? part.items.slice() : store.failures.slice(part.drop).concat(part.append);
+      continue;
+    }
     const Typed = TYPED[part.name];
     if (!Typed) return false;
     if (part.whole) {
@@ -135,7 +140,7 @@ function read(model) {
     clients: model.get("clients"),
     metric: s.metric,  // what `values` and `band` hold
     requested: model.get("metric"),
-    failures: model.get("failures"),
+    failures: s.failures,
     selected: model.get("selected"),
   };
 }

@@ -267,6 +267,7 @@ class Dashboard(anywidget.AnyWidget):
             "timing": model.timing(),
             "central": np.asarray(central, np.float32).reshape(-1, 3),
         }
+        lists = {"failures": self._rows.failures(model)}
         now = self._throttle.clock()
         shape = (model.num_clients, model.width, metric)
         stale = self._full_at is None or now - self._full_at >= self._full_interval
@@ -286,8 +287,8 @@ class Dashboard(anywidget.AnyWidget):
                 self.clients = self._rows.clients(model)
                 self.metrics = model.metrics()
                 self.metric = metric
-                self.failures = self._rows.failures(model)
                 if full:
+                    self.failures = lists["failures"]
                     self.grid_metric = metric
                     self.values = arrays["values"].tobytes()
                     self.participation = arrays["participation"].tobytes()
@@ -295,12 +296,12 @@ class Dashboard(anywidget.AnyWidget):
                     self.timing = arrays["timing"].tobytes()
                     self.central_names = names
                     self.central = arrays["central"].tobytes()
-                    self.seq = self._encoder.reset(arrays)
+                    self.seq = self._encoder.reset(arrays, lists)
                     self._full_at, self._shape = now, shape
         finally:
             self._updating = False
         if not full:
-            delta = self._encoder.delta(arrays)
+            delta = self._encoder.delta(arrays, lists)
             if delta is not None:
                 content, buffers = delta
                 self.send(content, buffers)

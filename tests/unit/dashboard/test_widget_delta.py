@@ -47,6 +47,7 @@ class Browser:
     def rebuild(self) -> None:
         self.seq = self.state["seq"]
         self.arrays = {name: np.frombuffer(bytes(self.state[name]), t).copy() for name, t in TYPES.items()}
+        self.failures = list(self.state["failures"])
         self.waiting = False
 
     def apply(self, content: dict[str, Any], buffers: list[Any]) -> bool:
@@ -54,6 +55,10 @@ class Browser:
             return False
         k = 0
         for part in content["parts"]:
+            if part["name"] == "failures":
+                self.failures = list(part["items"]) if "items" in part else (
+                    self.failures[part["drop"]:] + part["append"])
+                continue
             kind = TYPES[part["name"]]
             if part.get("whole"):
                 self.arrays[part["name"]] = np.frombuffer(bytes(buffers[k]), kind).copy()
@@ -103,7 +108,8 @@ def kernel_arrays(view: Dashboard) -> dict[str, bytes]:
 
 
 def same(browser: Browser, view: Dashboard) -> bool:
-    return all(browser.arrays[k].tobytes() == v for k, v in kernel_arrays(view).items())
+    rows = [f.row() for f in view.model.failures]
+    return rows == browser.failures and all(browser.arrays[k].tobytes() == v for k, v in kernel_arrays(view).items())
 
 
 def test_a_delta_stream_applied_to_the_first_state_reproduces_every_grid_bit_exactly() -> None:
@@ -217,3 +223,42 @@ def test_a_band_worked_out_round_by_round_equals_the_band_worked_out_at_once() -
         for event in events[: k + 1]:
             fresh.feed(event)
         assert fresh.band("train:loss").tobytes() == incremental[k]
+
+
+def test_a_new_failure_adds_one_row_to_the_list_in_the_browser_not_the_whole_list() -> None:
+    clock = FakeClock()
+    view = Dashboard(clock=clock)
+    browser = Browser(view)
+    appended: list[int] = []
+    for event in list(events_of_a_run(20, 8, failing=5))[:-1]:
+        clock.now += 0.01
+        before = len(view.comm.sent)
+        view(event)
+        browser.receive()
+        for message in view.comm.sent[before:]:
+            for part in message["data"].get("content", {}).get("parts", []):
+                if part["name"] == "failures":
+                    appended.append(len(part["append"]))
+    clock.now += 1.0
+    view.idle()
+    browser.receive()
+    assert len(browser.failures) == 8 and same(browser, view)
+    assert appended and set(appended) == {1}  # one failure a round, each sent once
+
+
+def test_a_list_that_lost_its_oldest_items_travels_as_the_count_dropped_and_the_new_ones() -> None:
+    from fedlab.dashboard._delta import DeltaEncoder
+
+    a, b, c, d = ({"k": k} for k in range(4))
+    encoder = DeltaEncoder()
+    encoder.reset({}, {"failures": [a, b, c]})
+    content, buffers = encoder.delta({}, {"failures": [c, d]}) or ({}, [])
+    assert content["parts"] == [{"name": "failures", "drop": 2, "append": [d]}] and buffers == []
+    content, _ = encoder.delta({}, {"failures": [d, {"k": 9}, a]}) or ({}, [])
+    assert content["parts"][0]["append"] == [{"k": 9}, a]
+    content, _ = encoder.delta({}, {"failures": [a]}) or ({}, [])
+    assert content["parts"] == [{"name": "failures", "drop": 2, "append": []}]
+    encoder.delta({}, {"failures": [a, b, c]})
+    content, _ = encoder.delta({}, {"failures": [b, d]}) or ({}, [])  # c went missing: all of it
+    assert content["parts"] == [{"name": "failures", "items": [b, d]}]
+    assert encoder.delta({}, {"failures": [b, d]}) is None
