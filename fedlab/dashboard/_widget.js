@@ -1,9 +1,9 @@
 // The fedlab dashboard view: one anywidget ES module, no build step.
 // The kernel sends compact binary grids (float32 metric values, uint8 participation):
 // the whole grids as traits now and then, and in between custom "delta" messages with
-// only the cells that changed (format in _delta.py), applied in place to the view's store
-// (anywidget hands each view a model handle of its own, so a second view builds its store
-// from the traits and asks for the whole state at its first gap). This module draws them on a canvas and keeps hover, selection and metric choice local,
+// only the cells that changed (format in _delta.py), applied in place to one store per
+// model that its views draw from; a view made after deltas it missed (a reload, another
+// page) asks for the whole state at its first gap. This module draws them on a canvas and keeps hover, selection and metric choice local,
 // so the view stays usable while a blocking cell keeps the kernel busy.
 // Every label names the metric the kernel sent with the grid (`grid_metric`), never the one
 // merely asked for (`metric`): until the asked-for grid arrives, the old numbers keep their
@@ -107,10 +107,16 @@ function applyDelta(store, content, buffers) {
   return true;
 }
 
+// anywidget hands initialize() and each view a model handle of its own; the `_store_key`
+// trait is one object per model in this page, so they all find the same store.
+function keyOf(model) {
+  return model.get("_store_key") || model;
+}
+
 function storeOf(model) {
-  let store = stores.get(model);
+  let store = stores.get(keyOf(model));
   if (store) return store;
-  store = { views: new Set() };
+  store = { views: new Set(), owner: model };  // the handle whose listeners feed it
   rebuild(store, model);
   const changed = () => store.views.forEach((f) => f());
   model.on("change:seq", () => { rebuild(store, model); changed(); });
@@ -123,7 +129,7 @@ function storeOf(model) {
       model.send({ type: "resync", seq: store.seq });
     }
   });
-  stores.set(model, store);
+  stores.set(keyOf(model), store);
   return store;
 }
 
@@ -731,9 +737,17 @@ function render({ model, el: root }) {
   draw();
   return () => {
     store.views.delete(redraw);
+    // A view's listeners go with it: a store it started is started again by the next view.
+    if (store.owner === model) stores.delete(keyOf(model));
     for (const name of names) model.off(`change:${name}`, redraw);
     model.off("change:selected", onSelected);
   };
 }
 
-export default { render };
+// From the model's creation on, before any view: deltas that arrive before the first
+// view is drawn are kept, so a blocking run's view needs no full state to catch up.
+function initialize({ model }) {
+  storeOf(model);
+}
+
+export default { initialize, render };

@@ -136,6 +136,8 @@ class Dashboard(anywidget.AnyWidget):
     failures: traitlets.List[Any] = traitlets.List().tag(sync=True)
     #: The number of the full state in the traits above; deltas go on counting from it.
     seq = traitlets.Int(0).tag(sync=True)
+    #: Never changes: in the browser one object per model, which its views look it up by.
+    _store_key: traitlets.Dict[str, Any] = traitlets.Dict().tag(sync=True)
 
     def __init__(
         self,
