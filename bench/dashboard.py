@@ -62,11 +62,17 @@ def measure(clients: int, rounds: int, step: float) -> None:
     # Every send to the browser goes through _push: time it, and count it as one update.
     push = view._push
     spent: list[float] = []
+    kinds: dict[str, list[tuple[int, float]]] = {"whole state": [], "delta": []}
 
     def timed(*args: Any, **kwargs: Any) -> None:
+        channel: CountingComm = view.comm
+        seq, sent = getattr(view, "seq", None), channel.bytes + channel.json_bytes
         began = time.perf_counter()
         push(*args, **kwargs)
         spent.append(time.perf_counter() - began)
+        # A send that renumbers the state (or any send, before deltas existed) is a whole one.
+        kind = "delta" if seq is not None and getattr(view, "seq", None) == seq else "whole state"
+        kinds[kind].append((channel.bytes + channel.json_bytes - sent, spent[-1]))
 
     view._push = timed  # type: ignore[method-assign]
     events = list(events_of_a_run(clients, rounds, failing=3, clock=clock, step=step))
@@ -83,6 +89,7 @@ def measure(clients: int, rounds: int, step: float) -> None:
     folding = time.perf_counter() - started
     channel: CountingComm = view.comm
     sends = len(spent)
+    of_the_run = {kind: list(sends_of_kind) for kind, sends_of_kind in kinds.items()}  # not the flush below
     started = time.perf_counter()
     view.flush()
     flush = time.perf_counter() - started
@@ -101,8 +108,13 @@ def measure(clients: int, rounds: int, step: float) -> None:
         f"{channel.json_bytes / sends / 1e3:.1f} kB JSON), kernel time {1e3 * sum(spent) / sends:6.2f} ms "
         f"(median {1e3 * sorted(spent)[sends // 2]:.2f} ms); run total {sent / 1e6:.1f} MB"
     )
+    for kind, sends_of_kind in of_the_run.items():
+        if sends_of_kind:
+            size = sum(b for b, _ in sends_of_kind) / len(sends_of_kind)
+            took = sum(t for _, t in sends_of_kind) / len(sends_of_kind)
+            print(f"      {kind:>11}: {len(sends_of_kind):4d} sends, {size / 1e3:8.1f} kB and {1e3 * took:5.2f} ms each")
     print(
-        f"      one full update {1e3 * flush:.1f} ms; PNG {len(png) / 1e3:.0f} kB in {picture:.2f}s"
+        f"      flush() after the run (nothing new) {1e3 * flush:.1f} ms; PNG {len(png) / 1e3:.0f} kB in {picture:.2f}s"
     )
 
 
@@ -150,7 +162,7 @@ def main() -> None:
     args = parser.parse_args()
     for clients in args.clients:
         measure(clients, args.rounds, args.step)
-    for clients in args.clients:
+    for clients in args.clients if args.federations else []:
         measure_compare(clients, args.rounds, args.step, args.federations)
 
 
