@@ -135,6 +135,10 @@ class DashboardModel:
     _grids: dict[str, npt.NDArray[np.float32]] = field(default_factory=dict)
     _status: npt.NDArray[np.uint8] = field(default_factory=lambda: np.zeros((0, 0), np.uint8))
     _timing: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    # The grid each band was last worked out from, and the band: see band().
+    _bands: dict[str, tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]] = field(
+        default_factory=dict
+    )
 
     # -- shape -----------------------------------------------------------------------
 
@@ -181,12 +185,22 @@ class DashboardModel:
     def band(self, metric: str) -> npt.NDArray[np.float32]:
         """Rounds × 3 (p10, mean, p90) of ``metric`` across clients; NaN for empty rounds."""
         values = self.grid(metric)
-        out = np.full((self.width, 3), np.nan, np.float32)
-        seen = np.isfinite(values).any(axis=0)
+        cached = self._bands.get(metric)
+        if cached is not None and cached[0].shape == values.shape:
+            # Only the rounds whose cells changed since the last call are worked out again.
+            before, kept = cached
+            redo = (before.view(np.uint32) != values.view(np.uint32)).any(axis=0)
+            out: npt.NDArray[np.float32] = kept.copy()
+        else:
+            out = np.full((self.width, 3), np.nan, np.float32)
+            redo = np.ones(self.width, bool)
+        out[redo] = np.nan
+        seen = redo & np.isfinite(values).any(axis=0)
         if seen.any():  # only columns with a value: nanpercentile warns on empty ones
             cols = values[:, seen]
             out[seen, 0], out[seen, 2] = np.nanpercentile(cols, [10, 90], axis=0)
             out[seen, 1] = np.nanmean(cols, axis=0)
+        self._bands[metric] = (values.copy(), out.copy())
         return out
 
     def eta_s(self) -> float | None:

@@ -1,6 +1,9 @@
 // The fedlab dashboard view: one anywidget ES module, no build step.
-// The kernel sends compact binary grids (float32 metric values, uint8 participation);
-// this module draws them on a canvas and keeps hover, selection and metric choice local,
+// The kernel sends compact binary grids (float32 metric values, uint8 participation):
+// the whole grids as traits now and then, and in between custom "delta" messages with
+// only the cells that changed (format in _delta.py), applied in place to one store per
+// model that its views draw from; a view made after deltas it missed (a reload, another
+// page) asks for the whole state at its first gap. This module draws them on a canvas and keeps hover, selection and metric choice local,
 // so the view stays usable while a blocking cell keeps the kernel busy.
 // Every label names the metric the kernel sent with the grid (`grid_metric`), never the one
 // merely asked for (`metric`): until the asked-for grid arrives, the old numbers keep their
@@ -56,22 +59,94 @@ function el(tag, cls, text) {
   return node;
 }
 
+const TYPED = { values: Float32Array, participation: Uint8Array, band: Float32Array,
+  timing: Float32Array, central: Float32Array };
+
+// The grids behind one model handle: rebuilt from the traits whenever a full state
+// arrives (its `seq` changes), patched in place by each delta that follows.
+const stores = new WeakMap();
+
+function copyOf(model, name) {
+  return new TYPED[name](buffer(model.get(name)).slice(0));  // a copy: deltas patch it
+}
+
+function rebuild(store, model) {
+  store.seq = model.get("seq") || 0;
+  store.n = model.get("n_clients");
+  store.width = model.get("n_rounds");
+  store.metric = model.get("grid_metric");
+  for (const name of Object.keys(TYPED)) store[name] = copyOf(model, name);
+  store.failures = (model.get("failures") || []).slice();
+  store.asked = false;
+}
+
+// Apply one delta; false if it does not follow the state held (a gap: ask for it all).
+function applyDelta(store, content, buffers) {
+  if (content.seq !== store.seq + 1) return false;
+  let k = 0;
+  for (const part of content.parts) {
+    if (part.name === "failures") {  // a JSON list: its oldest items dropped, new ones added
+      store.failures = part.items ? part.items.slice() : store.failures.slice(part.drop).concat(part.append);
+      continue;
+    }
+    const Typed = TYPED[part.name];
+    if (!Typed) return false;
+    if (part.whole) {
+      store[part.name] = new Typed(buffer(buffers[k++]));
+      continue;
+    }
+    const cells = new Uint32Array(buffer(buffers[k++])), data = new Typed(buffer(buffers[k++]));
+    const target = store[part.name];
+    if (cells.length !== part.cells || data.length !== part.cells) return false;
+    for (let i = 0; i < cells.length; i++) {
+      if (cells[i] >= target.length) return false;
+      target[cells[i]] = data[i];
+    }
+  }
+  store.seq = content.seq;
+  return true;
+}
+
+// anywidget hands initialize() and each view a model handle of its own; the `_store_key`
+// trait is one object per model in this page, so they all find the same store.
+function keyOf(model) {
+  return model.get("_store_key") || model;
+}
+
+function storeOf(model) {
+  let store = stores.get(keyOf(model));
+  if (store) return store;
+  store = { views: new Set(), owner: model };  // the handle whose listeners feed it
+  rebuild(store, model);
+  const changed = () => store.views.forEach((f) => f());
+  model.on("change:seq", () => { rebuild(store, model); changed(); });
+  model.on("msg:custom", (content, buffers) => {
+    if (!content || content.type !== "delta") return;
+    if (applyDelta(store, content, buffers || [])) { changed(); return; }
+    if (!store.asked && content.seq > store.seq) {
+      // Missed (or made after) some deltas: the kernel sends the whole state when free.
+      store.asked = true;
+      model.send({ type: "resync", seq: store.seq });
+    }
+  });
+  stores.set(keyOf(model), store);
+  return store;
+}
+
 function read(model) {
-  const n = model.get("n_clients"), width = model.get("n_rounds");
-  const status = new Uint8Array(buffer(model.get("participation")));
-  const values = new Float32Array(buffer(model.get("values")));
+  const s = storeOf(model), n = s.n, width = s.width;
   return {
     n, width, start: model.get("start_round"),
-    values: values.length === n * width ? values : new Float32Array(n * width).fill(NaN),
-    status: status.length === n * width ? status : new Uint8Array(n * width),
-    band: new Float32Array(buffer(model.get("band"))),
-    timing: new Float32Array(buffer(model.get("timing"))),
-    central: new Float32Array(buffer(model.get("central"))),
+    values: s.values.length === n * width ? s.values : new Float32Array(n * width).fill(NaN),
+    status: s.participation.length === n * width ? s.participation : new Uint8Array(n * width),
+    band: s.band,
+    timing: s.timing,
+    central: s.central,
     centralNames: model.get("central_names"),
     clients: model.get("clients"),
-    metric: model.get("grid_metric"),  // what `values` and `band` hold
+    metric: s.metric,  // what `values` and `band` hold
     requested: model.get("metric"),
-    failures: model.get("failures"),
+    failures: s.failures,
     selected: model.get("selected"),
   };
 }
@@ -657,11 +732,22 @@ function render({ model, el: root }) {
   const onSelected = () => { localSelection = null; };
   model.on("change:selected", onSelected);
   for (const name of names) model.on(`change:${name}`, redraw);
+  const store = storeOf(model);
+  store.views.add(redraw);
   draw();
   return () => {
+    store.views.delete(redraw);
+    // A view's listeners go with it: a store it started is started again by the next view.
+    if (store.owner === model) stores.delete(keyOf(model));
     for (const name of names) model.off(`change:${name}`, redraw);
     model.off("change:selected", onSelected);
   };
 }
 
-export default { render };
+// From the model's creation on, before any view: deltas that arrive before the first
+// view is drawn are kept, so a blocking run's view needs no full state to catch up.
+function initialize({ model }) {
+  storeOf(model);
+}
+
+export default { initialize, render };

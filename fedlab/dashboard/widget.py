@@ -3,6 +3,10 @@
 :class:`Dashboard` is an event subscriber. It folds events into a
 :class:`~fedlab.dashboard._model.DashboardModel` and sends the model to the browser as
 compact binary buffers, at most ``max_rate`` times a second however many events arrive.
+Most updates carry only the cells that changed (see ``_delta.py``); the whole grids go
+out as traits at a run's start and end, every ``full_interval`` seconds, when the metric
+or the grid's shape changes, and when a view finds it missed a delta, so a view made
+later (a reload, a second output) and the notebook's saved widget state show the run.
 The browser side (``_widget.js``, an inline ES module: no build step) draws it on a
 canvas. When a run finishes, every output showing the dashboard also gains a static PNG,
 so exported notebooks and viewers without widgets still show the result.
@@ -21,14 +25,17 @@ from typing import Any, Protocol
 
 import anywidget
 import numpy as np
+import numpy.typing as npt
 import traitlets
 
+from fedlab.dashboard._delta import DeltaEncoder
 from fedlab.dashboard._lines import waiting_line
 from fedlab.dashboard._model import DashboardModel
+from fedlab.dashboard._rows import RowCache
+from fedlab.dashboard._status import status_line
 from fedlab.dashboard._throttle import Throttle
 from fedlab.dashboard._tracker import RunTracker
 from fedlab.events import Event, RunFinished, RunStarted, Subscriber
-from fedlab.format import format_seconds
 
 __all__ = ["Dashboard", "Followable", "Replayable"]
 
@@ -83,6 +90,9 @@ class Dashboard(anywidget.AnyWidget):
         Called when the Stop button is pressed, e.g. ``fed.stop``.
     max_rate
         The most updates per second sent to the browser.
+    full_interval
+        Seconds between sends of the whole grids during a run; the updates in between
+        carry only the cells that changed.
     clock
         Seconds on a monotonic clock; tests pass a fake one.
 
@@ -124,18 +134,28 @@ class Dashboard(anywidget.AnyWidget):
     central = traitlets.Bytes(b"").tag(sync=True)
     central_names = traitlets.List(traitlets.Unicode()).tag(sync=True)
     failures: traitlets.List[Any] = traitlets.List().tag(sync=True)
+    #: The number of the full state in the traits above; deltas go on counting from it.
+    seq = traitlets.Int(0).tag(sync=True)
+    #: Never changes: in the browser one object per model, which its views look it up by.
+    _store_key: traitlets.Dict[str, Any] = traitlets.Dict().tag(sync=True)
 
     def __init__(
         self,
         *,
         on_stop: Callable[[], None] | None = None,
         max_rate: float = 10.0,
+        full_interval: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.model = DashboardModel()
         self._throttle = Throttle(1.0 / max_rate, clock)
+        self._full_interval = full_interval
+        self._full_at: float | None = None
+        self._encoder = DeltaEncoder()
+        self._shape: tuple[int, int, str] | None = None
+        self._rows = RowCache()
         self._on_stop = on_stop
         self._chosen_by_user = False
         self._updating = False
@@ -179,13 +199,18 @@ class Dashboard(anywidget.AnyWidget):
                 self._waiting = waiting
                 self._throttle.touch()
             if self._throttle.due():
-                self.flush()
+                self._send_changes()
 
     def flush(self) -> None:
-        """Send the current state to the browser now."""
+        """Send the whole current state to the browser now."""
         with self._lock:
-            self._push()
+            self._push(full=True)
             self._throttle.sent()
+
+    def _send_changes(self) -> None:
+        # What changed since the last send, or everything when a full send is due.
+        self._push(full=False)
+        self._throttle.sent()
 
     def _receive(self, event: Event) -> None:
         with self._lock:
@@ -203,7 +228,7 @@ class Dashboard(anywidget.AnyWidget):
                 self.flush()
                 self._attach_snapshot()
             elif self._throttle.due():
-                self.flush()
+                self._send_changes()
             else:
                 self._schedule()
 
@@ -218,7 +243,7 @@ class Dashboard(anywidget.AnyWidget):
         self._timer = None
         with self._lock:
             if self._throttle.due():
-                self.flush()
+                self._send_changes()
             elif self._throttle.dirty:  # woken a little early: try again
                 self._schedule()
 
@@ -230,13 +255,25 @@ class Dashboard(anywidget.AnyWidget):
             return self.metric
         return available[0] if available else ""
 
-    def _push(self) -> None:
+    def _push(self, full: bool) -> None:
         model = self.model
         metric = self._pick_metric()
         names = list(model.central)[:MAX_CENTRAL]
         central = [
             (k, r, v) for k, name in enumerate(names) for r, v in sorted(model.central[name].items())
         ]
+        arrays: dict[str, npt.NDArray[Any]] = {
+            "values": model.grid(metric),
+            "participation": model.status(),
+            "band": model.band(metric),
+            "timing": model.timing(),
+            "central": np.asarray(central, np.float32).reshape(-1, 3),
+        }
+        lists = {"failures": self._rows.failures(model)}
+        now = self._throttle.clock()
+        shape = (model.num_clients, model.width, metric)
+        stale = self._full_at is None or now - self._full_at >= self._full_interval
+        full = full or stale or shape != self._shape or names != self.central_names
         self._updating = True
         try:
             with self.hold_sync():
@@ -249,55 +286,40 @@ class Dashboard(anywidget.AnyWidget):
                 self.start_round = model.start_round
                 self.finished = model.finished
                 self.n_clients, self.n_rounds = model.num_clients, model.width
-                # Node ids as text: they exceed JavaScript's exact integers (2**53).
-                self.clients = [[str(n), p] for n, p in zip(model.node_ids, model.partitions)]
+                self.clients = self._rows.clients(model)
                 self.metrics = model.metrics()
                 self.metric = metric
-                self.grid_metric = metric
-                self.values = model.grid(metric).tobytes()
-                self.participation = model.status().tobytes()
-                self.band = model.band(metric).tobytes()
-                self.timing = model.timing().tobytes()
-                self.central_names = names
-                self.central = np.asarray(central, np.float32).reshape(-1, 3).tobytes()
-                self.failures = [f.row() for f in model.failures]
+                if full:
+                    self.failures = lists["failures"]
+                    self.grid_metric = metric
+                    self.values = arrays["values"].tobytes()
+                    self.participation = arrays["participation"].tobytes()
+                    self.band = arrays["band"].tobytes()
+                    self.timing = arrays["timing"].tobytes()
+                    self.central_names = names
+                    self.central = arrays["central"].tobytes()
+                    self.seq = self._encoder.reset(arrays, lists)
+                    self._full_at, self._shape = now, shape
         finally:
             self._updating = False
+        if not full:
+            delta = self._encoder.delta(arrays, lists)
+            if delta is not None:
+                content, buffers = delta
+                self.send(content, buffers)
 
     def _status_text(self) -> str:
-        model = self.model
-        if model.run_id is None:
-            return "waiting for a run"
-        p = model.progress
-        if model.finish is not None:
-            end = model.finish
-            # A ServerApp of its own (queries, evaluation only) aggregates no rounds.
-            reached = p.round >= model.last_round
-            stopped = end.stopped_early and not reached
-            head = "failed" if end.error else "stopped early" if stopped else "finished"
-            rounds = end.rounds_completed or max(p.round - model.start_round + 1, 0)
-            text = f"{head}: {rounds} rounds in {format_seconds(end.duration_s)}"
-            failures = len(model.failures)
-            text += f", {failures} client failure{'' if failures == 1 else 's'}"
-            return text + (f"; {end.error}" if end.error else "")
-        parts = []
-        if p.phase:
-            failed = f" ({p.failed} failed)" if p.failed else ""
-            parts.append(f"{p.phase}: {p.done}/{p.sampled} clients{failed}")
-        if model.started_at is not None and model.last_event_at is not None:
-            parts.append(f"{format_seconds(model.last_event_at - model.started_at)} elapsed")
-        eta = model.eta_s()
-        if eta is not None:
-            parts.append(f"ETA {format_seconds(eta)}")
-        if self._waiting:
-            parts.append(self._waiting)
-        return " · ".join(parts)
+        return status_line(self.model, self._waiting)
 
     # -- from the browser ------------------------------------------------------------
 
     def _on_message(self, _widget: Any, content: Any, _buffers: Iterable[Any]) -> None:
         if isinstance(content, dict) and content.get("type") == "stop":
             self.stop()
+        elif isinstance(content, dict) and content.get("type") == "resync":
+            # A view missed a delta (or was made after some went out): send it all.
+            with self._lock:
+                self.flush()
 
     def _on_metric(self, change: dict[str, Any]) -> None:
         if self._updating:

@@ -2,7 +2,7 @@
 
 No Jupyter here: the page loads ``_widget.js`` and ``_widget.css`` as the Dashboard ships
 them and renders the view on a small stand-in for the anywidget model (get, set,
-save_changes, on, off, send). The test holds both ends of the comm, so it decides when the
+save_changes, on, off, send, and custom messages). The test holds both ends of the comm, so it decides when the
 kernel hears the browser and when the browser hears the kernel: a busy kernel is simply
 one whose messages are not delivered yet.
 """
@@ -39,6 +39,10 @@ BOOT = """async ({ message }) => {
         Object.assign(attrs, incoming);
         for (const name of Object.keys(incoming)) (listeners[`change:${name}`] || []).forEach((f) => f());
     };
+    window.customFromKernel = ({ content, buffers }) => {
+        const views = buffers.map((b) => new DataView(Uint8Array.from(atob(b), (c) => c.charCodeAt(0)).buffer));
+        (listeners["msg:custom"] || []).forEach((f) => f(content, views));
+    };
     const model = {
         get: (name) => attrs[name],
         set: (name, value) => {
@@ -70,7 +74,7 @@ class RecordingComm(BaseComm):
     def publish_msg(
         self, msg_type: str, data: Any = None, metadata: Any = None, buffers: Any = None, **keys: Any
     ) -> None:
-        if msg_type == "comm_msg" and data.get("method") == "update":
+        if msg_type == "comm_msg" and data.get("method") in ("update", "custom"):
             self.outbox.append({**data, "buffers": list(buffers or [])})
         # echo_update is left out: the browser already holds the value it sent.
 
@@ -99,11 +103,22 @@ class ViewPage:
         sent = self.comm.outbox[:]
         self.comm.outbox.clear()
         for data in sent:
+            if data["method"] == "custom":  # a delta: content plus buffers
+                encoded = [base64.b64encode(bytes(b)).decode("ascii") for b in data["buffers"]]
+                self.page.evaluate(
+                    "(message) => window.customFromKernel(message)",
+                    {"content": data["content"], "buffers": encoded},
+                )
+                continue
             self.page.evaluate(
                 "(message) => window.fromKernel(message)",
                 _message(data["state"], data["buffer_paths"], data["buffers"]),
             )
         return len(sent)
+
+    def drop_next(self, count: int) -> None:
+        """Lose the first ``count`` messages the kernel sent since the last delivery."""
+        del self.comm.outbox[:count]
 
     def deliver_to_kernel(self) -> int:
         """Hand the kernel every change the page saved since the last call; how many."""
