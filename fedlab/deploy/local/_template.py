@@ -144,6 +144,10 @@ def _become(request: dict[str, Any], template: _Template, template_pid: int) -> 
     os.environ.update(request["env"])
     tempfile.tempdir = None  # found again from the TMPDIR just set
     sys.argv = [request["module"], *request["args"]]
+    if request["module"] == "fedlab.deploy.supernode":
+        from fedlab.deploy.supernode.runner import prefork
+
+        prefork()  # its ClientApp processes are forked warm too
 
 
 def main(argv: list[str]) -> None:
