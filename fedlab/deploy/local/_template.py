@@ -120,15 +120,21 @@ class _Template:
                         "while single-threaded"
                     )
                     continue
+                settled, report = os.pipe()
                 pid = os.fork()
                 if pid == 0:
+                    os.close(settled)
+                    os.setsid()  # before its pid is told: it can be signalled as a group
+                    os.close(report)
                     return dict(request)
+                os.close(report)
+                os.read(settled, 1)  # EOF once the child has its own session (or died)
+                os.close(settled)
                 self.children.add(pid)
                 self.say(pid=pid)
 
 
 def _become(request: dict[str, Any], template: _Template, template_pid: int) -> None:
-    os.setsid()
     die_with_parent(template_pid)
     for fd in (template.inbox, template.outbox):
         os.close(fd)
