@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from fedlab.errors import DeployError
 
-__all__ = ["ForkedProcess", "Template", "template"]
+__all__ = ["ForkedProcess", "Template", "prestart", "template"]
 
 _lock = threading.Lock()
 _current: Template | None = None
@@ -79,6 +79,7 @@ class Template:
         self._children: dict[int, ForkedProcess] = {}
         self._answers: queue.Queue[dict[str, Any]] = queue.Queue()
         self._send = threading.Lock()
+        self._ready = False
         threading.Thread(target=self._listen, name="fedlab-template", daemon=True).start()
 
     @property
@@ -118,9 +119,12 @@ class Template:
 
     def ready(self, timeout: float) -> None:
         """Wait until the template has imported everything; raise DeployError if it failed."""
+        if self._ready:
+            return
         answer = self._answer(timeout)
         if "ready" not in answer:
             raise DeployError(f"The local cluster's template process failed: {self._why(answer)}")
+        self._ready = True
 
     def spawn(
         self, module: str, args: list[str], *, log: Path, cwd: Path, env: dict[str, str]
@@ -177,27 +181,34 @@ def _close(stream: IO[bytes] | None) -> None:
         pass
 
 
-def template(timeout: float) -> Template:
-    """The running template of this interpreter, started (and waited for) if needed."""
+def prestart() -> None:
+    """Start the template now, without waiting: it warms up while this process works on."""
     global _current
     with _lock:
         current = _current
-        if (
-            current is None
-            or not current.alive()
-            or current.pythonpath != os.environ.get("PYTHONPATH", "")
-        ):
+        if current is None or not current.alive() or current.pythonpath != os.environ.get("PYTHONPATH", ""):
             if current is not None:
                 current.stop()
-            current = Template()
-            try:
-                current.ready(timeout)
-            except BaseException:
-                current.stop()
-                raise
-            _current = current
+            _current = Template()
             atexit.register(_stop_current)
-        return current
+
+
+def template(timeout: float) -> Template:
+    """The running template of this interpreter, started (and waited for) if needed."""
+    global _current
+    prestart()
+    current = _current
+    assert current is not None
+    try:
+        with current._send:
+            current.ready(timeout)
+    except BaseException:
+        with _lock:
+            if _current is current:
+                _current = None
+        current.stop()
+        raise
+    return current
 
 
 def _stop_current() -> None:

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fedlab.datasets import PARTITION_PATH, write_partition
 from fedlab.deploy.bundle import build_bundle
 from fedlab.deploy.local._cluster import LocalCluster
+from fedlab.deploy.local._forked import prestart
 from fedlab.deploy.security.settings import ClientSecurity
 from fedlab.devices import DEVICE_KEY, device_for, resolve_devices
 from fedlab.errors import FederationError, FedlabError
@@ -96,6 +97,8 @@ def deploy(
         If a process fails to start or the SuperLink cannot be reached.
     """
     _check(spec, address, local)
+    if local is not None and LocalCluster.fork:
+        prestart()  # the template imports the daemons' modules while the bundle is built
     if local is not None and signing_key is None:
         # The local SuperNodes trust only this run's key, so they run only this run's code.
         signing_key = Ed25519PrivateKey.generate()
