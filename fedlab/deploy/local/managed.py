@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fedlab.datasets import PARTITION_PATH, write_partition
 from fedlab.deploy.bundle import build_bundle
+from fedlab.deploy.local import warm
 from fedlab.deploy.local._cluster import LocalCluster
 from fedlab.deploy.local._forked import prestart
 from fedlab.deploy.security.settings import ClientSecurity
@@ -57,6 +58,7 @@ def deploy(
     serverappio_address: str | None = None,
     signing_key: Ed25519PrivateKey | None = None,
     startup_timeout: float = 120.0,
+    keep: bool = False,
 ) -> Result:
     """Run ``spec`` on SuperNodes and return its Result (see the module docstring).
 
@@ -88,6 +90,12 @@ def deploy(
         A local run signs with a fresh key, the only one its SuperNodes trust.
     startup_timeout
         Seconds to wait for local processes to start and the SuperNodes to connect.
+    keep
+        With ``local``: leave the SuperLink and SuperNodes running after the run, and
+        reuse them for the next ``keep=True`` run with the same nodes (a warm start, e.g.
+        the next cell of a notebook); a cluster with a dead process is replaced by a
+        fresh one. ``fedlab.deploy.local.shutdown()`` stops it, as does the interpreter's
+        end (:mod:`fedlab.deploy.local.warm`).
 
     Raises
     ------
@@ -100,9 +108,19 @@ def deploy(
     if local is not None and LocalCluster.fork:
         prestart()  # the template imports the daemons' modules while the bundle is built
     if local is not None and signing_key is None:
-        # The local SuperNodes trust only this run's key, so they run only this run's code.
-        signing_key = Ed25519PrivateKey.generate()
+        # The local SuperNodes trust only this run's key (a kept cluster: only this
+        # interpreter's), so they run only this process's code.
+        signing_key = warm.signing_key() if keep else Ed25519PrivateKey.generate()
     bundle = build_bundle(spec.client_app, run_config=spec.run_config, signing_key=signing_key)
+    if local is not None and keep:
+        assert signing_key is not None
+        kept = warm.kept_cluster(
+            local, lambda folder: _node_configs(spec, local, folder), signing_key, startup_timeout
+        )
+        assert kept.addresses is not None
+        links = kept.addresses
+        return _attached_run(spec, runner, rounds, bundle, links.control, links.serverappio,
+                             local, startup_timeout, kept.security)  # fmt: skip
     if local is not None:
         assert signing_key is not None
         cluster = LocalCluster(
