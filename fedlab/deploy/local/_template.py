@@ -26,6 +26,7 @@ import signal
 import sys
 import tempfile
 import threading
+import warnings
 from typing import Any
 
 __all__ = ["main", "warm_up"]
@@ -168,6 +169,9 @@ def main(argv: list[str]) -> None:
     os.dup2(devnull, 1)
     os.close(devnull)
     warm_up()
+    # Python 3.12+ warns on fork() while OS threads run; the only ones here are OpenBLAS's,
+    # which stops them itself before each fork (see warm_up; single_threaded() checks).
+    warnings.filterwarnings("ignore", r"This process .* is multi-threaded", DeprecationWarning)
     template = _Template(inbox, outbox)
     template.say(ready=os.getpid())
     template_pid = os.getpid()
