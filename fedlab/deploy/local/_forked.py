@@ -166,9 +166,7 @@ class Template:
 def _import_path() -> str:
     # The template runs elsewhere: it finds fedlab where this process found it, then
     # whatever PYTHONPATH already said (a relative entry would mean another directory).
-    import fedlab
-
-    home = str(Path(fedlab.__file__).resolve().parent.parent)
+    home = str(Path(__file__).resolve().parents[3])  # the folder holding fedlab/
     existing = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     return os.pathsep.join([home, *[p for p in existing if p != home]])
 
@@ -186,7 +184,11 @@ def prestart() -> None:
     global _current
     with _lock:
         current = _current
-        if current is None or not current.alive() or current.pythonpath != os.environ.get("PYTHONPATH", ""):
+        if (
+            current is None
+            or not current.alive()
+            or current.pythonpath != os.environ.get("PYTHONPATH", "")
+        ):
             if current is not None:
                 current.stop()
             _current = Template()

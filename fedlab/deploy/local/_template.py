@@ -152,9 +152,10 @@ def _become(request: dict[str, Any], template: _Template, template_pid: int) -> 
     tempfile.tempdir = None  # found again from the TMPDIR just set
     sys.argv = [request["module"], *request["args"]]
     if request["module"] == "fedlab.deploy.supernode":
+        from fedlab.deploy.supernode.clientapp_process import main as serve_run
         from fedlab.deploy.supernode.runner import prefork
 
-        prefork()  # its ClientApp processes are forked warm too
+        prefork(serve_run)  # its ClientApp processes are forked warm too
 
 
 def main(argv: list[str]) -> None:

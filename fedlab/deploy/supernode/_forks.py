@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import IO
 
 __all__ = ["ForkServer", "WarmProcess", "current", "start"]
@@ -115,16 +116,17 @@ def current() -> ForkServer | None:
     return _server
 
 
-def start() -> None:
-    """Become a subreaper and fork the fork server (only while single-threaded)."""
+def start(serve: Callable[[], int]) -> None:
+    """Become a subreaper and fork the fork server (only while single-threaded).
+
+    ``serve`` is what each forked ClientApp process runs on its pipes (stdin, stdout).
+    """
     global _server
     if not sys.platform.startswith("linux") or threading.active_count() != 1:
         return
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         return
-    import fedlab.deploy.supernode.clientapp_process  # noqa: F401 - warm in every fork
-
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     node = os.getpid()
     pid = os.fork()
@@ -135,7 +137,7 @@ def start() -> None:
             os._exit(0)
         code = 0
         try:
-            _serve(theirs)
+            _serve(theirs, serve)
         except BaseException:  # noqa: BLE001 - this process must never return into the node
             code = 1
         os._exit(code)
@@ -143,7 +145,7 @@ def start() -> None:
     _server = ForkServer(ours, pid)
 
 
-def _serve(sock: socket.socket) -> None:
+def _serve(sock: socket.socket, serve: Callable[[], int]) -> None:
     while True:
         message, fds, _, _ = socket.recv_fds(sock, 4096, 2)
         if not message:
@@ -161,7 +163,7 @@ def _serve(sock: socket.socket) -> None:
             child = os.fork()
             if child == 0:
                 os.close(report_w)
-                _become_clientapp(sock, fds, str(request["pythonpath"]))
+                _become_clientapp(sock, fds, str(request["pythonpath"]), serve)
             os.write(report_w, f"{child}\n".encode())
             os._exit(0)
         os.close(report_w)
@@ -173,9 +175,9 @@ def _serve(sock: socket.socket) -> None:
         sock.sendall(pid + b"\n")
 
 
-def _become_clientapp(sock: socket.socket, fds: list[int], pythonpath: str) -> None:
-    from fedlab.deploy.supernode import clientapp_process
-
+def _become_clientapp(
+    sock: socket.socket, fds: list[int], pythonpath: str, serve: Callable[[], int]
+) -> None:
     sock.close()
     stdin, stdout = fds
     os.dup2(stdin, 0)
@@ -183,10 +185,10 @@ def _become_clientapp(sock: socket.socket, fds: list[int], pythonpath: str) -> N
     os.close(stdin)
     os.close(stdout)
     os.environ["PYTHONPATH"] = pythonpath
-    sys.argv = [clientapp_process.__file__]
+    sys.argv = ["fedlab.deploy.supernode.clientapp_process"]
     code = 1
     try:
-        code = clientapp_process.main()
+        code = serve()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     finally:

@@ -31,7 +31,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -252,15 +252,18 @@ class RunProcess:
             self._directory = None
 
 
-def prefork() -> None:
+def prefork(serve: Callable[[], int]) -> None:
     """Start ClientApp processes by forking this warm process, not as fresh interpreters.
+
+    ``serve`` is :func:`fedlab.deploy.supernode.clientapp_process.main` (passed in, as
+    that module imports this one).
 
     Call it in a SuperNode process before it creates any gRPC object or thread (the
     local cluster's template does, :mod:`fedlab.deploy.local`); it does nothing elsewhere
     than on Linux, or once threads run. Each run's process is still a process of its own,
     a child of the node, fed the same frames (:mod:`fedlab.deploy.supernode._forks`).
     """
-    _forks.start()
+    _forks.start(serve)
 
 
 def _fedlab_path() -> list[str]:
