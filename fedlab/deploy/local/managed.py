@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -42,6 +44,7 @@ from fedlab.server import Grid, Result
 __all__ = ["deploy"]
 
 _log = logging.getLogger("fedlab.deploy")
+_T = TypeVar("_T")
 
 
 def deploy(
@@ -111,16 +114,18 @@ def deploy(
         # The local SuperNodes trust only this run's key (a kept cluster: only this
         # interpreter's), so they run only this process's code.
         signing_key = warm.signing_key() if keep else Ed25519PrivateKey.generate()
-    bundle = build_bundle(spec.client_app, run_config=spec.run_config, signing_key=signing_key)
     if local is not None and keep:
         assert signing_key is not None
-        kept = warm.kept_cluster(
-            local, lambda folder: _node_configs(spec, local, folder), signing_key, startup_timeout
-        )
-        assert kept.addresses is not None
-        links = kept.addresses
+        key = signing_key
+        kept = _Background(lambda: warm.kept_cluster(
+            local, lambda folder: _node_configs(spec, local, folder), key, startup_timeout
+        ))  # fmt: skip
+        bundle = _bundle_meanwhile(spec, signing_key, kept)
+        cluster = kept.result()
+        assert cluster.addresses is not None
+        links = cluster.addresses
         return _attached_run(spec, runner, rounds, bundle, links.control, links.serverappio,
-                             local, startup_timeout, kept.security)  # fmt: skip
+                             local, startup_timeout, cluster.security)  # fmt: skip
     if local is not None:
         assert signing_key is not None
         cluster = LocalCluster(
@@ -128,25 +133,19 @@ def deploy(
         )
         try:  # the partitions go into the cluster's directory, removed when it stops
             cluster.node_configs = _node_configs(spec, local, cluster.directory / "partitions")
-        except BaseException:
-            cluster.stop()
-            raise
-        with cluster:
+            # The processes start while this one builds the bundle; stopped whatever happens.
+            bundle = _bundle_meanwhile(spec, signing_key, _Background(cluster.start))
             assert cluster.addresses is not None
             links = cluster.addresses
-            return _attached_run(
-                spec,
-                runner,
-                rounds,
-                bundle,
-                links.control,
-                links.serverappio,
-                local,
-                startup_timeout,
-                cluster.security,
-            )
+            return _attached_run(spec, runner, rounds, bundle, links.control, links.serverappio,
+                                 local, startup_timeout, cluster.security)  # fmt: skip
+        finally:
+            cluster.stop()
+    bundle = build_bundle(spec.client_app, run_config=spec.run_config, signing_key=signing_key)
     assert address is not None
-    security = ClientSecurity.from_options(insecure=insecure, root_cert=root_cert, token=token, token_file=token_file)
+    security = ClientSecurity.from_options(
+        insecure=insecure, root_cert=root_cert, token=token, token_file=token_file
+    )
     if not security.insecure and not security.token:
         raise FederationError(
             f"The SuperLink at {address} needs your Control API token: pass token_file='my.token' (or "
@@ -156,6 +155,44 @@ def deploy(
     return _attached_run(
         spec, runner, rounds, bundle, address, serverappio_address, 0, startup_timeout, security
     )
+
+
+class _Background(Generic[_T]):
+    """``work()`` on a thread of its own; :meth:`result` waits for it (or re-raises)."""
+
+    def __init__(self, work: Callable[[], _T]) -> None:
+        self._work = work
+        self._value: list[_T] = []
+        self._error: list[BaseException] = []
+        self._thread = threading.Thread(target=self._run, name="fedlab-local-start", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value.append(self._work())
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+            self._error.append(exc)
+
+    def result(self) -> _T:
+        """What ``work()`` returned, once it has; its exception, raised here."""
+        self._thread.join()
+        if self._error:
+            raise self._error[0]
+        return self._value[0]
+
+
+def _bundle_meanwhile(spec: RunSpec, key: Ed25519PrivateKey, start: _Background[Any]) -> bytes:
+    """Build the run's bundle while ``start`` runs; wait for it either way."""
+    try:
+        bundle = build_bundle(spec.client_app, run_config=spec.run_config, signing_key=key)
+    except BaseException:
+        try:  # the bundle's error is the one to tell; the cluster is stopped anyway
+            start.result()
+        except BaseException:  # noqa: BLE001, S110 - superseded by the bundle's error
+            pass
+        raise
+    start.result()
+    return bundle
 
 
 def _check(spec: RunSpec, address: str | None, local: int | None) -> None:
