@@ -18,13 +18,15 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import IO, Any
+from collections.abc import Callable
+from typing import IO, Any, TypeVar
 
 from fedlab.errors import DeployError
 
 __all__ = ["ForkedProcess", "Template", "prestart", "template"]
 
-_lock = threading.Lock()
+_lock = threading.RLock()
+_P = TypeVar("_P")
 _current: Template | None = None
 
 
@@ -67,14 +69,16 @@ class Template:
     def __init__(self) -> None:
         self.pythonpath = os.environ.get("PYTHONPATH", "")
         self._errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "fedlab.deploy.local._template", str(os.getpid())],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._errors,
-            env=dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=_import_path()),
-            cwd=tempfile.gettempdir(),
-            start_new_session=True,
+        self.process = _from_lasting_thread(
+            lambda: subprocess.Popen(
+                [sys.executable, "-m", "fedlab.deploy.local._template", str(os.getpid())],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._errors,
+                env=dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=_import_path()),
+                cwd=tempfile.gettempdir(),
+                start_new_session=True,
+            )
         )
         self._children: dict[int, ForkedProcess] = {}
         self._answers: queue.Queue[dict[str, Any]] = queue.Queue()
@@ -161,6 +165,38 @@ class Template:
             self.process.wait()
         _close(self.process.stdout)
         self._errors.close()
+
+
+_starts: queue.Queue[tuple[Callable[[], Any], queue.Queue[Any]]] = queue.Queue()
+_starter: threading.Thread | None = None
+
+
+def _from_lasting_thread(start: Callable[[], _P]) -> _P:
+    """Run ``start()`` on a thread that lives as long as the interpreter.
+
+    The template dies when the thread that started it ends (``PR_SET_PDEATHSIG`` follows
+    the thread), so it is never started from a caller's thread that may end first.
+    """
+    global _starter
+    with _lock:
+        if _starter is None:
+            _starter = threading.Thread(target=_serve_starts, name="fedlab-template", daemon=True)
+            _starter.start()
+    answer: queue.Queue[Any] = queue.Queue()
+    _starts.put((start, answer))
+    ok, value = answer.get()
+    if not ok:
+        raise value
+    return value  # type: ignore[no-any-return]
+
+
+def _serve_starts() -> None:
+    while True:
+        start, answer = _starts.get()
+        try:
+            answer.put((True, start()))
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+            answer.put((False, exc))
 
 
 def _import_path() -> str:

@@ -117,11 +117,9 @@ def deploy(
     if local is not None and keep:
         assert signing_key is not None
         key = signing_key
-        kept = _Background(lambda: warm.kept_cluster(
+        bundle, cluster = _bundle_meanwhile(spec, key, lambda: warm.kept_cluster(
             local, lambda folder: _node_configs(spec, local, folder), key, startup_timeout
         ))  # fmt: skip
-        bundle = _bundle_meanwhile(spec, signing_key, kept)
-        cluster = kept.result()
         assert cluster.addresses is not None
         links = cluster.addresses
         return _attached_run(spec, runner, rounds, bundle, links.control, links.serverappio,
@@ -134,7 +132,7 @@ def deploy(
         try:  # the partitions go into the cluster's directory, removed when it stops
             cluster.node_configs = _node_configs(spec, local, cluster.directory / "partitions")
             # The processes start while this one builds the bundle; stopped whatever happens.
-            bundle = _bundle_meanwhile(spec, signing_key, _Background(cluster.start))
+            bundle, _ = _bundle_meanwhile(spec, signing_key, cluster.start)
             assert cluster.addresses is not None
             links = cluster.addresses
             return _attached_run(spec, runner, rounds, bundle, links.control, links.serverappio,
@@ -181,18 +179,26 @@ class _Background(Generic[_T]):
         return self._value[0]
 
 
-def _bundle_meanwhile(spec: RunSpec, key: Ed25519PrivateKey, start: _Background[Any]) -> bytes:
-    """Build the run's bundle while ``start`` runs; wait for it either way."""
+def _bundle_meanwhile(
+    spec: RunSpec, key: Ed25519PrivateKey, start: Callable[[], _T]
+) -> tuple[bytes, _T]:
+    """Build the run's bundle on a thread while ``start()`` runs here; both results.
+
+    The processes are started from the calling thread, not the short-lived one: Linux's
+    parent-death signal follows the thread that started a process.
+    """
+    job = _Background(
+        lambda: build_bundle(spec.client_app, run_config=spec.run_config, signing_key=key)
+    )
     try:
-        bundle = build_bundle(spec.client_app, run_config=spec.run_config, signing_key=key)
+        started = start()
     except BaseException:
-        try:  # the bundle's error is the one to tell; the cluster is stopped anyway
-            start.result()
-        except BaseException:  # noqa: BLE001, S110 - superseded by the bundle's error
+        try:
+            job.result()
+        except BaseException:  # noqa: BLE001, S110 - the start's error is the one raised
             pass
         raise
-    start.result()
-    return bundle
+    return job.result(), started
 
 
 def _check(spec: RunSpec, address: str | None, local: int | None) -> None:
