@@ -1,7 +1,9 @@
 """Managed runs: a SuperLink and SuperNodes started, used and stopped for one run.
 
 :func:`deploy` is what ``Federation.deploy(...)`` does (:mod:`fedlab.deploy.local.managed`);
-the processes it starts on loopback are a ``LocalCluster``.
+the processes it starts on loopback are a ``LocalCluster``. :func:`shutdown` stops the
+cluster that ``deploy(local=N, keep=True)`` kept running for the next run
+(:mod:`fedlab.deploy.local.warm`).
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from fedlab.deploy.local.managed import deploy
+    from fedlab.deploy.local.warm import shutdown
 
 # Imported on first use: each managed process starts as ``python -m
 # fedlab.deploy.local._child``, which imports this package and should cost nothing.
-_HOMES = {"deploy": "fedlab.deploy.local.managed"}
+_HOMES = {"deploy": "fedlab.deploy.local.managed", "shutdown": "fedlab.deploy.local.warm"}
 
 
 def __getattr__(name: str) -> Any:
@@ -29,4 +32,4 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
 
 
-__all__ = ["deploy"]
+__all__ = ["deploy", "shutdown"]

@@ -28,12 +28,16 @@ from typing import IO
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from fedlab.deploy.local._forked import ForkedProcess, template
 from fedlab.deploy.security.keys import write_key_pair
 from fedlab.deploy.security.settings import INSECURE, ClientSecurity, read_token
 from fedlab.deploy.security.tls import make_dev_certs
 from fedlab.errors import DeployError
 
 __all__ = ["LocalCluster", "SuperLinkAddresses", "stop_processes"]
+
+#: A process of the cluster: forked by the template (Linux), or started as a subprocess.
+Process = subprocess.Popen[bytes] | ForkedProcess
 
 _READY = re.compile(r"superlink ready fleet=(\S+) serverappio=(\S+) control=(\S+)")
 
@@ -53,7 +57,7 @@ class SuperLinkAddresses:
         return None if match is None else cls(*match.groups())
 
 
-def stop_processes(processes: Sequence[subprocess.Popen[bytes]], grace: float = 5.0) -> None:
+def stop_processes(processes: Sequence[Process], grace: float = 5.0) -> None:
     """Stop ``processes`` and their process groups: SIGTERM to all, SIGKILL after ``grace`` s."""
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 30.0)):
         running = [p for p in processes if p.poll() is None]
@@ -70,7 +74,7 @@ def stop_processes(processes: Sequence[subprocess.Popen[bytes]], grace: float = 
         _signal_group(process, signal.SIGKILL)
 
 
-def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+def _signal_group(process: Process, sig: signal.Signals) -> None:
     try:
         os.killpg(process.pid, sig)
     except (ProcessLookupError, PermissionError):
@@ -84,7 +88,14 @@ class LocalCluster:
     Use as a context manager; processes are also stopped at interpreter exit. With
     ``insecure=True`` everything runs in plaintext without authentication (tests of the
     insecure mode itself).
+
+    On Linux the processes are forked by a warm template process
+    (:mod:`fedlab.deploy.local._template`), which saves each one the interpreter's cold
+    start; set :attr:`fork` to False to start them as fresh interpreters instead.
     """
+
+    #: Fork the processes from the template (Linux) rather than start fresh interpreters.
+    fork: bool = sys.platform.startswith("linux")
 
     def __init__(
         self,
@@ -109,7 +120,7 @@ class LocalCluster:
             path = self.directory / f"trusted-{index}.pem"
             path.write_bytes(key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo))
             self.supernode_args += ["--trusted-key", str(path)]
-        self.processes: list[subprocess.Popen[bytes]] = []
+        self.processes: list[Process] = []
         self._logs: list[IO[bytes]] = []
         self.addresses: SuperLinkAddresses | None = None
         atexit.register(self.stop)
@@ -198,7 +209,12 @@ class LocalCluster:
         if self.insecure:
             return ["--insecure"]
         certs, keys = self.directory / "certs", self.directory / "keys"
-        return ["--root-cert", str(certs / "ca.pem"), "--node-key", str(keys / f"node-{index % self.num_nodes}.key")]
+        return [
+            "--root-cert",
+            str(certs / "ca.pem"),
+            "--node-key",
+            str(keys / f"node-{index % self.num_nodes}.key"),
+        ]
 
     def stop(self) -> None:
         """Stop every process (SuperNodes first), close logs and remove the directory."""
@@ -216,14 +232,20 @@ class LocalCluster:
         path = self.directory / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
-        log = open(self.directory / f"{name}.log", "wb")  # noqa: SIM115 - closed in stop()
-        self._logs.append(log)
+    def _spawn(self, name: str, args: list[str]) -> Process:
         # Temporary files of the children (extracted bundles) land in our directory, so
         # stop() removes them even when a child is killed before it can clean up.
         tmp = self.directory / "tmp"
         tmp.mkdir(exist_ok=True)
         env = dict(os.environ, PYTHONUNBUFFERED="1", TMPDIR=str(tmp))
+        if self.fork:  # a warm copy of a process that imported everything already
+            forked = template(self.startup_timeout).spawn(
+                args[0], args[1:], log=self.directory / f"{name}.log", cwd=self.directory, env=env
+            )
+            self.processes.append(forked)
+            return forked
+        log = open(self.directory / f"{name}.log", "wb")  # noqa: SIM115 - closed in stop()
+        self._logs.append(log)
         process = subprocess.Popen(
             [sys.executable, "-m", "fedlab.deploy.local._child", str(os.getpid()), *args],
             stdin=subprocess.DEVNULL,
@@ -238,7 +260,7 @@ class LocalCluster:
         self.processes.append(process)
         return process
 
-    def _wait_ready(self, superlink: subprocess.Popen[bytes]) -> SuperLinkAddresses:
+    def _wait_ready(self, superlink: Process) -> SuperLinkAddresses:
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             for line in self.log("superlink").splitlines():

@@ -22,14 +22,18 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fedlab.datasets import PARTITION_PATH, write_partition
 from fedlab.deploy.bundle import build_bundle
+from fedlab.deploy.local import warm
 from fedlab.deploy.local._cluster import LocalCluster
+from fedlab.deploy.local._forked import prestart
 from fedlab.deploy.security.settings import ClientSecurity
 from fedlab.devices import DEVICE_KEY, device_for, resolve_devices
 from fedlab.errors import FederationError, FedlabError
@@ -40,6 +44,7 @@ from fedlab.server import Grid, Result
 __all__ = ["deploy"]
 
 _log = logging.getLogger("fedlab.deploy")
+_T = TypeVar("_T")
 
 
 def deploy(
@@ -56,6 +61,7 @@ def deploy(
     serverappio_address: str | None = None,
     signing_key: Ed25519PrivateKey | None = None,
     startup_timeout: float = 120.0,
+    keep: bool = False,
 ) -> Result:
     """Run ``spec`` on SuperNodes and return its Result (see the module docstring).
 
@@ -87,6 +93,12 @@ def deploy(
         A local run signs with a fresh key, the only one its SuperNodes trust.
     startup_timeout
         Seconds to wait for local processes to start and the SuperNodes to connect.
+    keep
+        With ``local``: leave the SuperLink and SuperNodes running after the run, and
+        reuse them for the next ``keep=True`` run with the same nodes (a warm start, e.g.
+        the next cell of a notebook); a cluster with a dead process is replaced by a
+        fresh one. ``fedlab.deploy.local.shutdown()`` stops it, as does the interpreter's
+        end (:mod:`fedlab.deploy.local.warm`).
 
     Raises
     ------
@@ -96,10 +108,22 @@ def deploy(
         If a process fails to start or the SuperLink cannot be reached.
     """
     _check(spec, address, local)
+    if local is not None and LocalCluster.fork:
+        prestart()  # the template imports the daemons' modules while the bundle is built
     if local is not None and signing_key is None:
-        # The local SuperNodes trust only this run's key, so they run only this run's code.
-        signing_key = Ed25519PrivateKey.generate()
-    bundle = build_bundle(spec.client_app, run_config=spec.run_config, signing_key=signing_key)
+        # The local SuperNodes trust only this run's key (a kept cluster: only this
+        # interpreter's), so they run only this process's code.
+        signing_key = warm.signing_key() if keep else Ed25519PrivateKey.generate()
+    if local is not None and keep:
+        assert signing_key is not None
+        key = signing_key
+        bundle, cluster = _bundle_meanwhile(spec, key, lambda: warm.kept_cluster(
+            local, lambda folder: _node_configs(spec, local, folder), key, startup_timeout
+        ))  # fmt: skip
+        assert cluster.addresses is not None
+        links = cluster.addresses
+        return _attached_run(spec, runner, rounds, bundle, links.control, links.serverappio,
+                             local, startup_timeout, cluster.security)  # fmt: skip
     if local is not None:
         assert signing_key is not None
         cluster = LocalCluster(
@@ -107,25 +131,19 @@ def deploy(
         )
         try:  # the partitions go into the cluster's directory, removed when it stops
             cluster.node_configs = _node_configs(spec, local, cluster.directory / "partitions")
-        except BaseException:
-            cluster.stop()
-            raise
-        with cluster:
+            # The processes start while this one builds the bundle; stopped whatever happens.
+            bundle, _ = _bundle_meanwhile(spec, signing_key, cluster.start)
             assert cluster.addresses is not None
             links = cluster.addresses
-            return _attached_run(
-                spec,
-                runner,
-                rounds,
-                bundle,
-                links.control,
-                links.serverappio,
-                local,
-                startup_timeout,
-                cluster.security,
-            )
+            return _attached_run(spec, runner, rounds, bundle, links.control, links.serverappio,
+                                 local, startup_timeout, cluster.security)  # fmt: skip
+        finally:
+            cluster.stop()
+    bundle = build_bundle(spec.client_app, run_config=spec.run_config, signing_key=signing_key)
     assert address is not None
-    security = ClientSecurity.from_options(insecure=insecure, root_cert=root_cert, token=token, token_file=token_file)
+    security = ClientSecurity.from_options(
+        insecure=insecure, root_cert=root_cert, token=token, token_file=token_file
+    )
     if not security.insecure and not security.token:
         raise FederationError(
             f"The SuperLink at {address} needs your Control API token: pass token_file='my.token' (or "
@@ -135,6 +153,52 @@ def deploy(
     return _attached_run(
         spec, runner, rounds, bundle, address, serverappio_address, 0, startup_timeout, security
     )
+
+
+class _Background(Generic[_T]):
+    """``work()`` on a thread of its own; :meth:`result` waits for it (or re-raises)."""
+
+    def __init__(self, work: Callable[[], _T]) -> None:
+        self._work = work
+        self._value: list[_T] = []
+        self._error: list[BaseException] = []
+        self._thread = threading.Thread(target=self._run, name="fedlab-local-start", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value.append(self._work())
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+            self._error.append(exc)
+
+    def result(self) -> _T:
+        """What ``work()`` returned, once it has; its exception, raised here."""
+        self._thread.join()
+        if self._error:
+            raise self._error[0]
+        return self._value[0]
+
+
+def _bundle_meanwhile(
+    spec: RunSpec, key: Ed25519PrivateKey, start: Callable[[], _T]
+) -> tuple[bytes, _T]:
+    """Build the run's bundle on a thread while ``start()`` runs here; both results.
+
+    The processes are started from the calling thread, not the short-lived one: Linux's
+    parent-death signal follows the thread that started a process.
+    """
+    job = _Background(
+        lambda: build_bundle(spec.client_app, run_config=spec.run_config, signing_key=key)
+    )
+    try:
+        started = start()
+    except BaseException:
+        try:
+            job.result()
+        except BaseException:  # noqa: BLE001, S110 - the start's error is the one raised
+            pass
+        raise
+    return job.result(), started
 
 
 def _check(spec: RunSpec, address: str | None, local: int | None) -> None:

@@ -31,17 +31,19 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
 from fedlab.context import Context
+from fedlab.deploy.supernode import _forks
+from fedlab.deploy.supernode._forks import WarmProcess
 from fedlab.errors import CodecError
 from fedlab.message import Error, ErrorCode, Message
 from fedlab.records import ConfigRecord, RecordDict
 from fedlab.wire.codec import decode_message, decode_record_dict, encode_record_dict, message_parts
 
-__all__ = ["RunProcess", "read_frame", "write_frame"]
+__all__ = ["RunProcess", "prefork", "read_frame", "write_frame"]
 
 _log = logging.getLogger("fedlab.supernode")
 _HEAD = struct.Struct("<cQ")
@@ -116,7 +118,7 @@ class RunProcess:
         self.memory_mb = memory_mb
         self.last_used = time.monotonic()
         self.busy = False
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process: subprocess.Popen[bytes] | WarmProcess | None = None
         self._directory: Path | None = None
         self._lock = threading.Lock()
 
@@ -177,18 +179,23 @@ class RunProcess:
             self._end()  # it asked to exit (sys.exit): the next instruction gets a fresh one
         return reply, state
 
-    def _ensure(self) -> subprocess.Popen[bytes]:
+    def _ensure(self) -> subprocess.Popen[bytes] | WarmProcess:
         if self._process is not None and self._process.poll() is None:
             return self._process
         self._end()
         self._directory = Path(tempfile.mkdtemp(prefix=f"fedlab-run-{self.run_id}-"))
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(_fedlab_path()))
-        process = subprocess.Popen(
-            [sys.executable, "-m", "fedlab.deploy.supernode.clientapp_process"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-        )
+        pythonpath = os.pathsep.join(_fedlab_path())
+        server = _forks.current()
+        process: subprocess.Popen[bytes] | WarmProcess | None = None
+        if server is not None:  # a warm fork (see prefork); a cold start if it is gone
+            process = server.spawn(pythonpath)
+        if process is None:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "fedlab.deploy.supernode.clientapp_process"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=dict(os.environ, PYTHONPATH=pythonpath),
+            )
         self._process = process
         assert process.stdin is not None
         limits = ConfigRecord({
@@ -243,6 +250,20 @@ class RunProcess:
         if self._directory is not None:
             shutil.rmtree(self._directory, ignore_errors=True)
             self._directory = None
+
+
+def prefork(serve: Callable[[], int]) -> None:
+    """Start ClientApp processes by forking this warm process, not as fresh interpreters.
+
+    ``serve`` is :func:`fedlab.deploy.supernode.clientapp_process.main` (passed in, as
+    that module imports this one).
+
+    Call it in a SuperNode process before it creates any gRPC object or thread (the
+    local cluster's template does, :mod:`fedlab.deploy.local`); it does nothing elsewhere
+    than on Linux, or once threads run. Each run's process is still a process of its own,
+    a child of the node, fed the same frames (:mod:`fedlab.deploy.supernode._forks`).
+    """
+    _forks.start(serve)
 
 
 def _fedlab_path() -> list[str]:
