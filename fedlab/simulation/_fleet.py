@@ -44,6 +44,7 @@ _CANCELLED = (
     "The worker process running node {node} was killed: the call did not return in time. "
     "A new worker runs the next calls."
 )
+_DROPPED = "The call to node {node} was given up before a worker process started it."
 
 
 class _Call:
@@ -78,6 +79,7 @@ class Fleet:
         self._waiting: deque[_Call] = deque()  # calls for the next idle worker
         self._missing = 0  # workers that died and could not be replaced yet
         self._calls: dict[str, _Call] = {}  # message id -> call, waiting or running
+        self._given_up: set[str] = set()  # cancelled before they reached call()
         self._closing = False
         # At exit, stop the workers before multiprocessing waits for its children (forever,
         # as workers wait for calls): atexit runs the handlers registered last first.
@@ -97,6 +99,9 @@ class Fleet:
         call = _Call(metadata.message_id, request)
         with self._changed:
             self._refuse_if_closing()
+            if call.message_id in self._given_up:  # cancelled before it got here
+                self._given_up.discard(call.message_id)
+                raise SimulationError(_DROPPED.format(node=node_id))
             self._calls[call.message_id] = call
             self._waiting.append(call)
             self._dispatch()
@@ -110,7 +115,7 @@ class Fleet:
                 if call.cancelled or self._closing:
                     self._forget(call)
                     self._refuse_if_closing()
-                    raise SimulationError(_CANCELLED.format(node=node_id))
+                    raise SimulationError(_DROPPED.format(node=node_id))
                 self._missing -= 1
             may_start = self._replace_missing(call)
         return self._run(worker, call, node_id, metadata)
@@ -118,12 +123,15 @@ class Fleet:
     def cancel(self, message_ids: Collection[str]) -> None:
         """Kill the workers running these calls (their threads reap and replace them).
 
-        A call still waiting for a worker is dropped instead.
+        A call still waiting for a worker is dropped instead, and so is one whose thread
+        has not reached :meth:`call` yet.
         """
         with self._changed:  # held, so that no call moves meanwhile
             for message_id in message_ids:
                 call = self._calls.get(message_id)
-                if call is not None:
+                if call is None:  # finished, or its thread has not reached call() yet
+                    self._given_up.add(message_id)
+                else:
                     call.cancelled = True
                     if call.worker is not None:
                         call.worker.kill()
