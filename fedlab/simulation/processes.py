@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from fedlab.errors import CodecError, SimulationError
 from fedlab.simulation._daemon_pool import DaemonPool
-from fedlab.simulation._fleet import Fleet
+from fedlab.simulation._fleet import CALLS_PER_WORKER, Fleet
 from fedlab.simulation._shm import create_segment
 from fedlab.simulation._wire import encode_request
 
@@ -173,9 +173,13 @@ class ProcessBackend:
         self._fleet = Fleet(self._context, payload, self._workers, self._stop_timeout, self._threads)
 
     def submit(self, fn: Callable[[], T]) -> Future[T]:
-        """Queue ``fn`` on a pool of one daemon thread per worker (started on first use)."""
+        """Queue ``fn`` on a pool of daemon threads (started on first use).
+
+        There is a thread for each call a worker may hold (the one it runs and the next),
+        so that the next call is encoded and waiting while a worker runs one.
+        """
         if self._pool is None:
-            self._pool = DaemonPool(self._workers, "fedlab-process")
+            self._pool = DaemonPool(self._workers * CALLS_PER_WORKER, "fedlab-process")
         return self._pool.submit(fn)
 
     def call(self, message: Message, context: Context) -> Message:
