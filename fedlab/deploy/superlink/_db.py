@@ -1,7 +1,13 @@
 """The SuperLink's SQLite database: schema, transactions, and waiting for changes.
 
 One connection, used by every gRPC thread under one lock: SQLite serialises writers
-anyway, and the SuperLink's writes are small (payloads live in the object store). A file
+anyway, and the SuperLink's writes are small (payloads live in the object store).
+
+Waiters sleep until the data they wait for may have changed. Most wait on one shared
+condition that every committed transaction wakes; a waiter that names a *key* (a node's
+long poll for instructions) sleeps on that key alone and is woken only by a transaction
+that calls :meth:`Database.signal` for it, so a commit costs O(its own waiters), not O(every
+node), and thousands of nodes can long-poll at once. A file
 database runs in WAL mode with ``synchronous=FULL``, so a committed transaction survives
 a crash of the process *and* of the machine; this is what "an acknowledged reply is never
 lost" rests on. ``path=None`` gives an in-memory database (``--state memory``).
@@ -12,7 +18,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -99,6 +105,10 @@ class Database:
         self._lock = threading.RLock()
         self._changed = threading.Condition()
         self._closing = False
+        # key -> [condition, number of waiters]; a door exists while someone waits at it.
+        self._doors: dict[Hashable, list[Any]] = {}
+        self._doors_lock = threading.Lock()
+        self._signalled: set[Hashable] = set()
         self._conn = sqlite3.connect(
             ":memory:" if path is None else str(path), check_same_thread=False, isolation_level=None
         )
@@ -117,13 +127,36 @@ class Database:
             try:
                 yield self._conn
             except BaseException:
+                self._signalled.clear()
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
             changed = self._conn.total_changes != before
+            signalled, self._signalled = self._signalled, set()
         if changed:  # waking waiters for a transaction that wrote nothing would spin them
             with self._changed:
                 self._changed.notify_all()
+            self._ring(signalled)
+
+    def signal(self, key: Hashable) -> None:
+        """Wake the waiters at ``key`` once the current transaction commits.
+
+        Call it inside :meth:`transaction` for every key whose answer the transaction may
+        change; a rolled-back transaction wakes no one.
+        """
+        self._signalled.add(key)
+
+    def ring(self, *keys: Hashable) -> None:
+        """Wake the waiters at ``keys`` now, outside any transaction."""
+        self._ring(keys)
+
+    def _ring(self, keys: Iterable[Hashable]) -> None:
+        for key in keys:
+            with self._doors_lock:
+                door = self._doors.get(key)
+            if door is not None:
+                with door[0]:
+                    door[0].notify_all()
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """Return all rows of a read-only query."""
@@ -137,28 +170,56 @@ class Database:
         *,
         active: Callable[[], bool] | None = None,
         recheck: float = 0.5,
+        key: Hashable | None = None,
     ) -> T:
         """Return ``probe()`` once it is truthy, or its last value after ``timeout`` seconds.
 
-        ``probe`` runs again after every committed transaction and at least every
-        ``recheck`` seconds (some answers change with time alone: a node goes offline, a
-        message expires). The wait also ends early when ``active()`` turns False (the
-        caller hung up) or the database is closing.
+        Without ``key``, ``probe`` runs again after every committed transaction; with one,
+        only after a transaction that called :meth:`signal` for that key. Either way it also runs
+        at least every ``recheck`` seconds (some answers change with time alone: a node
+        goes offline, a message expires). The wait also ends early when ``active()`` turns
+        False (the caller hung up) or the database is closing.
         """
         deadline = time.monotonic() + max(timeout, 0.0)
-        with self._changed:
+        if key is None:
+            return self._wait(self._changed, probe, deadline, active, recheck)
+        with self._doors_lock:
+            door = self._doors.setdefault(key, [threading.Condition(), 0])
+            door[1] += 1
+        try:
+            return self._wait(door[0], probe, deadline, active, recheck)
+        finally:
+            with self._doors_lock:
+                door[1] -= 1
+                if door[1] == 0:
+                    del self._doors[key]
+
+    def _wait(
+        self,
+        condition: threading.Condition,
+        probe: Callable[[], T],
+        deadline: float,
+        active: Callable[[], bool] | None,
+        recheck: float,
+    ) -> T:
+        # The probe runs holding the condition, and a writer notifies only after its
+        # commit, so a change between a probe and the sleep cannot be missed.
+        with condition:
             while True:
                 result = probe()
                 remaining = deadline - time.monotonic()
                 if result or remaining <= 0 or self._closing or (active is not None and not active()):
                     return result
-                self._changed.wait(min(remaining, recheck))
+                condition.wait(min(remaining, recheck))
 
     def wake(self) -> None:
         """End every wait: the database is about to close."""
         with self._changed:
             self._closing = True
             self._changed.notify_all()
+        with self._doors_lock:
+            keys = list(self._doors)
+        self._ring(keys)
 
     def close(self) -> None:
         """Close the connection."""

@@ -15,6 +15,7 @@ from fedlab.deploy.superlink.nodes import DEFAULT_PATIENCE
 from fedlab.deploy.superlink.server import (
     DEFAULT_CONTROL_ADDRESS,
     DEFAULT_FLEET_ADDRESS,
+    DEFAULT_MAX_LONG_POLLS,
     DEFAULT_MAX_OBJECT_SIZE,
     DEFAULT_SERVERAPPIO_ADDRESS,
     SuperLink,
@@ -66,6 +67,9 @@ def build_parser(prog: str = "python -m fedlab.deploy.superlink") -> argparse.Ar
     parser.add_argument("--driver-grace", type=float, default=DEFAULT_DRIVER_GRACE,
                         help="seconds an attached run may go without a call from the process "
                         "driving it before it is marked failed")  # fmt: skip
+    parser.add_argument("--max-long-polls", type=int, default=DEFAULT_MAX_LONG_POLLS,
+                        help="SuperNodes that may wait for work at once, each holding a server "
+                        "thread; more are told to pull again a second later")  # fmt: skip
     security = parser.add_argument_group(
         "security", "TLS on all three APIs, SuperNodes admitted by key, users by token. "
         "`fedlab certs DIR` and `fedlab keys NAME` make development files."
@@ -143,6 +147,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m fedlab.deploy
         trusted_keys=trusted_keys,
         allow_unsigned=args.insecure_allow_unsigned,
         driver_grace=args.driver_grace,
+        max_long_polls=args.max_long_polls,
     )
     try:
         superlink.start()

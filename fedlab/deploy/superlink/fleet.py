@@ -23,7 +23,9 @@ no request says who sends it, so every Register is a new node with a new id.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import grpc
@@ -45,6 +47,7 @@ from fedlab.deploy.superlink._serving import (
     send_object,
 )
 from fedlab.deploy.superlink.credentials import Credentials
+from fedlab.deploy.superlink.messages import instructions_key
 from fedlab.deploy.superlink.quotas import UploadLimits, UploadQuotas
 from fedlab.deploy.superlink.state import LinkState
 from fedlab.deploy.transport.wire import decode_header
@@ -55,6 +58,11 @@ __all__ = ["FleetServicer"]
 _log = logging.getLogger("fedlab.superlink")
 #: Longest a PullInstructions call waits for work before answering with none.
 MAX_WAIT_S = 30.0
+#: Long polls past the SuperLink's ``max_long_polls`` answer at once and ask the node to
+#: pull again after this many seconds, so that they never hold every server thread.
+BUSY_RETRY_S = 1.0
+#: A long poll re-checks on its own this often; changes for its node wake it at once.
+_LONG_POLL_RECHECK_S = 5.0
 _MIN_INTERVAL, _MAX_INTERVAL = 0.1, 3600.0
 
 
@@ -62,7 +70,10 @@ class FleetServicer:
     """Serves the Fleet API from a :class:`LinkState`.
 
     Uploads are held to ``limits`` (:mod:`fedlab.deploy.superlink.quotas`); ``max_workers``
-    is the size of the server's thread pool, half of which object streams may take.
+    is the size of the server's thread pool for calls other than long polls, half of which
+    object streams may take. Up to ``max_long_polls`` PullInstructions calls wait for work
+    at once, each on its own node's wake-up (the server needs that many threads more);
+    one more answers at once with ``retry_after_s``.
     """
 
     def __init__(
@@ -72,10 +83,14 @@ class FleetServicer:
         max_object_size: int,
         limits: UploadLimits | None = None,
         max_workers: int = 64,
+        max_long_polls: int = 4096,
         credentials: Credentials,
         audit: AuditLog,
     ) -> None:
         self.state = state
+        self.max_long_polls = max_long_polls
+        self._long_polls = 0
+        self._long_polls_lock = threading.Lock()
         self.max_object_size = max_object_size
         self.credentials = credentials
         self.audit = audit
@@ -83,6 +98,11 @@ class FleetServicer:
         self.uploads = UploadQuotas(self.limits, max_streams=max(max_workers // 2, 1), is_stored=state.objects.has)
         self.deadlines = StreamDeadlines(self.limits.idle_s)
         quiet_grpc_decoding_errors()  # the Fleet API faces other organisations' machines
+
+    @property
+    def long_polls(self) -> int:
+        """How many PullInstructions calls are waiting for work now."""
+        return self._long_polls
 
     def _me(self, node_id: int, context: Any) -> None:
         """Refuse a request about another node than the one whose key signed it."""
@@ -158,6 +178,7 @@ class FleetServicer:
     def PullInstructions(self, request: Any, context: Any) -> Any:
         self._alive(request.node_id, context)
         limit = min(max(request.max_messages, 1), 100)
+        key = instructions_key(request.node_id)
 
         def probe() -> list[Any]:
             if not context.is_active():  # the node hung up: hand nothing out, nothing is lost
@@ -165,8 +186,29 @@ class FleetServicer:
             return self.state.messages.pull_instructions(request.node_id, limit)
 
         wait = min(max(request.wait_s, 0.0), MAX_WAIT_S)
-        rows = self.state.wait_until(probe, wait, active=context.is_active)
+        with self._long_poll_slot(wait > 0) as waiting:
+            if not waiting:
+                rows = probe()
+                retry = 0.0 if rows or wait <= 0 else BUSY_RETRY_S
+                return pb.PullInstructionsResponse(messages=[row.to_wire() for row in rows], retry_after_s=retry)
+            # A node that hangs up wakes its own wait, so the thread is free at once.
+            context.add_callback(lambda: self.state.wake_key(key))
+            rows = self.state.wait_until(probe, wait, active=context.is_active, key=key,
+                                         recheck=_LONG_POLL_RECHECK_S)  # fmt: skip
         return pb.PullInstructionsResponse(messages=[row.to_wire() for row in rows])
+
+    @contextmanager
+    def _long_poll_slot(self, wanted: bool) -> Iterator[bool]:
+        """Yield True while holding one of the ``max_long_polls`` slots, False if none is free."""
+        with self._long_polls_lock:
+            granted = wanted and self._long_polls < self.max_long_polls
+            self._long_polls += granted
+        try:
+            yield granted
+        finally:
+            if granted:
+                with self._long_polls_lock:
+                    self._long_polls -= 1
 
     @guarded
     def PushReplies(self, request: Any, context: Any) -> Any:

@@ -24,7 +24,7 @@ from fedlab.deploy.superlink.nodes import Nodes
 from fedlab.message import Error, ErrorCode, Message
 from fedlab.wire.codec import decode_message, encode_message
 
-__all__ = ["Messages", "StoredMessage"]
+__all__ = ["Messages", "StoredMessage", "instructions_key"]
 
 _COLUMNS = ("message_id, kind, run_id, dst_node_id, reply_to, frame, content_digest, "
             "content_size, duration_s, expires_at")  # fmt: skip
@@ -52,6 +52,11 @@ class StoredMessage:
             wire.content.digest = self.content_digest
             wire.content.size = self.content_size
         return wire
+
+
+def instructions_key(node_id: int) -> tuple[str, int]:
+    """The :class:`Database` wait key a node's long poll for instructions sleeps on."""
+    return ("instructions", node_id)
 
 
 def _stored(row: tuple[Any, ...]) -> StoredMessage:
@@ -86,6 +91,8 @@ class Messages:
                      wire.content.digest, wire.content.size, now + md.ttl, now),
                 )  # fmt: skip
                 ids.append(md.message_id)
+                if cursor.rowcount:
+                    self._db.signal(instructions_key(md.dst_node_id))
                 if cursor.rowcount and not self._nodes.is_online(md.dst_node_id):
                     known = self._nodes.get(md.dst_node_id) is not None
                     reason = (
@@ -127,6 +134,7 @@ class Messages:
         Return how many instructions are pending again.
         """
         with self._db.transaction() as conn:
+            self._db.signal(instructions_key(node_id))
             return conn.execute(
                 "UPDATE messages SET delivered_at = NULL WHERE kind = 'instruction' "
                 "AND dst_node_id = ? AND delivered_at IS NOT NULL AND expires_at > ? "

@@ -33,6 +33,7 @@ from fedlab.errors import DeployError
 __all__ = [
     "DEFAULT_CONTROL_ADDRESS",
     "DEFAULT_FLEET_ADDRESS",
+    "DEFAULT_MAX_LONG_POLLS",
     "DEFAULT_MAX_OBJECT_SIZE",
     "DEFAULT_SERVERAPPIO_ADDRESS",
     "SuperLink",
@@ -50,6 +51,8 @@ DEFAULT_CONTROL_ADDRESS = "127.0.0.1:9093"
 #: one node cannot make the SuperLink store tens of GiB (its uploads are further capped per
 #: run, see :mod:`fedlab.deploy.superlink.quotas`). Raise it with --max-object-size.
 DEFAULT_MAX_OBJECT_SIZE = 8 * 2**30
+#: SuperNodes that may wait for work at once (one sleeping thread each, created as needed).
+DEFAULT_MAX_LONG_POLLS = 4096
 _MAX_BUNDLE_SIZE = 64 * 2**20
 _SWEEP_S = 10.0
 
@@ -96,6 +99,11 @@ class SuperLink:
         failed (the process driving it died).
     max_workers
         Threads serving each API; at most half of the Fleet API's may serve object uploads.
+    max_long_polls
+        SuperNodes that may wait for work at once (PullInstructions long polls). The Fleet
+        API gets that many threads beyond ``max_workers``, so waiting nodes never hold
+        the threads other calls need; each wait sleeps until its own node has work. A
+        node past the limit is answered at once and pulls again a second later.
     upload_limits
         Streams, bytes and object sizes each SuperNode may upload, and the idle deadline
         of object streams (:class:`~fedlab.deploy.superlink.quotas.UploadLimits`).
@@ -121,7 +129,10 @@ class SuperLink:
         allow_unsigned: bool = False,
         driver_grace: float = DEFAULT_DRIVER_GRACE,
         upload_limits: UploadLimits | None = None,
+        max_long_polls: int = DEFAULT_MAX_LONG_POLLS,
     ) -> None:
+        if max_long_polls < 0:
+            raise DeployError(f"max_long_polls must be 0 or more, got {max_long_polls}.")
         if tls is None and not insecure:
             raise DeployError(
                 "A SuperLink serves TLS: pass tls=ServerTls.from_files(cert, key) (--tls-cert/--tls-key; "
@@ -147,6 +158,7 @@ class SuperLink:
         self.max_object_size = max_object_size
         self.stop_grace = stop_grace
         self.max_workers = max_workers
+        self.max_long_polls = max_long_polls
         self.driver_grace = driver_grace
         self.upload_limits = upload_limits or UploadLimits()
         self.addresses: dict[str, str] = {}
@@ -157,6 +169,8 @@ class SuperLink:
         self._janitor: threading.Thread | None = None
         self.audit: AuditLog = AuditLog(None)
         self.credentials: Credentials | None = None
+        #: The Fleet API's servicer once started (its ``long_polls`` says how many wait now).
+        self.fleet_servicer: FleetServicer | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
 
     def start(self) -> SuperLink:
@@ -180,7 +194,10 @@ class SuperLink:
             credentials = self.credentials = Credentials(
                 state.db, admin_token=self.admin_token, fixed_node_keys=self.node_keys
             )
-            servers = {name: open_server(self.max_workers) for name in self._requested}
+            servers = {
+                name: open_server(self.max_workers + (self.max_long_polls if name == "fleet" else 0))
+                for name in self._requested
+            }
             for name, server in servers.items():
                 port = _bind(server, self._requested[name], self.tls)
                 host = self._requested[name].rpartition(":")[0]
@@ -197,8 +214,9 @@ class SuperLink:
                     "serverappio": TokenGate(credentials.serverappio_caller, "ServerAppIo"),
                     "control": TokenGate(credentials.control_caller, "Control"),
                 }
-            fleet = FleetServicer(state, max_object_size=self.max_object_size, limits=self.upload_limits,
-                                  max_workers=self.max_workers, credentials=credentials, audit=self.audit)  # fmt: skip
+            fleet = self.fleet_servicer = FleetServicer(state, max_object_size=self.max_object_size, limits=self.upload_limits,
+                                  max_workers=self.max_workers, max_long_polls=self.max_long_polls,
+                                  credentials=credentials, audit=self.audit)  # fmt: skip
             serverappio = ServerAppIoServicer(state, max_object_size=self.max_object_size, credentials=credentials)
             control = ControlServicer(state, self.launcher, max_bundle_size=_MAX_BUNDLE_SIZE, info=self.info,
                                       credentials=credentials, audit=self.audit)  # fmt: skip

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import IO, TypeVar
 
@@ -94,14 +94,26 @@ class LinkState:
         return self.state_dir is not None
 
     def wait_until(
-        self, probe: Callable[[], T], timeout: float, *, active: Callable[[], bool] | None = None
+        self,
+        probe: Callable[[], T],
+        timeout: float,
+        *,
+        active: Callable[[], bool] | None = None,
+        key: Hashable | None = None,
+        recheck: float = 0.5,
     ) -> T:
         """Return ``probe()`` once truthy (re-checked on every change), or after ``timeout``.
 
-        Ends early when ``active()`` turns False (e.g. ``context.is_active`` of a call whose
-        client hung up) or the state is closing.
+        With ``key``, only changes signalled for that key wake the probe (see
+        :meth:`Database.wait_until`), and :meth:`wake_key` ends such a wait early. Ends early
+        when ``active()`` turns False (e.g. ``context.is_active`` of a call whose client
+        hung up) or the state is closing.
         """
-        return self.db.wait_until(probe, timeout, active=active)
+        return self.db.wait_until(probe, timeout, active=active, key=key, recheck=recheck)
+
+    def wake_key(self, key: Hashable) -> None:
+        """Run the probes waiting at ``key`` again now (e.g. their caller hung up)."""
+        self.db.ring(key)
 
     def finish_run(self, run_id: int, status: str, error: str = "") -> RunRow:
         """Finish a run and make sure its event stream ends with one RunFinished event."""

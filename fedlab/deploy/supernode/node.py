@@ -263,6 +263,8 @@ class SuperNode:
             return
         for wire in response.messages:
             self._handle(wire)
+        if not response.messages and response.retry_after_s > 0:  # the SuperLink is busy
+            self._stop.wait(min(response.retry_after_s, _POLL_S))
 
     def _handle(self, wire: Any) -> None:
         node_id = self.node_id
