@@ -18,7 +18,7 @@ from fedlab.deploy.superlink._serving import RunObjectCalls, abort, guarded
 from fedlab.deploy.superlink.credentials import Credentials
 from fedlab.deploy.superlink.runs import RunRow
 from fedlab.deploy.superlink.state import LinkState
-from fedlab.deploy.transport.wire import decode_header
+from fedlab.deploy.transport.wire import Inliner, decode_header
 from fedlab.message import SERVER_NODE_ID
 
 __all__ = ["ServerAppIoServicer"]
@@ -138,8 +138,9 @@ class ServerAppIoServicer(RunObjectCalls):
             if row.content_digest:
                 self.state.objects.touch(row.content_digest)
         run = self._run(request.run_id, context)
+        inliner = Inliner(self.state.objects.read_small)  # small replies need no PullObject
         return pb.PullRepliesResponse(
-            messages=[row.to_wire() for row in rows], stop_requested=run.stop_requested
+            messages=[inliner.fill(row.to_wire()) for row in rows], stop_requested=run.stop_requested
         )
 
     @guarded
