@@ -30,6 +30,7 @@ import argparse
 import collections
 import contextlib
 import io
+import itertools
 import logging
 import threading
 import time
@@ -101,7 +102,7 @@ def counted(factory: Any, counter: Counter) -> Any:
     return open_counted
 
 
-def bench(nodes: int, rounds: int, limit_s: float = 120.0) -> dict[str, Any]:
+def bench(nodes: int, rounds: int, limit_s: float = 120.0, state: str = "sqlite") -> dict[str, Any]:
     fleet_counter, server_counter = Counter(), Counter()
     original_node, original_grid = node_module.open_channel, grpcgrid.open_channel
     node_module.open_channel = counted(original_node, fleet_counter)  # type: ignore[assignment]
@@ -110,7 +111,10 @@ def bench(nodes: int, rounds: int, limit_s: float = 120.0) -> dict[str, Any]:
     pool: list[SuperNode] = []
     threads: list[threading.Thread] = []
     try:
-        with LocalCluster(0, [], insecure=True) as cluster:
+        cluster = LocalCluster(0, [], insecure=True)
+        if state == "memory":
+            cluster.superlink_args += ["--state", "memory"]
+        with cluster:
             assert cluster.addresses is not None
             started = time.perf_counter()
             for index in range(nodes):
@@ -175,17 +179,19 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--limit-s", type=float, default=120.0, help="give up registering after this")
+    parser.add_argument("--state", nargs="+", choices=["sqlite", "memory"], default=["sqlite"],
+                        help="the SuperLink's state: SQLite and files in its directory, or memory")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
-    for nodes in args.nodes:
+    for nodes, state in itertools.product(args.nodes, args.state):
         with contextlib.redirect_stdout(io.StringIO()):  # each node's 'registered' line
-            row = bench(nodes, args.rounds, args.limit_s)
+            row = bench(nodes, args.rounds, args.limit_s, state)
         if "failed" in row:
-            print(f"{row['nodes']:>5} nodes: did not run: {row['failed']}", flush=True)
+            print(f"{row['nodes']:>5} nodes, {state}: did not run: {row['failed']}", flush=True)
             continue
         total = row["fleet_rpcs_per_message"] + row["serverappio_rpcs_per_message"]
         print(
-            f"{row['nodes']:>5} nodes: {row['rounds_per_s']:.3f} rounds/s, "
+            f"{row['nodes']:>5} nodes, {state:>6}: {row['rounds_per_s']:.3f} rounds/s, "
             f"{total:.2f} RPCs per message ({row['fleet_rpcs_per_message']:.2f} Fleet + "
             f"{row['serverappio_rpcs_per_message']:.2f} ServerAppIo), registration {row['register_s']:.1f} s",
             flush=True,

@@ -28,7 +28,7 @@ from fedlab.deploy.transport.channel import check_address, open_channel, retry_c
 from fedlab.deploy.transport.events_json import event_to_json
 from fedlab.deploy.transport.rpc import Stub
 from fedlab.deploy.transport.transfer import download, push_objects
-from fedlab.deploy.transport.wire import decode_header, join_message, split_messages
+from fedlab.deploy.transport.wire import decode_header, inline_content, join_message, split_messages
 from fedlab.errors import CodecError, DeployError, GridError, TransferError
 from fedlab.events import Event, EventBus
 from fedlab.message import SERVER_NODE_ID, Error, ErrorCode, Message
@@ -292,7 +292,8 @@ class GrpcGrid(Grid):
             return self._stub.PullObject(pb.PullObjectRequest(digest=wire.content.digest, offset=offset))
 
         try:
-            return join_message(wire, download(stream, wire.content))
+            blob = inline_content(wire)
+            return join_message(wire, blob if blob is not None else download(stream, wire.content))
         except grpc.RpcError as err:
             raise GridError(f"Could not download a reply from the SuperLink: {err.details()}") from None
         except (CodecError, TransferError) as err:

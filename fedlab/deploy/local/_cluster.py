@@ -159,8 +159,8 @@ class LocalCluster:
                 "127.0.0.1:0",
                 "--control-address",
                 "127.0.0.1:0",
-                "--state-dir",
-                str(self.directory / "state"),
+                # superlink_args may ask for "--state memory" instead.
+                *(() if "--state" in self.superlink_args else ("--state-dir", str(self.directory / "state"))),
                 *self.superlink_args,
             ],
         )

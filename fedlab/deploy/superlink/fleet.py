@@ -50,7 +50,7 @@ from fedlab.deploy.superlink.credentials import Credentials
 from fedlab.deploy.superlink.messages import instructions_key
 from fedlab.deploy.superlink.quotas import UploadLimits, UploadQuotas
 from fedlab.deploy.superlink.state import LinkState
-from fedlab.deploy.transport.wire import decode_header
+from fedlab.deploy.transport.wire import Inliner, decode_header, inline_content
 from fedlab.errors import CodecError, TransferError
 
 __all__ = ["FleetServicer"]
@@ -190,12 +190,17 @@ class FleetServicer:
             if not waiting:
                 rows = probe()
                 retry = 0.0 if rows or wait <= 0 else BUSY_RETRY_S
-                return pb.PullInstructionsResponse(messages=[row.to_wire() for row in rows], retry_after_s=retry)
+                return pb.PullInstructionsResponse(messages=self._wires(rows), retry_after_s=retry)
             # A node that hangs up wakes its own wait, so the thread is free at once.
             context.add_callback(lambda: self.state.wake_key(key))
             rows = self.state.wait_until(probe, wait, active=context.is_active, key=key,
                                          recheck=_LONG_POLL_RECHECK_S)  # fmt: skip
-        return pb.PullInstructionsResponse(messages=[row.to_wire() for row in rows])
+        return pb.PullInstructionsResponse(messages=self._wires(rows))
+
+    def _wires(self, rows: list[Any]) -> list[Any]:
+        """The rows as WireMessages, small contents inside them (no PullObject needed)."""
+        inliner = Inliner(self.state.objects.read_small)
+        return [inliner.fill(row.to_wire()) for row in rows]
 
     @contextmanager
     def _long_poll_slot(self, wanted: bool) -> Iterator[bool]:
@@ -222,6 +227,13 @@ class FleetServicer:
                 results.append(pb.ReplyStatus(accepted=False, reason=f"malformed reply: {err}"))
                 continue
             message_id = header.metadata.message_id
+            if wire.inline_content:
+                try:
+                    self._store_inline(node_id, wire, context)
+                except TransferError as err:
+                    refusals.refused("damaged reply", f"node {node_id}", str(err))
+                    results.append(pb.ReplyStatus(message_id=message_id, accepted=False, reason=str(err)))
+                    continue
             if wire.HasField("content"):
                 try:
                     stored = self.state.objects.size(wire.content.digest)
@@ -250,6 +262,30 @@ class FleetServicer:
                 self.uploads.claim(node_id, wire.content.digest)
             results.append(pb.ReplyStatus(message_id=message_id, accepted=accepted, reason=reason))
         return pb.PushRepliesResponse(results=results)
+
+    def _store_inline(self, node_id: int, wire: Any, context: Any) -> None:
+        """Store a reply's inline content as an object, held to the same caps as an upload.
+
+        Raises
+        ------
+        TransferError
+            If the bytes are not the object the reply names.
+        """
+        data = inline_content(wire)
+        assert data is not None
+        wire.ClearField("inline_content")
+        if self.state.objects.has(wire.content.digest):
+            self.state.objects.touch(wire.content.digest)
+            return
+        ended = self._admit(node_id, wire.content, context)
+        stored = False
+        try:
+            writer = self.state.objects.writer(wire.content.digest, len(data))
+            writer.write(0, data)
+            writer.commit()
+            stored = True
+        finally:
+            ended(stored)
 
     @guarded
     def GetRun(self, request: Any, context: Any) -> Any:

@@ -24,7 +24,7 @@ from fedlab.deploy.superlink.nodes import Nodes
 from fedlab.message import Error, ErrorCode, Message
 from fedlab.wire.codec import decode_message, encode_message
 
-__all__ = ["Messages", "StoredMessage", "instructions_key"]
+__all__ = ["Messages", "StoredMessage", "instructions_key", "replies_key"]
 
 _COLUMNS = ("message_id, kind, run_id, dst_node_id, reply_to, frame, content_digest, "
             "content_size, duration_s, expires_at")  # fmt: skip
@@ -57,6 +57,11 @@ class StoredMessage:
 def instructions_key(node_id: int) -> tuple[str, int]:
     """The :class:`Database` wait key a node's long poll for instructions sleeps on."""
     return ("instructions", node_id)
+
+
+def replies_key(run_id: int) -> tuple[str, int]:
+    """The :class:`Database` wait key a ServerApp's wait for its run's replies sleeps on."""
+    return ("replies", run_id)
 
 
 def _stored(row: tuple[Any, ...]) -> StoredMessage:
@@ -183,6 +188,7 @@ class Messages:
                 )  # fmt: skip
             except sqlite3.IntegrityError:
                 return False, f"message id {md.message_id} is already taken"
+            self._db.signal(replies_key(run_id))
         return True, ""
 
     def replies(self, run_id: int, message_ids: Iterable[str]) -> list[StoredMessage]:
@@ -292,3 +298,4 @@ class Messages:
             (md.message_id, md.run_id, md.reply_to_message_id, encode_message(reply),
              now + max(md.ttl, 60.0), now),
         )  # fmt: skip
+        self._db.signal(replies_key(md.run_id))

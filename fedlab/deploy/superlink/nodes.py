@@ -16,10 +16,13 @@ from fedlab.context import UserConfig
 from fedlab.deploy.superlink._db import Database, from_sql_id, to_sql_id
 from fedlab.message import SERVER_NODE_ID
 
-__all__ = ["DEFAULT_PATIENCE", "NodeRow", "Nodes"]
+__all__ = ["DEFAULT_PATIENCE", "HEARTBEAT_GRAIN_S", "NodeRow", "Nodes"]
 
 #: How many heartbeat intervals may pass in silence before a node counts as offline.
 DEFAULT_PATIENCE = 2.0
+#: A node's ``last_seen`` is written at most this often (and at most every tenth of its
+#: patience window): calls closer together than that only read it.
+HEARTBEAT_GRAIN_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -88,11 +91,17 @@ class Nodes:
         now = self._db.clock()
         with self._db.transaction() as conn:
             row = conn.execute(
-                "SELECT heartbeat_interval FROM nodes WHERE node_id = ?", (to_sql_id(node_id),)
+                "SELECT heartbeat_interval, online_until FROM nodes WHERE node_id = ?", (to_sql_id(node_id),)
             ).fetchone()
             if row is None:
                 return False
             interval = heartbeat_interval if heartbeat_interval else row[0]
+            window = self.patience * interval
+            if interval == row[0] and now + window - row[1] <= min(HEARTBEAT_GRAIN_S, window / 10):
+                # Heard from a moment ago: every Fleet call counts as a sign of life, and a
+                # durable write (and a wake-up of every waiter) per call would cost more
+                # than the whole call. Liveness is recorded to within this grain.
+                return True
             conn.execute(
                 "UPDATE nodes SET heartbeat_interval = ?, online_until = ?, last_seen = ? "
                 "WHERE node_id = ?",

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from fedlab.deploy.transport.channel import CHUNK_SIZE
 from fedlab.deploy.transport.transfer import check_digest
 from fedlab.errors import TransferError
 
@@ -102,6 +103,18 @@ class ObjectStore(ABC):
             writer.write(0, data)
             writer.commit()
         return digest
+
+    def read_small(self, digest: str) -> bytes | None:
+        """Return a stored object whole (for objects small enough to inline), marking it used.
+
+        None if it is not stored (or was collected meanwhile).
+        """
+        try:
+            data = b"".join(self.read(digest, 0, CHUNK_SIZE))
+        except (KeyError, FileNotFoundError):
+            return None
+        self.touch(digest)
+        return data
 
     def digests(self) -> list[str]:
         """Return every stored digest."""

@@ -16,9 +16,10 @@ from fedlab.deploy import proto as pb
 from fedlab.deploy.security.access import USER, caller_of
 from fedlab.deploy.superlink._serving import RunObjectCalls, abort, guarded
 from fedlab.deploy.superlink.credentials import Credentials
+from fedlab.deploy.superlink.messages import replies_key
 from fedlab.deploy.superlink.runs import RunRow
 from fedlab.deploy.superlink.state import LinkState
-from fedlab.deploy.transport.wire import decode_header
+from fedlab.deploy.transport.wire import Inliner, decode_header
 from fedlab.message import SERVER_NODE_ID
 
 __all__ = ["ServerAppIoServicer"]
@@ -133,13 +134,17 @@ class ServerAppIoServicer(RunObjectCalls):
             return self.state.messages.replies(run.run_id, ids) if context.is_active() else []
 
         wait = min(max(request.wait_s, 0.0), MAX_WAIT_S)
-        rows = self.state.wait_until(probe, wait, active=context.is_active) if ids else []
+        # Woken by replies of this run only (not by every heartbeat and pull of a thousand
+        # nodes: each wake-up checks every id); time-decided answers come with the recheck.
+        key = replies_key(run.run_id)
+        rows = self.state.wait_until(probe, wait, active=context.is_active, key=key) if ids else []
         for row in rows:
             if row.content_digest:
                 self.state.objects.touch(row.content_digest)
         run = self._run(request.run_id, context)
+        inliner = Inliner(self.state.objects.read_small)  # small replies need no PullObject
         return pb.PullRepliesResponse(
-            messages=[row.to_wire() for row in rows], stop_requested=run.stop_requested
+            messages=[inliner.fill(row.to_wire()) for row in rows], stop_requested=run.stop_requested
         )
 
     @guarded

@@ -41,7 +41,13 @@ from fedlab.deploy.supernode.apps import RunApps
 from fedlab.deploy.transport.channel import Backoff, check_address, is_retryable, open_channel
 from fedlab.deploy.transport.rpc import Stub
 from fedlab.deploy.transport.transfer import download, push_objects
-from fedlab.deploy.transport.wire import decode_header, join_message, split_message
+from fedlab.deploy.transport.wire import (
+    INLINE_MAX_BYTES,
+    decode_header,
+    inline_content,
+    join_message,
+    split_message,
+)
 from fedlab.errors import CodecError, DeployError
 from fedlab.message import Error, ErrorCode, Message
 
@@ -279,7 +285,7 @@ class SuperNode:
         try:
             app = self.apps.app(md.run_id)
             context = self.apps.context(md.run_id, node_id)
-            message = join_message(wire, self._download(wire.content))
+            message = join_message(wire, self._download(wire))
         except _Lost:
             raise
         except Exception as err:  # a bundle that fails its checks or to load, a lost download
@@ -301,8 +307,11 @@ class SuperNode:
             duration = time.perf_counter() - started
         self._deliver(reply, duration)
 
-    def _download(self, ref: Any) -> bytes:
-        node_id = self.node_id
+    def _download(self, wire: Any) -> bytes:
+        blob = inline_content(wire)
+        if blob is not None:
+            return blob
+        ref, node_id = wire.content, self.node_id
 
         def stream(offset: int) -> Any:
             request = pb.PullObjectRequest(digest=ref.digest, offset=offset, node_id=node_id)
@@ -313,6 +322,8 @@ class SuperNode:
     def _deliver(self, reply: Message, duration: float) -> None:
         """Push ``reply`` until the SuperLink accepts or refuses it (or its TTL runs out)."""
         wire, blob = split_message(reply, duration_s=duration)
+        if blob is not None and len(blob) <= INLINE_MAX_BYTES:  # one PushReplies carries it all
+            wire.inline_content, blob = blob, None
         expires = time.monotonic() + reply.metadata.ttl
         backoff = Backoff(maximum=self._backoff.maximum)
         while not self._stop.is_set() and time.monotonic() < expires:

@@ -20,7 +20,7 @@ array([1., 1., 1.])
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from fedlab.deploy import proto as pb
@@ -35,10 +35,25 @@ from fedlab.wire.codec import (
     encode_record_dict,
 )
 
-__all__ = ["MAX_FRAME_BYTES", "decode_header", "join_message", "split_message", "split_messages"]
+__all__ = [
+    "INLINE_BUDGET_BYTES",
+    "INLINE_MAX_BYTES",
+    "MAX_FRAME_BYTES",
+    "Inliner",
+    "decode_header",
+    "inline_content",
+    "join_message",
+    "split_message",
+    "split_messages",
+]
 
 #: A header frame holds metadata or an error reason, never data: this is plenty.
 MAX_FRAME_BYTES = 1 * 2**20
+#: Content up to this size travels inside its WireMessage (``inline_content``) instead of
+#: as a separate object upload and download: a small model's message costs one RPC, not four.
+INLINE_MAX_BYTES = 64 * 2**10
+#: At most this much inline content in one response; later messages travel by reference.
+INLINE_BUDGET_BYTES = 2 * 2**20
 
 
 def split_message(message: Message, *, duration_s: float = 0.0) -> tuple[Any, bytes | None]:
@@ -132,3 +147,54 @@ def join_message(wire: Any, blob: bytes | None) -> Message:
             f"{wire.content.digest[:12]} but none was given."
         )
     return Message.from_parts(header.metadata, content=decode_record_dict(blob))
+
+
+def inline_content(wire: Any) -> bytes | None:
+    """The content carried inside ``wire``, checked against its ref; None if it has none.
+
+    Raises
+    ------
+    TransferError
+        If the inline bytes are not the object the message names (size or sha256 differ),
+        or are above :data:`INLINE_MAX_BYTES`: the sender is broken or lying.
+    """
+    data = wire.inline_content
+    if not data:
+        return None
+    if not wire.HasField("content") or len(data) > INLINE_MAX_BYTES:
+        raise TransferError(
+            f"A message carries {len(data)} bytes of inline content without a content ref, or "
+            f"above the {INLINE_MAX_BYTES} bytes allowed inline; it was not used."
+        )
+    ref = object_ref(data)
+    if ref.digest != wire.content.digest or ref.size != wire.content.size:
+        raise TransferError(
+            f"The inline content of a message is {ref.size} bytes with sha256 {ref.digest[:12]}, "
+            f"but the message names {wire.content.digest[:12]} of {wire.content.size} bytes; "
+            "it was not used."
+        )
+    return bytes(data)
+
+
+class Inliner:
+    """Puts small contents inside the WireMessages of one response, up to a byte budget.
+
+    ``read(digest)`` returns a stored object's bytes. Contents above :data:`INLINE_MAX_BYTES`,
+    and every content once ``budget`` is spent, keep travelling by reference.
+    """
+
+    def __init__(self, read: Callable[[str], bytes | None], budget: int = INLINE_BUDGET_BYTES) -> None:
+        self._read = read
+        self.budget = budget
+
+    def fill(self, wire: Any) -> Any:
+        """Inline ``wire``'s content if it is small and the budget allows; return ``wire``."""
+        if not wire.HasField("content"):
+            return wire
+        size = wire.content.size
+        if 0 < size <= min(INLINE_MAX_BYTES, self.budget):
+            data = self._read(wire.content.digest)
+            if data is not None and len(data) == size:
+                wire.inline_content = data
+                self.budget -= size
+        return wire

@@ -77,6 +77,27 @@ class LinkStateContract:
         assert state.nodes.list()[0].node_config == {"partition-id": 0}
         assert not state.nodes.heartbeat(node + 1)
 
+    def test_calls_a_moment_apart_write_liveness_once_yet_no_node_is_seen_later_than_the_grain(
+        self, state: LinkState, clock: Clock
+    ) -> None:
+        node = state.nodes.register({}, heartbeat_interval=10.0)
+        registered = state.nodes.get(node)
+        assert registered is not None
+        writes = state.db._conn.total_changes
+        clock.now += 0.9  # within HEARTBEAT_GRAIN_S: only read
+        assert state.nodes.heartbeat(node)
+        assert state.db._conn.total_changes == writes
+        assert state.nodes.get(node) == registered
+        clock.now += 0.2  # 1.1 s since it was written: written again
+        assert state.nodes.heartbeat(node)
+        seen = state.nodes.get(node)
+        assert seen is not None and seen.last_seen == clock.now and seen.online_until == clock.now + 20.0
+        assert state.nodes.heartbeat(node, heartbeat_interval=5.0)  # a new interval is always written
+        seen = state.nodes.get(node)
+        assert seen is not None and seen.heartbeat_interval == 5.0
+        state.nodes.unregister(node)
+        assert state.nodes.heartbeat(node) and state.nodes.is_online(node)  # back at once
+
     def test_an_instruction_is_handed_out_once_and_only_to_its_node(self, state: LinkState) -> None:
         run = state.runs.create({}, attached=True)
         a, b = (state.nodes.register({}, 10.0) for _ in range(2))
