@@ -38,8 +38,8 @@ from fedlab.wire.codec import (
 __all__ = [
     "INLINE_BUDGET_BYTES",
     "INLINE_MAX_BYTES",
-    "MAX_FRAME_BYTES",
     "Inliner",
+    "MAX_FRAME_BYTES",
     "decode_header",
     "inline_content",
     "join_message",
