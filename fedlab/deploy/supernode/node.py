@@ -263,6 +263,11 @@ class SuperNode:
         self._poll = self._stub.PullInstructions.future(request, timeout=_POLL_S + 30.0)
         if self._stop.is_set():
             self._poll.cancel()
+        # Sleep until the call ends: a future's result() wakes ten times a second to check,
+        # which costs nothing for one node but swamps a process that pools many.
+        done = threading.Event()
+        self._poll.add_done_callback(lambda _: done.set())
+        done.wait()
         try:
             response = self._lost_if_unknown(self._poll.result)
         except grpc.FutureCancelledError:
