@@ -175,6 +175,8 @@ class SuperNode:
                         return 1
         finally:
             self._stop.set()
+            if heartbeat.is_alive():  # not mid-call when the channel closes under it
+                heartbeat.join()
             self.apps.close()
             self._unregister()
             self._channel.close()

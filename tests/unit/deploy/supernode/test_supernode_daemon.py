@@ -158,3 +158,39 @@ def _app() -> Any:
         return msg.reply(RecordDict({"metrics": MetricRecord({"num-examples": 1})}))
 
     return app
+
+
+def test_a_stopped_node_closes_its_channel_only_after_a_heartbeat_in_flight_returns(superlink: SuperLink) -> None:
+    node = SuperNode(superlink.addresses["fleet"], heartbeat_interval=0.1, allow_unsigned=True, security=INSECURE)
+    beat = node._stub.Heartbeat
+    in_call, closed_mid_call, failures = threading.Event(), threading.Event(), []
+
+    def slow_heartbeat(request: Any, timeout: float) -> Any:
+        in_call.set()
+        node._stop.wait()  # still in flight when the node is told to stop
+        threading.Event().wait(0.2)
+        if node._stop.is_set() and getattr(node._channel, "_closed", False):
+            closed_mid_call.set()
+        return beat(request, timeout=timeout)  # raises on a closed channel
+
+    node._stub.Heartbeat = slow_heartbeat  # type: ignore[method-assign]
+    close = node._channel.close
+
+    def close_and_mark() -> None:
+        node._channel._closed = True  # type: ignore[attr-defined]
+        close()
+
+    node._channel.close = close_and_mark  # type: ignore[method-assign]
+    previous = threading.excepthook
+    threading.excepthook = lambda args: failures.append(args.exc_value)
+    try:
+        thread = threading.Thread(target=node.run)
+        thread.start()
+        assert in_call.wait(30)
+        node.stop()
+        thread.join(30)
+    finally:
+        threading.excepthook = previous
+    assert not thread.is_alive()
+    assert not closed_mid_call.is_set()
+    assert failures == []
