@@ -16,6 +16,9 @@ from fedlab.records import RecordDict
 
 __all__ = ["Grid", "timeout_reply", "unavailable_reply"]
 
+#: For this many seconds :meth:`Grid.wait_for_nodes` asks every ``_EAGER_STEP_S`` at most.
+_EAGER_S, _EAGER_STEP_S = 2.0, 0.02
+
 
 class Grid(ABC):
     """Where a ServerApp or Strategy sends instructions and collects replies.
@@ -170,12 +173,16 @@ class Grid(ABC):
         GridError
             If fewer than ``count`` nodes are connected after ``timeout`` seconds.
         """
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
         while True:
             nodes = self.get_node_ids()
-            if len(nodes) >= count or time.monotonic() >= deadline:
+            now = time.monotonic()
+            if len(nodes) >= count or now >= deadline:
                 break
-            time.sleep(self.poll_interval)
+            # Nodes that are starting usually connect within a second: look often until then.
+            step = self.poll_interval if now - started > _EAGER_S else min(self.poll_interval, _EAGER_STEP_S)
+            time.sleep(min(step, deadline - now))
         if len(nodes) < count:
             raise GridError(
                 f"Only {len(nodes)} node(s) connected after {timeout:.0f}s, but {count} are required. "

@@ -269,7 +269,7 @@ class LocalCluster:
                     return addresses
             if superlink.poll() is not None:
                 break
-            time.sleep(0.05)
+            time.sleep(0.01)
         tail = "\n".join(self.log("superlink").splitlines()[-20:])
         state = (
             "exited"

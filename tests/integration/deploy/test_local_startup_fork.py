@@ -20,6 +20,7 @@ from fedlab.deploy.bundle import build_bundle
 from fedlab.deploy.client.control_client import ControlClient
 from fedlab.deploy.client.grpcgrid import GrpcGrid
 from fedlab.deploy.local._cluster import LocalCluster
+from fedlab.deploy.local._forked import template
 from fedlab.message import Message
 from fedlab.records import ArrayRecord, ConfigRecord, RecordDict
 
@@ -163,3 +164,20 @@ def test_fresh_interpreters_remain_the_path_where_forking_is_off(tmp_path: Path)
         link, node = cluster.pids
         assert parent(link) == os.getpid() and parent(node) == os.getpid()
     assert not exists(link) and not exists(node)
+
+
+def test_a_forked_process_ends_as_python_m_would_its_output_written_and_its_status_kept(
+    tmp_path: Path,
+) -> None:
+    # The template skips the interpreter's teardown in its children: what a normal exit
+    # does first (buffered output written, the exit status) must still happen.
+    spawner = template(60.0)
+    env = dict(os.environ)
+    zen = spawner.spawn("this", [], log=tmp_path / "this.log", cwd=tmp_path, env=env)
+    assert zen.wait(60) == 0
+    assert "Beautiful is better than ugly." in (tmp_path / "this.log").read_text()
+    failed = spawner.spawn(
+        "json.tool", [str(tmp_path / "missing.json")], log=tmp_path / "tool.log", cwd=tmp_path, env=env
+    )
+    assert failed.wait(60) == 2  # argparse's status for a file it cannot open
+    assert "missing.json" in (tmp_path / "tool.log").read_text()
