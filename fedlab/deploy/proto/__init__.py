@@ -22,12 +22,14 @@ from google.protobuf import (  # type: ignore[import-untyped, unused-ignore]
     message_factory,
 )
 
-__all__ = ["PACKAGE", "SERVICES", "message_class", "service_descriptor"]
+__all__ = ["HEARTBEAT_INTERVAL_RANGE", "PACKAGE", "SERVICES", "message_class", "service_descriptor"]
 
 #: The protobuf package of every deployment message and service.
 PACKAGE = "fedlab.deploy.v1"
 #: The three services: SuperNodes use Fleet, ServerApps ServerAppIo, the CLI Control.
 SERVICES = ("Control", "Fleet", "ServerAppIo")
+#: The heartbeat intervals, in seconds, a SuperLink accepts from a SuperNode (both ends).
+HEARTBEAT_INTERVAL_RANGE = (0.1, 3600.0)
 
 
 def _load_pool() -> Any:

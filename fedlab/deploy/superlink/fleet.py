@@ -63,7 +63,7 @@ MAX_WAIT_S = 30.0
 BUSY_RETRY_S = 1.0
 #: A long poll re-checks on its own this often; changes for its node wake it at once.
 _LONG_POLL_RECHECK_S = 5.0
-_MIN_INTERVAL, _MAX_INTERVAL = 0.1, 3600.0
+_MIN_INTERVAL, _MAX_INTERVAL = pb.HEARTBEAT_INTERVAL_RANGE
 
 
 class FleetServicer:

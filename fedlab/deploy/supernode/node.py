@@ -75,7 +75,7 @@ class SuperNode:
     app
         Run this ClientApp for every run instead of the code runs ship.
     heartbeat_interval
-        Seconds between heartbeats.
+        Seconds between heartbeats, from 0.1 to 3600 (what a SuperLink accepts).
     max_retries, max_wait_time
         Give up (``run`` returns 1) after this many consecutive failed attempts to reach
         the SuperLink, or after it was unreachable this many seconds; None retries forever.
@@ -122,6 +122,12 @@ class SuperNode:
                 "network you trust."
             )
         self.superlink = check_address(superlink)
+        low, high = pb.HEARTBEAT_INTERVAL_RANGE
+        if not low <= heartbeat_interval <= high:  # the SuperLink would refuse to register it
+            raise DeployError(
+                f"heartbeat_interval (--heartbeat-interval) must be between {low} and {high:.0f} "
+                f"seconds, got {heartbeat_interval!r}."
+            )
         if not security.insecure and security.node_key is None:
             raise DeployError(
                 "A SuperNode authenticates with its own key: pass --node-key FILE (make one with "

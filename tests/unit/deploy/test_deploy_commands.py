@@ -39,6 +39,16 @@ def test_contradictory_or_missing_security_options_are_refused_and_say_what_to_p
     assert says in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("interval", ["0.05", "7200", "nan"])
+def test_a_heartbeat_interval_the_superlink_would_refuse_stops_the_node_at_once(
+    interval: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Not a node that retries Register forever against INVALID_ARGUMENT.
+    args = ["--insecure", "--insecure-allow-unsigned", "--superlink", "127.0.0.1:1", "--heartbeat-interval", interval]
+    assert supernode.main(args) == 1
+    assert "must be between 0.1 and 3600 seconds" in capsys.readouterr().err
+
+
 def test_help_lists_the_security_options() -> None:
     expected = {
         "fedlab.deploy.superlink": ["--tls-cert", "--tls-key", "--node-keys", "--admin-token-file", "--audit-log"],
